@@ -1,0 +1,27 @@
+# Two commands matter: `make demo` (set up, start the stack, run the pipeline) and
+# `make test` (set up if needed, run the whole suite). Everything else is a step of those.
+PY := .venv/bin/python
+
+.PHONY: setup up down status demo test clean-state
+
+setup:
+	@scripts/setup.sh
+
+up: setup
+	@$(PY) -m fraud.stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m fraud.stack down; fi
+
+status:
+	@$(PY) -m fraud.stack status
+
+demo: up
+	@scripts/demo.sh
+
+test: setup
+	@$(PY) -m pytest
+
+# Forget the local stack's data, the lake and checkpoints (keeps .venv and the jar cache).
+clean-state: down
+	rm -rf var

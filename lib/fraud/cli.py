@@ -1,0 +1,28 @@
+"""Shared command-line plumbing: user mistakes end in one line and a non-zero exit."""
+
+import logging
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad argument, bad config, service not running).
+
+    Reported as one line without a stack trace; anything else is a bug and keeps
+    its traceback.
+    """
+
+
+def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run a CLI ``main(argv)`` and exit with its status, turning UserError into one line."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        status = main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(status or 0)

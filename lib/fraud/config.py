@@ -1,0 +1,186 @@
+"""Typed, frozen configuration parsed once from one YAML file per environment.
+
+``load_config("conf/local.yaml")`` returns a ``Config``. Every key is checked
+against the dataclasses below: a missing key, an unknown key or a value of the
+wrong type raises ``ConfigError`` with one line naming the file and the key.
+
+Deployments change a few settings through environment variables (see
+``ENV_OVERRIDES``); they are applied before type checking, so they are checked too.
+Secrets never appear here: only references (an env var name or a secret ARN).
+Relative paths are resolved against the folder holding the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fraud.cli import UserError
+
+# Environment variable -> dotted config key it replaces.
+ENV_OVERRIDES = {
+    "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
+    "FRAUD_POSTGRES_DSN": "postgres.dsn",
+    "FRAUD_POSTGRES_SECRET_ARN": "postgres.password_secret_arn",
+    "FRAUD_LAKE_ROOT": "lake_root",
+    "FRAUD_CHECKPOINT_ROOT": "checkpoint_root",
+}
+
+# A value of kafka.bootstrap_servers / postgres.dsn meaning "ask the local stack".
+LOCAL_STACK = "local-stack"
+
+DOMAINS = ("gaming", "fintech", "ecommerce")
+
+
+class ConfigError(UserError):
+    """A config file that cannot be used, with the key at fault."""
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str
+    security_protocol: str
+    sasl_mechanism: str | None
+    topics: dict[str, str]
+    partitions: int
+    starting_offsets: str
+    max_offsets_per_trigger: int
+    fail_on_data_loss: bool
+
+    def topic_list(self) -> list[str]:
+        return [self.topics[d] for d in DOMAINS]
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    dsn: str
+    password_secret_arn: str | None
+    pool_max_size: int
+    connect_timeout_s: int
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str | None
+    app_name: str
+    shuffle_partitions: int
+    driver_memory: str | None
+    ui_enabled: bool
+    extra_conf: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Config:
+    environment: str
+    lake_root: str
+    checkpoint_root: str
+    kafka: KafkaConfig
+    postgres: PostgresConfig
+    spark: SparkConfig
+    source_path: str = ""
+
+
+def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Parse ``path`` into a ``Config``, applying env overrides from ``environ`` (default os.environ)."""
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for var, key in ENV_OVERRIDES.items():
+        if environ.get(var):
+            _set_dotted(raw, key, environ[var])
+    config = _build(Config, {**raw, "source_path": str(path)}, str(path), "")
+    base = path.resolve().parent
+    return dataclasses.replace(
+        config,
+        lake_root=_resolve_location(config.lake_root, base),
+        checkpoint_root=_resolve_location(config.checkpoint_root, base),
+    )
+
+
+def _resolve_location(value: str, base: Path) -> str:
+    """Make a local relative path absolute; leave URIs (s3://, file://) alone."""
+    if "://" in value or Path(value).is_absolute():
+        return value
+    return str((base / value).resolve())
+
+
+def _set_dotted(raw: dict, dotted: str, value: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for name, field in fields.items():
+        key = prefix + name
+        if name not in data:
+            if field.default is not dataclasses.MISSING:
+                continue
+            raise ConfigError(f"{source}: {key}: missing")
+        values[name] = _coerce(hints[name], data[name], source, key)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: {prefix}{unknown[0]}: unknown key")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [t for t in options if t is not type(None)]
+        return _coerce(inner, value, source, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key + ".")
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key}: expected a mapping, got {value!r}")
+        return {
+            _coerce(key_type, k, source, key): _coerce(value_type, v, source, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        raise TypeError(f"config type {hint!r} not supported")
+    raise ConfigError(f"{source}: {key}: expected {hint.__name__}, got {value!r}")

@@ -1,0 +1,91 @@
+"""PostgreSQL: where it is, one connection pool, versioned migrations.
+
+Every statement is parameterised; identifiers go through ``psycopg.sql``.
+"""
+
+import logging
+from importlib import resources
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from fraud.cli import UserError
+from fraud.config import LOCAL_STACK, Config
+
+log = logging.getLogger(__name__)
+
+# Serialises concurrent migrators (two jobs starting at once).
+_MIGRATION_LOCK_ID = 0x46524155  # "FRAU"
+
+
+def postgres_dsn(config: Config) -> str:
+    """The DSN to connect with: the local stack's, or the configured one plus the secret's password."""
+    if config.postgres.dsn == LOCAL_STACK:
+        from fraud.stack import default_stack
+
+        return default_stack().endpoint("postgres")
+    if config.postgres.password_secret_arn:
+        from fraud.secrets import secret_password
+
+        password = secret_password(config.postgres.password_secret_arn)
+        return psycopg.conninfo.make_conninfo(config.postgres.dsn, password=password)
+    return config.postgres.dsn
+
+
+def connect(dsn: str, **kwargs) -> psycopg.Connection:
+    """One connection, with a one-line error instead of a traceback when the server is unreachable."""
+    try:
+        return psycopg.connect(dsn, **kwargs)
+    except psycopg.OperationalError as err:
+        raise UserError(f"cannot connect to PostgreSQL ({_redact(dsn)}): {str(err).strip().splitlines()[-1]}")
+
+
+def make_pool(config: Config, dsn: str | None = None) -> ConnectionPool:
+    """The process's connection pool; the caller closes it."""
+    pool = ConnectionPool(
+        dsn or postgres_dsn(config),
+        min_size=1,
+        max_size=config.postgres.pool_max_size,
+        kwargs={"connect_timeout": config.postgres.connect_timeout_s},
+        open=False,
+    )
+    pool.open(wait=True, timeout=config.postgres.connect_timeout_s * 2)
+    return pool
+
+
+def migrate(dsn: str) -> list[str]:
+    """Apply the SQL files in ``fraud/migrations`` not applied yet, in order, each in its own transaction."""
+    files = sorted(
+        (f for f in resources.files("fraud.migrations").iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
+    applied_now = []
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_ID,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for sql_file in files:
+                version = sql_file.name.removesuffix(".sql")
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql_file.read_text())
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                log.info("applied migration %s", version)
+                applied_now.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
+    return applied_now
+
+
+def _redact(dsn: str) -> str:
+    """Host, port and database of a DSN, never its password."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "unparseable DSN"
+    return f"{params.get('host', '?')}:{params.get('port', '5432')}/{params.get('dbname', '?')}"

@@ -1,0 +1,50 @@
+"""The one SparkSession factory for jobs, tests, notebooks and benchmarks.
+
+Locally it puts the cached Delta and Kafka jars on the classpath itself, so
+``python ...`` and ``spark-submit jobs/...`` need no extra flags; on EMR Serverless
+(``spark.master`` unset in config) the submission provides jars and master.
+"""
+
+import os
+
+from pyspark.sql import SparkSession
+
+from fraud.config import Config
+from fraud.jars import ensure_jars
+
+# Settings that suit a 2-core machine and a streaming job; config may add or override.
+_BASE_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    # Delta reads its log with this many tasks; the default 50 is pure overhead here.
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def build_session(config: Config, app_name: str | None = None) -> SparkSession:
+    """Return the active session or build one configured from ``config``."""
+    builder = SparkSession.builder.appName(app_name or config.spark.app_name)
+    conf = dict(_BASE_CONF)
+    conf["spark.sql.shuffle.partitions"] = str(config.spark.shuffle_partitions)
+    conf["spark.ui.enabled"] = str(config.spark.ui_enabled).lower()
+    if config.spark.master:
+        # Local run: loopback only, cached jars, driver memory before the JVM starts.
+        builder = builder.master(config.spark.master)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        conf["spark.default.parallelism"] = str(max(2, os.cpu_count() or 2))
+        if config.spark.driver_memory:
+            conf["spark.driver.memory"] = config.spark.driver_memory
+        conf["spark.jars"] = ",".join(str(p) for p in ensure_jars("spark"))
+    conf.update(config.spark.extra_conf)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

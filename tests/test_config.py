@@ -1,0 +1,93 @@
+import subprocess
+import sys
+
+import pytest
+
+from fraud.config import ConfigError, load_config
+
+from conftest import ROOT
+
+
+def write(tmp_path, text):
+    path = tmp_path / "conf.yaml"
+    path.write_text(text)
+    return path
+
+
+def local_text():
+    return (ROOT / "conf" / "local.yaml").read_text()
+
+
+def test_shipped_configs_load():
+    local = load_config(ROOT / "conf" / "local.yaml", environ={})
+    aws = load_config(ROOT / "conf" / "aws.yaml", environ={})
+    assert local.kafka.topic_list() == ["gaming-events", "fintech-transactions", "ecommerce-orders"]
+    assert local.lake_root == str(ROOT / "var" / "lake")
+    assert aws.lake_root.startswith("s3://")
+    assert aws.postgres.password_secret_arn.startswith("arn:aws:secretsmanager:")
+    assert aws.spark.master is None
+
+
+def test_config_is_frozen():
+    config = load_config(ROOT / "conf" / "local.yaml", environ={})
+    with pytest.raises(AttributeError):
+        config.lake_root = "/elsewhere"
+
+
+def test_environment_overrides_deployment_settings(tmp_path):
+    environ = {
+        "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "b-1.example:9098",
+        "FRAUD_POSTGRES_DSN": "postgresql://app@db.example/fraud",
+        "FRAUD_LAKE_ROOT": "s3://bucket/lake",
+        "FRAUD_CHECKPOINT_ROOT": str(tmp_path / "ck"),
+    }
+    config = load_config(ROOT / "conf" / "local.yaml", environ=environ)
+    assert config.kafka.bootstrap_servers == "b-1.example:9098"
+    assert config.postgres.dsn == "postgresql://app@db.example/fraud"
+    assert config.lake_root == "s3://bucket/lake"
+    assert config.checkpoint_root == str(tmp_path / "ck")
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("  partitions: 3\n", "", "kafka.partitions: missing"),
+        ("  partitions: 3\n", "  partitions: three\n", "kafka.partitions: expected int, got 'three'"),
+        ("  fail_on_data_loss: true\n", "  fail_on_data_loss: 7\n", "kafka.fail_on_data_loss: expected bool"),
+        ("  ui_enabled: false\n", "  ui_enabled: false\n  colour: blue\n", "spark.colour: unknown key"),
+        ("kafka:\n", "kafka: 5\nunused:\n", "kafka: expected a mapping"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, old, new, message):
+    assert old in local_text()
+    path = write(tmp_path, local_text().replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "kafka: [unclosed\n"), environ={})
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml", environ={})
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    path = write(tmp_path, local_text())
+    config = load_config(path, environ={"FRAUD_LAKE_ROOT": "relative/lake"})
+    assert config.lake_root == str(tmp_path / "relative" / "lake")
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path):
+    path = write(tmp_path, local_text().replace("  partitions: 3\n", "  partitions: many\n", 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "fraud.stack", "status", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: kafka.partitions: expected int, got 'many'"
+    ]
