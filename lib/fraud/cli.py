@@ -1,5 +1,6 @@
 """Shared command-line plumbing: user mistakes end in one line and a non-zero exit."""
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
@@ -26,3 +27,10 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(status or 0)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line (``error: ...``) and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")

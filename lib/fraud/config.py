@@ -77,6 +77,16 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class SimulatorConfig:
+    load_levels_per_min: dict[str, int]
+    fraud_share: dict[str, float]
+    # Producer batching: wait up to this long to fill a batch (throughput vs latency).
+    linger_ms: int
+    # Ground-truth rows are written to PostgreSQL in chunks of this many sequences.
+    manifest_chunk: int
+
+
+@dataclass(frozen=True)
 class Config:
     environment: str
     lake_root: str
@@ -84,6 +94,7 @@ class Config:
     kafka: KafkaConfig
     postgres: PostgresConfig
     spark: SparkConfig
+    simulator: SimulatorConfig
     source_path: str = ""
 
 
@@ -105,12 +116,22 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
         if environ.get(var):
             _set_dotted(raw, key, environ[var])
     config = _build(Config, {**raw, "source_path": str(path)}, str(path), "")
+    _check_domains(config, str(path))
     base = path.resolve().parent
     return dataclasses.replace(
         config,
         lake_root=_resolve_location(config.lake_root, base),
         checkpoint_root=_resolve_location(config.checkpoint_root, base),
     )
+
+
+def _check_domains(config: Config, source: str) -> None:
+    for key, mapping in (("kafka.topics", config.kafka.topics), ("simulator.fraud_share", config.simulator.fraud_share)):
+        if sorted(mapping) != sorted(DOMAINS):
+            raise ConfigError(f"{source}: {key}: needs exactly the domains {', '.join(DOMAINS)}")
+    for domain, share in config.simulator.fraud_share.items():
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"{source}: simulator.fraud_share.{domain}: must be between 0 and 1, got {share}")
 
 
 def _resolve_location(value: str, base: Path) -> str:

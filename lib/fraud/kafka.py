@@ -28,7 +28,7 @@ def client_settings(config: Config) -> dict[str, str]:
     return settings
 
 
-def require_broker(settings: dict[str, str], timeout_s: float = 10.0) -> None:
+def require_broker(settings: dict[str, str], timeout_s: float = 5.0) -> None:
     """Fail with one line if no broker answers at the configured address."""
     admin = AdminClient({**settings, "log_level": 0})
     try:

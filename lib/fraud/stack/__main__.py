@@ -1,15 +1,14 @@
 """``python -m fraud.stack up|down|status [--json]``: run the local Kafka + PostgreSQL."""
 
-import argparse
 import json
 
-from fraud.cli import run
+from fraud.cli import ArgumentParser, run
 from fraud.config import load_config
 from fraud.stack import default_stack
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m fraud.stack",
         description="Start, stop or inspect the local stack: a real Kafka broker (KRaft) and a real "
         "PostgreSQL, both on 127.0.0.1, state under var/stack (FRAUD_STACK_DIR).",
