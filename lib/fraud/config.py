@@ -87,6 +87,56 @@ class SimulatorConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    # Processing-time trigger of the continuous job, e.g. "1 second".
+    trigger_interval: str
+    # Records larger than this go to quarantine as "oversize".
+    max_record_bytes: int
+    max_amount: float
+    # Event time sanity, relative to the record's Kafka timestamp.
+    max_event_age_days: int
+    max_future_skew_s: int
+    # Velocity features look back this far in event time; actor state lives this long.
+    velocity_window_s: int
+    state_ttl_s: int
+    # Actors are hashed into this many groups for the Python state operator.
+    state_buckets: int
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    # A fraud-class prediction at or above this fraud score opens or extends an alert.
+    threshold: float
+    # Severity floors by fraud score, highest first; below the last: "low".
+    severity: dict[str, float]
+    # Rows of one actor and type further apart than this start a new episode (alert).
+    episode_gap_s: int
+    max_retries: int
+    retry_backoff_s: float
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    min_accuracy: float
+    min_weighted_f1: float
+    min_macro_f1: float
+    min_class_f1: float
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_trees: int
+    max_depth: int
+    max_bins: int
+    min_instances_per_node: int
+    subsampling_rate: float
+    seed: int
+    # Row weight (inverse class frequency) ** power: 0 = none, 1 = fully balanced classes.
+    class_weight_power: float
+    gate: GateConfig
+
+
+@dataclass(frozen=True)
 class Config:
     environment: str
     lake_root: str
@@ -95,7 +145,14 @@ class Config:
     postgres: PostgresConfig
     spark: SparkConfig
     simulator: SimulatorConfig
+    stream: StreamConfig
+    alerts: AlertsConfig
+    model: ModelConfig
     source_path: str = ""
+
+    def table_path(self, name: str) -> str:
+        """Location of a lake table (bronze, quarantine, silver, gold) or the model registry."""
+        return f"{self.lake_root.rstrip('/')}/{name}"
 
 
 def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | None = None) -> Config:
@@ -129,6 +186,9 @@ def _check_domains(config: Config, source: str) -> None:
     for key, mapping in (("kafka.topics", config.kafka.topics), ("simulator.fraud_share", config.simulator.fraud_share)):
         if sorted(mapping) != sorted(DOMAINS):
             raise ConfigError(f"{source}: {key}: needs exactly the domains {', '.join(DOMAINS)}")
+    levels = list(config.alerts.severity.values())
+    if list(config.alerts.severity) != ["critical", "high", "medium"] or levels != sorted(levels, reverse=True):
+        raise ConfigError(f"{source}: alerts.severity: needs critical >= high >= medium, in that order")
     for domain, share in config.simulator.fraud_share.items():
         if not 0.0 <= share <= 1.0:
             raise ConfigError(f"{source}: simulator.fraud_share.{domain}: must be between 0 and 1, got {share}")

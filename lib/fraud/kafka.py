@@ -37,3 +37,23 @@ def require_broker(settings: dict[str, str], timeout_s: float = 5.0) -> None:
         raise UserError(
             f"Kafka broker unreachable at {settings['bootstrap.servers']} (no answer within {timeout_s:g} s)"
         ) from None
+
+
+def spark_source_options(config: Config) -> dict[str, str]:
+    """Options of Spark's Kafka source for the three topics."""
+    options = {
+        "kafka.bootstrap.servers": bootstrap_servers(config),
+        "kafka.security.protocol": config.kafka.security_protocol,
+        "subscribe": ",".join(config.kafka.topic_list()),
+        "startingOffsets": config.kafka.starting_offsets,
+        "maxOffsetsPerTrigger": str(config.kafka.max_offsets_per_trigger),
+        "failOnDataLoss": str(config.kafka.fail_on_data_loss).lower(),
+    }
+    if config.kafka.sasl_mechanism == "AWS_MSK_IAM":
+        # The aws-msk-iam-auth jar (added by the EMR submission) signs with the job role.
+        options.update({
+            "kafka.sasl.mechanism": "AWS_MSK_IAM",
+            "kafka.sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
+            "kafka.sasl.client.callback.handler.class": "software.amazon.msk.auth.iam.IAMClientCallbackHandler",
+        })
+    return options

@@ -6,6 +6,7 @@ Locally it puts the cached Delta and Kafka jars on the classpath itself, so
 """
 
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -21,6 +22,9 @@ _BASE_CONF = {
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
     # Delta reads its log with this many tasks; the default 50 is pure overhead here.
     "spark.databricks.delta.snapshotPartitions": "2",
+    # No empty micro-batches just to expire state: TTL cleanup rides on data batches, and
+    # availableNow (--once) ends when the data does.
+    "spark.sql.streaming.noDataMicroBatches.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
@@ -38,6 +42,8 @@ def build_session(config: Config, app_name: str | None = None) -> SparkSession:
         # Local run: loopback only, cached jars, driver memory before the JVM starts.
         builder = builder.master(config.spark.master)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers must run this interpreter (the venv with the fraud package).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.default.parallelism"] = str(max(2, os.cpu_count() or 2))

@@ -2,11 +2,12 @@
 
 import json
 import secrets
+from pathlib import Path
 from datetime import datetime, timezone
 
 from fraud.cli import ArgumentParser, UserError, run
 from fraud.config import DOMAINS, Config, load_config
-from fraud.simulate.run import RunOptions, resolve_rate, run_simulation
+from fraud.simulate.run import RunOptions, replay_file, resolve_rate, run_simulation
 
 
 def build_options(config: Config, *, domain: str, load_level: str | None, rate: float | None,
@@ -64,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--test-id", help="run id carried by every event (default: generated)")
     parser.add_argument("--output", help="write JSON lines here instead of producing to Kafka")
+    parser.add_argument("--replay", metavar="FILE", help="send a file written with --output to Kafka, unpaced "
+                        "(training history through the streaming job)")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
+    if args.replay:
+        sent = replay_file(config, Path(args.replay))
+        print(f"replayed {sent:,} events from {args.replay}")
+        return 0
     options = build_options(
         config, domain=args.domain, load_level=args.load_level, rate=args.rate, events=args.events,
         duration=args.duration, fraud_rate=args.fraud_rate, seed=args.seed, test_id=args.test_id,

@@ -16,11 +16,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fraud.reference import HIGH_RISK_COUNTRIES, VPN_IP_PREFIXES
+
 # --- shared vocabularies ------------------------------------------------------
 
 _RESIDENTIAL_PREFIXES = (24, 67, 71, 73, 76, 98, 99, 174, 82, 86, 90)
-# VPN / proxy / hosting ranges used by account takeovers (and by some legitimate players).
-_VPN_PREFIXES = ("185.220.101", "104.28.14", "45.86.200", "193.32.126", "89.187.175")
 _US_STATES = ("CA", "NY", "TX", "FL", "WA", "IL", "MA", "CO", "GA", "OR")
 _CITIES = {"CA": "Los Angeles", "NY": "New York", "TX": "Austin", "FL": "Miami", "WA": "Seattle",
            "IL": "Chicago", "MA": "Boston", "CO": "Denver", "GA": "Atlanta", "OR": "Portland"}
@@ -39,7 +39,6 @@ _PRODUCTS = {
     "books": (4.0, 35.0), "electronics": (25.0, 1500.0), "clothing": (12.0, 150.0),
     "home": (8.0, 300.0), "toys": (6.0, 90.0), "beauty": (5.0, 80.0), "grocery": (2.0, 40.0),
 }
-_OFFSHORE = ("KY", "PA", "BZ", "VG")
 
 
 @dataclass
@@ -75,7 +74,8 @@ def _residential_ip(rng: random.Random) -> str:
 
 
 def _vpn_ip(rng: random.Random) -> str:
-    return f"{rng.choice(_VPN_PREFIXES)}.{rng.randint(1, 254)}"
+    """An address in a VPN / proxy / hosting range (account takeovers, and some legitimate players)."""
+    return f"{rng.choice(VPN_IP_PREFIXES)}{rng.randint(1, 254)}"
 
 
 def _address(rng: random.Random, country: str = "US") -> dict:
@@ -253,12 +253,13 @@ def regular_shopper(actor: Actor) -> list[Step]:
     steps = []
     for gap in _gaps(rng, rng.randint(2, 4), 5, 45):
         if rng.random() < 0.2:
-            lines = [("electronics", _money(rng, 150, 1500), 1)]
+            # A single expensive gadget, bought by someone who knew what they wanted.
+            lines, session_s = [("electronics", _money(rng, 150, 1500), 1)], rng.randint(300, 1500)
         else:
-            lines = _random_lines(rng, rng.randint(1, 4))
+            lines, session_s = _random_lines(rng, rng.randint(1, 4)), rng.randint(300, 3600)
         shipping = _address(rng) if rng.random() < 0.15 else home
         steps.append(Step(_order(actor, user, _cart(actor, lines), shipping, home, payment, ip, device,
-                                 rng.randint(300, 3600)), gap))
+                                 session_s), gap))
     return steps
 
 
@@ -306,7 +307,7 @@ def fraud_money_laundering(actor: Actor) -> list[Step]:
     for gap in _gaps(rng, rng.randint(4, 8), 2, 15):
         hop_to = actor.token("acct")
         steps.append(Step(_transfer(hop_from, hop_to, _money(rng, 50_000, 500_000), "swift",
-                                    rng.choice(("US", "GB", "AE", "CY")), rng.choice(_OFFSHORE),
+                                    rng.choice(("US", "GB", "AE", "CY")), rng.choice(HIGH_RISK_COUNTRIES),
                                     rng.choice(("investment", "consulting", "trade_settlement")), ip), gap))
         hop_from = hop_to
     return steps

@@ -142,7 +142,8 @@ class KafkaSink:
     mode = "kafka"
     paced = True
 
-    def __init__(self, config: Config, options: RunOptions):
+    def __init__(self, config: Config, options: RunOptions | None):
+        """``options=None``: replaying a file, no manifest (the events carry their ground truth)."""
         from confluent_kafka import Producer
 
         from fraud.db import connect, postgres_dsn
@@ -166,10 +167,12 @@ class KafkaSink:
         self.last_error: str | None = None
         self._chunk = config.simulator.manifest_chunk
         self._pending: list[SequenceRecord] = []
-        self._conn = connect(postgres_dsn(config))
-        self._manifest = Manifest(self._conn, options.test_id)
-        self._manifest.start(domains=options.domains, load_level=options.load_level,
-                             rate_per_s=options.rate_per_s, seed=options.seed, fraud_rate=options.fraud_rate)
+        self._conn = self._manifest = None
+        if options is not None:
+            self._conn = connect(postgres_dsn(config))
+            self._manifest = Manifest(self._conn, options.test_id)
+            self._manifest.start(domains=options.domains, load_level=options.load_level,
+                                 rate_per_s=options.rate_per_s, seed=options.seed, fraud_rate=options.fraud_rate)
 
     def _on_delivery(self, err, msg) -> None:
         if err is None:
@@ -179,16 +182,20 @@ class KafkaSink:
             self.last_error = str(err)
 
     def send(self, domain: str, event: dict) -> None:
-        value = json.dumps(event, separators=(",", ":")).encode()
+        self.send_raw(domain, event["actor_id"], json.dumps(event, separators=(",", ":")).encode())
+
+    def send_raw(self, domain: str, key: str, value: bytes) -> None:
         while True:
             try:
-                self._producer.produce(self._topics[domain], value=value, key=event["actor_id"].encode(),
+                self._producer.produce(self._topics[domain], value=value, key=key.encode(),
                                        on_delivery=self._on_delivery)
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.05)
 
     def sequences_done(self, records: list[SequenceRecord]) -> None:
+        if self._manifest is None:
+            return
         self._pending.extend(records)
         if len(self._pending) >= self._chunk:
             self._manifest.add(self._pending)
@@ -201,7 +208,9 @@ class KafkaSink:
         self.failed += self._producer.flush(60)
         return self.delivered, self.failed
 
-    def finish(self, summary: RunSummary) -> None:
+    def finish(self, summary: RunSummary | None) -> None:
+        if self._manifest is None:
+            return
         try:
             self._manifest.add(self._pending)
             self._manifest.finish(
@@ -212,6 +221,26 @@ class KafkaSink:
             )
         finally:
             self._conn.close()
+
+
+def replay_file(config: Config, path: Path) -> int:
+    """Send a file-mode history to Kafka as fast as the broker takes it (for training data)."""
+    sink = KafkaSink(config, None)
+    sent = 0
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                event = json.loads(line)
+                sink.send_raw(event["domain"], event["actor_id"], line.rstrip("\n").encode())
+                sent += 1
+                if sent % 10000 == 0:
+                    sink.serve(0)
+    except FileNotFoundError:
+        raise UserError(f"no such file: {path}") from None
+    delivered, failed = sink.flush(sent)
+    if failed:
+        raise UserError(f"{failed} of {sent} events could not be delivered: {sink.last_error}")
+    return delivered
 
 
 def _drive(generator: EventGenerator, sink, options: RunOptions) -> RunSummary:

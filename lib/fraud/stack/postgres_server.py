@@ -70,7 +70,8 @@ class PostgresServer:
         self._chown(self.socket_dir, run_as)
         self.log_file.touch()
         self._chown(self.log_file, run_as)
-        options = f"-h 127.0.0.1 -p {port} -k {self.socket_dir}"
+        # Commit timestamps give detection latency as "event produced -> alert committed".
+        options = f"-h 127.0.0.1 -p {port} -k {self.socket_dir} -c track_commit_timestamp=on"
         result = self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
                           "-o", options, "start", run_as=run_as)
         if result.returncode != 0:

@@ -1,0 +1,156 @@
+"""Alerts in PostgreSQL: episodes of suspected fraud, upserted exactly once per micro-batch.
+
+An alert is one actor's episode of one predicted fraud type. Gold rows flagged
+``is_alert`` join the actor's latest alert of that type when they are within
+``alerts.episode_gap_s`` of its last row; otherwise they open a new one whose id is a
+hash of (domain, actor, type, first event time), so a replay computes the same ids.
+
+Per batch, one transaction holds: the alert rows, their related transactions, the
+recomputed aggregates and the ``sink_progress`` row. A batch whose progress row
+exists is skipped whole, which makes replays after a crash harmless. Aggregates are
+recomputed from the related transactions, never incremented. The stream never writes
+the analyst columns (status, note, who, when).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from fraud.config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Episode:
+    alert_id: str
+    last_seen: datetime
+    is_new: bool
+    first_row: dict | None = None
+    rows: list[dict] = field(default_factory=list)
+
+
+def alert_id(domain: str, actor_id: str, alert_type: str, episode_start: datetime) -> str:
+    key = f"{domain}|{actor_id}|{alert_type}|{episode_start.isoformat()}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass
+class AlertBatchResult:
+    applied: bool            # False: this batch was already committed earlier (a replay)
+    alerts_touched: int
+    transactions_added: int
+
+
+class AlertSink:
+    """Writes one micro-batch's alert rows; owns the retry policy for transient failures."""
+
+    def __init__(self, config: Config, pool: ConnectionPool):
+        self.config = config
+        self.pool = pool
+
+    def write(self, query_id: str, batch_id: int, rows: list[dict]) -> AlertBatchResult:
+        """Bounded retries with exponential backoff; then the error propagates and the batch fails."""
+        attempts = self.config.alerts.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                with self.pool.connection() as conn:
+                    return self._write_once(conn, query_id, batch_id, rows)
+            except psycopg.OperationalError as err:
+                if attempt == attempts - 1:
+                    raise
+                delay = self.config.alerts.retry_backoff_s * 2 ** attempt
+                log.warning("PostgreSQL unavailable (%s); retry %d/%d in %.1f s",
+                            type(err).__name__, attempt + 1, attempts - 1, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _write_once(self, conn: psycopg.Connection, query_id: str, batch_id: int,
+                    rows: list[dict]) -> AlertBatchResult:
+        with conn.transaction():
+            done = conn.execute("SELECT 1 FROM sink_progress WHERE query_id = %s AND batch_id = %s",
+                                (query_id, batch_id)).fetchone()
+            if done:
+                return AlertBatchResult(False, 0, 0)
+            episodes = self._assign_episodes(conn, rows)
+            added = self._upsert(conn, query_id, batch_id, episodes)
+            conn.execute(
+                "INSERT INTO sink_progress (query_id, batch_id, alerts_touched, transactions_added)"
+                " VALUES (%s, %s, %s, %s)", (query_id, batch_id, len(episodes), added))
+        return AlertBatchResult(True, len(episodes), added)
+
+    def _assign_episodes(self, conn: psycopg.Connection, rows: list[dict]) -> list[_Episode]:
+        keys = sorted({(r["domain"], r["actor_id"], r["predicted_class"]) for r in rows})
+        latest: dict[tuple, _Episode] = {}
+        if keys:
+            domains, actors, types = (list(col) for col in zip(*keys))
+            for domain, actor, kind, aid, last_seen in conn.execute(
+                "SELECT DISTINCT ON (a.domain, a.actor_id, a.alert_type) a.domain, a.actor_id, a.alert_type,"
+                " a.alert_id, a.last_seen FROM alerts a"
+                " JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(domain, actor_id, alert_type)"
+                " USING (domain, actor_id, alert_type)"
+                " ORDER BY a.domain, a.actor_id, a.alert_type, a.last_seen DESC",
+                (domains, actors, types),
+            ):
+                latest[(domain, actor, kind)] = _Episode(aid, last_seen, is_new=False)
+        gap = timedelta(seconds=self.config.alerts.episode_gap_s)
+        touched: dict[str, _Episode] = {}
+        for row in sorted(rows, key=lambda r: (r["domain"], r["actor_id"], r["predicted_class"], r["event_time"],
+                                               r["transaction_id"])):
+            key = (row["domain"], row["actor_id"], row["predicted_class"])
+            episode = latest.get(key)
+            if episode is None or row["event_time"] - episode.last_seen > gap:
+                episode = _Episode(alert_id(*key, row["event_time"]), row["event_time"], True, first_row=row)
+                latest[key] = episode
+            episode.last_seen = max(episode.last_seen, row["event_time"])
+            episode.rows.append(row)
+            touched[episode.alert_id] = episode
+        return list(touched.values())
+
+    def _upsert(self, conn: psycopg.Connection, query_id: str, batch_id: int, episodes: list[_Episode]) -> int:
+        if not episodes:
+            return 0
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO alerts (alert_id, domain, actor_id, alert_type, episode_start, first_seen, last_seen,"
+                " txn_count, total_amount, max_score, severity, class_probabilities, model_version, test_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 'low', '{}', %s, %s)"
+                " ON CONFLICT (alert_id) DO UPDATE SET model_version = EXCLUDED.model_version",
+                [(e.alert_id, r["domain"], r["actor_id"], r["predicted_class"], r["event_time"], r["event_time"],
+                  r["event_time"], r["model_version"], r["test_id"])
+                 for e in episodes for r in [e.first_row or e.rows[0]]],
+            )
+            related = [
+                (e.alert_id, r["transaction_id"], r["event_time"], r["amount"], r["fraud_score"],
+                 r["predicted_class"], Jsonb(r["class_probabilities"]), r["kafka_timestamp"], query_id, batch_id)
+                for e in episodes for r in e.rows
+            ]
+            cur.executemany(
+                "INSERT INTO alert_transactions (alert_id, transaction_id, event_time, amount, fraud_score,"
+                " predicted_class, class_probabilities, produced_at, query_id, batch_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                related,
+            )
+            severity = self.config.alerts.severity
+            cur.execute(
+                "UPDATE alerts a SET txn_count = s.n, total_amount = s.total, first_seen = s.first,"
+                " last_seen = s.last, max_score = s.max_score, class_probabilities = s.probabilities,"
+                " severity = CASE WHEN s.max_score >= %s THEN 'critical' WHEN s.max_score >= %s THEN 'high'"
+                "                 WHEN s.max_score >= %s THEN 'medium' ELSE 'low' END,"
+                " updated_at = clock_timestamp()"
+                " FROM (SELECT alert_id, count(*) AS n, sum(amount) AS total, min(event_time) AS first,"
+                "       max(event_time) AS last, max(fraud_score) AS max_score,"
+                "       (array_agg(class_probabilities ORDER BY fraud_score DESC))[1] AS probabilities"
+                "       FROM alert_transactions WHERE alert_id = ANY(%s) GROUP BY alert_id) s"
+                " WHERE a.alert_id = s.alert_id",
+                (severity["critical"], severity["high"], severity["medium"], [e.alert_id for e in episodes]),
+            )
+        return len(related)

@@ -1,0 +1,72 @@
+"""Per-micro-batch metrics in PostgreSQL (``batch_metrics``), read by Dash and the benchmarks.
+
+Detection latency is measured from each alerted event's Kafka timestamp (when the
+producer created it) to the commit time of the PostgreSQL transaction that stored it
+(``pg_xact_commit_timestamp``, which needs ``track_commit_timestamp = on``), not to
+``now()``. Kafka lag (offsets behind the latest, summed over partitions) is copied
+from the query's progress once the next batch runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+_LATENCY_SQL = """
+SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY ms), max(ms)
+FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - produced_at) * 1000 AS ms
+      FROM alert_transactions WHERE query_id = %s AND batch_id = %s) AS latencies
+"""
+
+
+class BatchMetrics:
+    def __init__(self, pool: ConnectionPool):
+        self.pool = pool
+
+    def record(self, *, query_id: str, batch_id: int, started_at: datetime, input_rows_by_topic: dict[str, int],
+               silver_rows: int, quarantine_rows: int, quarantine_by_reason: dict[str, int], gold_rows: int,
+               alert_rows: int, step_ms: dict[str, float], model_version: str | None, alerts_applied: bool) -> None:
+        """Upsert one batch's row (a replayed batch overwrites its own row, nothing else)."""
+        total = sum(input_rows_by_topic.values())
+        with self.pool.connection() as conn, conn.transaction():
+            p50 = p95 = p99 = worst = None
+            if alerts_applied and alert_rows:
+                (quantiles, worst), = conn.execute(_LATENCY_SQL, (query_id, batch_id)).fetchall()
+                if quantiles:
+                    p50, p95, p99 = quantiles
+            conn.execute(
+                "INSERT INTO batch_metrics (query_id, batch_id, started_at, finished_at, input_rows,"
+                " input_rows_by_topic, bronze_rows, silver_rows, quarantine_rows, quarantine_by_reason, gold_rows,"
+                " alert_rows, step_ms, model_version, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_max_ms)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (query_id, batch_id) DO UPDATE SET finished_at = EXCLUDED.finished_at,"
+                " step_ms = EXCLUDED.step_ms,"
+                " latency_p50_ms = coalesce(EXCLUDED.latency_p50_ms, batch_metrics.latency_p50_ms),"
+                " latency_p95_ms = coalesce(EXCLUDED.latency_p95_ms, batch_metrics.latency_p95_ms),"
+                " latency_p99_ms = coalesce(EXCLUDED.latency_p99_ms, batch_metrics.latency_p99_ms),"
+                " latency_max_ms = coalesce(EXCLUDED.latency_max_ms, batch_metrics.latency_max_ms)",
+                (query_id, batch_id, started_at, datetime.now(timezone.utc), total, Jsonb(input_rows_by_topic), total,
+                 silver_rows, quarantine_rows, Jsonb(quarantine_by_reason), gold_rows, alert_rows, Jsonb(step_ms),
+                 model_version, p50, p95, p99, worst),
+            )
+
+    def record_lag(self, query_id: str, progress: dict | None) -> None:
+        """Copy the Kafka lag of a finished batch from its progress report (``query.lastProgress``)."""
+        if not progress:
+            return
+        if hasattr(progress, "json"):  # StreamingQueryProgress object (PySpark 4) -> plain dict
+            progress = json.loads(progress.json)
+        lag = sum(int(float((source.get("metrics") or {}).get("maxOffsetsBehindLatest", 0)))
+                  for source in progress.get("sources", []))
+        self._store_lag(query_id, progress["batchId"], lag)
+
+    def _store_lag(self, query_id: str, batch_id: int, lag: int) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE batch_metrics SET kafka_lag = %s WHERE query_id = %s AND batch_id = %s",
+                         (lag, query_id, batch_id))

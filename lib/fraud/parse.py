@@ -1,0 +1,155 @@
+"""Kafka records -> typed events or rejection reasons, entirely in the JVM.
+
+Every record gets ``reasons`` (array of codes, empty when valid):
+
+- ``oversize``                 value larger than ``stream.max_record_bytes`` (not parsed)
+- ``malformed_json``           not a JSON object
+- ``unknown_domain``           ``domain`` missing from the known set
+- ``domain_topic_mismatch``    a known domain on another domain's topic
+- ``missing_field:<name>``     a contract field absent or null
+- ``bad_type:<name>``          present but not of the contract type (Spark 4 runs in ANSI
+                               mode: nothing is cast silently)
+- ``out_of_range:<name>``      typed but absurd (amount <= 0 or too large, negative
+                               counts, event time far from the Kafka timestamp)
+- ``duplicate``                a transaction id this actor already sent (set later, by
+                               the state operator)
+
+Fields outside the contract are kept in ``extra_fields`` (map of raw JSON values).
+"""
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from fraud.config import DOMAINS, Config
+from fraud.schemas import COMMON_FIELDS, DOMAIN_FIELDS
+
+_CORRUPT = "_corrupt_record"
+
+
+def _superset_schema() -> T.StructType:
+    """Every contract field of every domain in one struct (shared names have one type)."""
+    fields: dict[str, T.StructField] = {f.name: f for f in COMMON_FIELDS.fields}
+    for schema in DOMAIN_FIELDS.values():
+        for field in schema.fields:
+            existing = fields.setdefault(field.name, field)
+            assert existing.dataType == field.dataType, f"{field.name} typed differently across domains"
+    return T.StructType([*fields.values(), T.StructField(_CORRUPT, T.StringType())])
+
+
+EVENT_SCHEMA = _superset_schema()
+KNOWN_FIELDS = [f.name for f in EVENT_SCHEMA.fields if f.name != _CORRUPT]
+# Timestamps must carry their offset (Z or +hh:mm): a bare local time is ambiguous.
+_ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
+
+
+def topic_domain(config: Config) -> Column:
+    """The domain a record's topic carries."""
+    expr = F.lit(None).cast("string")
+    for domain, topic in config.kafka.topics.items():
+        expr = F.when(F.col("topic") == topic, F.lit(domain)).otherwise(expr)
+    return expr
+
+
+def with_parsed_event(raw_df: DataFrame, config: Config) -> DataFrame:
+    """Add ``event`` (typed struct), ``json_map`` (raw top-level fields) and ``reasons``."""
+    size_ok = F.length("value") <= config.stream.max_record_bytes
+    value_str = F.col("value").cast("string")
+    return (
+        raw_df
+        .withColumn("topic_domain", topic_domain(config))
+        .withColumn("json_map", F.when(size_ok, F.from_json(value_str, T.MapType(T.StringType(), T.StringType()))))
+        .withColumn("event", F.when(size_ok, F.from_json(value_str, EVENT_SCHEMA, {"mode": "PERMISSIVE"})))
+        .withColumn("event_time", F.try_to_timestamp(F.col("event.timestamp")))
+        .withColumn("reasons", _reasons(config, size_ok))
+    )
+
+
+def _reasons(config: Config, size_ok: Column) -> Column:
+    domain = F.col("event.domain")
+    known_domain = domain.isin(*DOMAINS)
+    checks: list[Column] = [
+        F.when(~size_ok, F.lit("oversize")),
+        F.when(size_ok & F.col("json_map").isNull(), F.lit("malformed_json")),
+    ]
+    parsed = size_ok & F.col("json_map").isNotNull()
+    field_checks = [*_field_checks(None, COMMON_FIELDS)]
+    for name, schema in DOMAIN_FIELDS.items():
+        field_checks += _field_checks(name, schema)
+    checks += [F.when(parsed & cond, F.lit(code)) for cond, code in field_checks]
+    checks += [
+        F.when(parsed & domain.isNotNull() & ~known_domain, F.lit("unknown_domain")),
+        F.when(parsed & known_domain & (domain != F.col("topic_domain")), F.lit("domain_topic_mismatch")),
+    ]
+    checks += [F.when(parsed & cond, F.lit(code)) for cond, code in _range_checks(config)]
+    return F.array_distinct(F.array_compact(F.array(*checks)))
+
+
+def _field_checks(domain: str | None, schema: T.StructType) -> list[tuple[Column, str]]:
+    """(condition, reason) pairs for missing and badly typed fields of one domain (None: common)."""
+    applies = F.lit(True) if domain is None else (F.col("event.domain") == domain)
+    checks = []
+    for field in schema.fields:
+        raw = F.col("json_map")[field.name]
+        typed = F.col(f"event.{field.name}")
+        checks.append((applies & raw.isNull(), f"missing_field:{field.name}"))
+        checks.append((applies & raw.isNotNull() & _badly_typed(typed, field.dataType), f"bad_type:{field.name}"))
+    if domain is None:
+        checks.append((F.col("json_map")["timestamp"].isNotNull()
+                       & (F.col("event_time").isNull() | ~F.col("event.timestamp").rlike(_ISO_WITH_OFFSET)),
+                       "bad_type:timestamp"))
+    return checks
+
+
+def _badly_typed(typed: Column, data_type: T.DataType) -> Column:
+    """A present value that did not come through typed parsing (whole or in part)."""
+    if isinstance(data_type, T.StructType):
+        return typed.isNull() | F.greatest(*[typed[f.name].isNull() for f in data_type.fields])
+    if isinstance(data_type, T.ArrayType):
+        element = data_type.elementType
+        return typed.isNull() | F.exists(typed, lambda item: F.greatest(*[item[f.name].isNull() for f in element.fields]))
+    return typed.isNull()
+
+
+def _range_checks(config: Config) -> list[tuple[Column, str]]:
+    amount = F.col("event.amount")
+    kafka_ts = F.col("timestamp")
+    oldest = kafka_ts - F.make_interval(days=F.lit(config.stream.max_event_age_days))
+    newest = kafka_ts + F.make_interval(secs=F.lit(config.stream.max_future_skew_s))
+    return [
+        (F.isnan(amount) | (amount <= 0) | (amount > config.stream.max_amount), "out_of_range:amount"),
+        (F.col("event.sequence_position") < 0, "out_of_range:sequence_position"),
+        (F.col("event.session_length_sec") < 0, "out_of_range:session_length_sec"),
+        (F.col("event.session_duration_sec") < 0, "out_of_range:session_duration_sec"),
+        ((F.col("event_time") < oldest) | (F.col("event_time") > newest), "out_of_range:timestamp"),
+        (F.exists("event.cart_items", lambda i: (i["quantity"] <= 0) | (i["price"] < 0) | F.isnan(i["price"])),
+         "out_of_range:cart_items"),
+        (F.size("event.cart_items") == 0, "out_of_range:cart_items"),
+    ]
+
+
+def with_extra_fields(parsed_df: DataFrame) -> DataFrame:
+    """Keep fields outside the contract as raw JSON strings (DESIGN §4: kept, not fatal)."""
+    known = F.array(*[F.lit(n) for n in KNOWN_FIELDS])
+    return parsed_df.withColumn(
+        "extra_fields", F.map_filter("json_map", lambda k, v: ~F.array_contains(known, k))
+    )
+
+
+def flatten_event(parsed_df: DataFrame, keep: list[str] = ()) -> DataFrame:
+    """Typed, flattened event columns (the silver contract before features), plus ``keep`` columns."""
+    address_cols = [
+        F.col(f"event.{side}_address.{part}").alias(f"{side}_{part}")
+        for side in ("shipping", "billing")
+        for part in ("street", "city", "state", "zip", "country")
+    ]
+    plain = [n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")]
+    return parsed_df.select(
+        *[F.col(f"event.{n}").alias(n) for n in plain],
+        "event_time",
+        F.to_date("event_time").alias("event_date"),
+        *address_cols,
+        "extra_fields",
+        "topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp"),
+        *keep,
+    )

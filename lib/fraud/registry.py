@@ -1,0 +1,110 @@
+"""The model registry under ``<lake root>/models``, on local disk or S3 (pyarrow filesystems).
+
+Layout::
+
+    models/current.json                 {"version": "v0003", "history": ["v0001", "v0003"]}
+    models/versions/v0003/model/        Spark PipelineModel
+    models/versions/v0003/metadata.json metrics, features, training data snapshot, code revision
+
+Promotion rewrites ``current.json`` (a single small object: atomic on S3, renamed into
+place locally); the running job reads it between micro-batches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pyarrow import fs
+
+from fraud.cli import UserError
+from fraud.config import Config
+
+_VERSION = re.compile(r"^v\d{4}$")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    version: str
+    model_path: str
+    metadata: dict
+
+
+class Registry:
+    def __init__(self, root_uri: str):
+        self.root_uri = root_uri.rstrip("/")
+        self._fs, self._root = fs.FileSystem.from_uri(self.root_uri if "://" in self.root_uri
+                                                      else f"file://{self.root_uri}")
+
+    @classmethod
+    def for_config(cls, config: Config) -> Registry:
+        return cls(config.table_path("models"))
+
+    # --- reading -----------------------------------------------------------------
+    def _read_json(self, relative: str) -> dict | None:
+        try:
+            with self._fs.open_input_stream(f"{self._root}/{relative}") as stream:
+                return json.loads(stream.read())
+        except FileNotFoundError:
+            return None
+
+    def versions(self) -> list[str]:
+        selector = fs.FileSelector(f"{self._root}/versions", allow_not_found=True)
+        names = [info.base_name for info in self._fs.get_file_info(selector) if info.type == fs.FileType.Directory]
+        return sorted(n for n in names if _VERSION.match(n))
+
+    def pointer(self) -> dict:
+        return self._read_json("current.json") or {"version": None, "history": []}
+
+    def current_version(self) -> str | None:
+        return self.pointer()["version"]
+
+    def entry(self, version: str) -> ModelEntry:
+        metadata = self._read_json(f"versions/{version}/metadata.json")
+        if metadata is None:
+            raise UserError(f"model version {version} is not in the registry at {self.root_uri}")
+        return ModelEntry(version, f"{self.root_uri}/versions/{version}/model", metadata)
+
+    def current(self) -> ModelEntry | None:
+        version = self.current_version()
+        return self.entry(version) if version else None
+
+    # --- writing -----------------------------------------------------------------
+    def next_version(self) -> str:
+        existing = self.versions()
+        return f"v{int(existing[-1][1:]) + 1:04d}" if existing else "v0001"
+
+    def model_path(self, version: str) -> str:
+        return f"{self.root_uri}/versions/{version}/model"
+
+    def write_metadata(self, version: str, metadata: dict) -> None:
+        self._write_json(f"versions/{version}/metadata.json", metadata)
+
+    def promote(self, version: str) -> dict:
+        self.entry(version)  # must exist
+        pointer = self.pointer()
+        history = [v for v in pointer["history"] if v != version] + [version]
+        new = {"version": version, "history": history, "promoted_at": datetime.now(timezone.utc).isoformat()}
+        self._write_json("current.json", new)
+        return new
+
+    def rollback(self) -> dict:
+        """Point ``current`` back to the version promoted before it."""
+        history = self.pointer()["history"]
+        if len(history) < 2:
+            raise UserError("nothing to roll back to: fewer than two versions were ever promoted")
+        previous = history[-2]
+        new = {"version": previous, "history": history[:-1],
+               "promoted_at": datetime.now(timezone.utc).isoformat()}
+        self._write_json("current.json", new)
+        return new
+
+    def _write_json(self, relative: str, payload: dict) -> None:
+        path = f"{self._root}/{relative}"
+        self._fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        tmp = f"{path}.tmp"
+        with self._fs.open_output_stream(tmp) as stream:
+            stream.write(json.dumps(payload, indent=2, sort_keys=True).encode())
+        self._fs.move(tmp, path)
