@@ -11,6 +11,7 @@ up: setup
 	@$(PY) -m fraud.stack up
 
 down:
+	@if [ -f var/demo/job.pid ]; then kill -- -$$(cat var/demo/job.pid) 2>/dev/null || true; rm -f var/demo/job.pid; fi
 	@if [ -x $(PY) ]; then $(PY) -m fraud.stack down; fi
 
 status:

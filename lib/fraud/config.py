@@ -130,6 +130,8 @@ class ModelConfig:
     max_bins: int
     min_instances_per_node: int
     subsampling_rate: float
+    # Features tried per split: "onethird" measured steadier than the default sqrt (fraud/model.py).
+    feature_subset_strategy: str
     seed: int
     # Row weight (inverse class frequency) ** power: 0 = none, 1 = fully balanced classes.
     class_weight_power: float

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from fraud.alerts import AlertSink
 from fraud.config import Config
-from fraud.features import VELOCITY_FEATURES, with_static_features
+from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
 from fraud.metrics import BatchMetrics
 from fraud.parse import flatten_event, topic_domain, with_extra_fields, with_parsed_event
 from fraud.score import ModelHolder, score_silver
@@ -58,6 +58,14 @@ def silver(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
     # than ship every typed column through Python.
     parsed = with_extra_fields(with_parsed_event(valid.drop("reasons"), config))
     return with_static_features(flatten_event(parsed, keep=VELOCITY_FEATURES)).withColumn("batch_id", F.lit(batch_id))
+
+
+def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:
+    """Batch path from Kafka-shaped records (key, value, topic, partition, offset, timestamp) to
+    silver rows, with the stream's own parse, velocity and feature code (backfills, tests, notebooks)."""
+    s = config.stream
+    velocity = with_velocity_batch(with_parsed_event(records_df, config), s.velocity_window_s, s.state_buckets)
+    return silver(velocity, config, batch_id=-1)
 
 
 class BatchWriter:
@@ -121,7 +129,9 @@ class BatchWriter:
         self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id, ["domain", "ingest_date"])
         t = step("bronze", t)
         quarantine_df = quarantine(batch_df, batch_id)
-        self._append(quarantine_df, "quarantine", batch_id, ["ingest_date"])
+        has_rejects = any(not r["ok"] for r in counts)
+        if has_rejects:  # most batches have none; an empty Delta commit costs a second
+            self._append(quarantine_df, "quarantine", batch_id, ["ingest_date"])
         t = step("quarantine", t)
         self._append(silver_df, "silver", batch_id, ["domain", "event_date"])
         t = step("silver", t)
@@ -130,7 +140,7 @@ class BatchWriter:
         t = step("gold", t)
 
         by_reason = {}
-        if any(not r["ok"] for r in counts):
+        if has_rejects:
             by_reason = {r["reason"]: r["count"] for r in quarantine_df.select(
                 F.explode("reasons").alias("reason")).groupBy("reason").count().collect()}
         for df in (gold_df, silver_df, batch_df):

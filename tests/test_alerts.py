@@ -1,0 +1,80 @@
+"""Alerts in the real PostgreSQL: episodes, deterministic ids, replays, analyst columns, retries."""
+
+import dataclasses
+import datetime as dt
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from fraud.alerts import AlertSink, alert_id
+
+from pipeline_support import create_database
+
+pytestmark = pytest.mark.integration
+T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def row(txn, seconds, actor="fi-1", kind="fraud_structuring", score=0.8, amount=9800.0):
+    return {"transaction_id": txn, "domain": "fintech", "actor_id": actor, "predicted_class": kind,
+            "event_time": T0 + dt.timedelta(seconds=seconds), "amount": amount, "fraud_score": score,
+            "class_probabilities": {kind: score, "regular": 1 - score}, "kafka_timestamp": T0,
+            "model_version": "v0001", "test_id": "t"}
+
+
+@pytest.fixture
+def sink(stack, config, unique_name):
+    dsn = create_database(stack["postgres"]["dsn"], unique_name("alerts").replace("-", "_"))
+    pool = ConnectionPool(dsn, min_size=1, max_size=2, open=True)
+    yield AlertSink(config, pool), dsn
+    pool.close()
+
+
+def alerts(dsn):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT alert_id, txn_count, total_amount::float, max_score, severity, status,"
+                            " analyst_note FROM alerts ORDER BY first_seen").fetchall()
+
+
+def test_episodes_ids_and_aggregates(sink):
+    alert_sink, dsn = sink
+    result = alert_sink.write("q", 0, [row("a", 0, score=0.7), row("b", 30, score=0.95), row("c", 4000)])
+    assert result.applied and result.alerts_touched == 2 and result.transactions_added == 3
+    first, second = alerts(dsn)
+    assert first[:5] == (alert_id("fintech", "fi-1", "fraud_structuring", T0), 2, 19600.0, 0.95, "critical")
+    assert second[0] == alert_id("fintech", "fi-1", "fraud_structuring", T0 + dt.timedelta(seconds=4000))
+    # A later batch extends the open episode instead of opening another.
+    alert_sink.write("q", 1, [row("d", 4100, score=0.61)])
+    assert [a[1:3] for a in alerts(dsn)] == [(2, 19600.0), (2, 19600.0)]
+
+
+def test_replayed_batch_changes_nothing_and_analyst_columns_survive(sink):
+    alert_sink, dsn = sink
+    batch = [row("a", 0), row("b", 10)]
+    alert_sink.write("q", 7, batch)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE alerts SET status = 'confirmed_fraud', analyst_note = %s, status_by = 'ana'",
+                     ("called the bank",))
+    before = alerts(dsn)
+    again = alert_sink.write("q", 7, batch)
+    assert not again.applied
+    assert alerts(dsn) == before
+    alert_sink.write("q", 8, [row("c", 20)])
+    (only,) = alerts(dsn)
+    assert only[1] == 3 and only[5:] == ("confirmed_fraud", "called the bank")
+
+
+def test_transient_failure_retries_then_fails_the_batch(config, caplog):
+    """A database that does not answer: bounded retries with backoff, then the error fails the batch."""
+    from fraud.stack.process import free_port
+
+    quick = dataclasses.replace(config, alerts=dataclasses.replace(config.alerts, max_retries=2, retry_backoff_s=0.01))
+    pool = ConnectionPool(f"postgresql://fraud@127.0.0.1:{free_port()}/fraud", min_size=1, max_size=1, timeout=0.5,
+                          kwargs={"connect_timeout": 1}, open=True)
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            AlertSink(quick, pool).write("q", 0, [row("a", 0)])
+    finally:
+        pool.close()
+    retries = [r.getMessage() for r in caplog.records if "PostgreSQL unavailable" in r.getMessage()]
+    assert len(retries) == 2 and retries[-1].endswith("retry 2/2 in 0.0 s")

@@ -1,0 +1,102 @@
+"""Model: metrics arithmetic, the gate, leakage guards, the registry and hot model swaps."""
+
+import dataclasses
+import datetime as dt
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from fraud.cli import UserError
+from fraud.features import CATEGORICAL_FEATURES, NON_FEATURES, NUMERIC_FEATURES
+from fraud.model import (FEATURE_COLUMNS, build_pipeline, classification_metrics, gate_failures,
+                         with_label)
+from fraud.registry import Registry
+from fraud.score import ModelHolder
+from fraud.simulate.__main__ import build_options
+from fraud.simulate.run import run_simulation
+from fraud.sinks import silver_from_records
+
+
+def test_classification_metrics_by_hand():
+    confusion = {("regular", "regular"): 90, ("regular", "fraud_gold_farming"): 10,
+                 ("fraud_gold_farming", "fraud_gold_farming"): 30, ("fraud_gold_farming", "regular"): 10}
+    m = classification_metrics(confusion)
+    assert m["accuracy"] == round(120 / 140, 4)
+    gold = m["per_class"]["fraud_gold_farming"]
+    assert (gold["precision"], gold["recall"], gold["support"]) == (0.75, 0.75, 40)
+    assert m["per_class_f1"]["regular"] == pytest.approx(0.9, abs=1e-4)
+    assert m["macro_f1"] == pytest.approx((0.9 + 0.75) / 2, abs=1e-4)
+    assert m["weighted_f1"] == pytest.approx((0.9 * 100 + 0.75 * 40) / 140, abs=1e-4)
+    assert m["confusion_matrix"]["counts"][0][0] == 90
+
+
+def test_gate_names_each_failing_metric(config):
+    metrics = {"accuracy": 0.99, "weighted_f1": 0.97, "macro_f1": 0.95,
+               "per_class_f1": {"regular": 0.99, "fraud_promo_abuse": 0.42}}
+    assert gate_failures(metrics, config) == ["weighted_f1 0.9700 < 0.975", "f1[fraud_promo_abuse] 0.4200 < 0.85"]
+    metrics.update(weighted_f1=0.98, per_class_f1={"regular": 0.99})
+    assert gate_failures(metrics, config) == []
+
+
+def test_ground_truth_is_never_a_feature():
+    assert not set(NON_FEATURES) & set(FEATURE_COLUMNS)
+    assert not any(c in NON_FEATURES or c in ("label", "label_idx") for c in NUMERIC_FEATURES + CATEGORICAL_FEATURES)
+
+
+@pytest.fixture(scope="module")
+def small_model(spark, config, tmp_path_factory):
+    """A small forest on silver built by the stream's own batch code from simulated records."""
+    path = tmp_path_factory.mktemp("model") / "h.jsonl"
+    options = build_options(config, domain="all", load_level=None, rate=None, events=6000, duration=None,
+                            fraud_rate=0.4, seed=3, test_id=None, pattern_weights=None, output=str(path))
+    run_simulation(config, options)
+    topics = config.kafka.topics
+    lines = path.read_text().splitlines()
+    records = [(json.loads(l)["actor_id"].encode(), l.encode(), topics[json.loads(l)["domain"]], 0, i,
+                dt.datetime(2026, 1, 2)) for i, l in enumerate(lines)]
+    raw_df = spark.createDataFrame(records, "key binary, value binary, topic string, partition int, offset long, "
+                                            "timestamp timestamp")
+    silver_df = silver_from_records(raw_df, config).cache()
+    small = dataclasses.replace(config, model=dataclasses.replace(config.model, num_trees=8, max_depth=8))
+    model = build_pipeline(small).fit(with_label(silver_df).withColumn("weight", F.lit(1.0)))
+    return model, silver_df
+
+
+def test_permuting_ground_truth_leaves_predictions_unchanged(small_model):
+    model, silver_df = small_model
+    keyed = silver_df.select("*", F.monotonically_increasing_id().alias("row"))
+    scrambled = (keyed.withColumn("pattern", F.lit("fraud_money_laundering"))
+                 .withColumn("is_fraud", ~F.col("is_fraud"))
+                 .withColumn("test_id", F.lit("another-run"))
+                 .withColumn("sequence_position", F.lit(99)))
+    original = {r["row"]: (r["predicted_class"], tuple(r["probability"])) for r in
+                model.transform(keyed).select("row", "predicted_class", "probability").collect()}
+    permuted = {r["row"]: (r["predicted_class"], tuple(r["probability"])) for r in
+                model.transform(scrambled).select("row", "predicted_class", "probability").collect()}
+    assert original == permuted
+    assert len({p for p, _ in original.values()}) > 3, "the model is not a constant"
+
+
+def test_registry_promote_rollback_and_hot_swap(small_model, tmp_path, spark):
+    model, silver_df = small_model
+    registry = Registry(str(tmp_path / "models"))
+    assert registry.current_version() is None and registry.versions() == []
+    holder = ModelHolder(registry)
+    assert holder.current() is None
+    for _ in range(2):
+        version = registry.next_version()
+        model.write().overwrite().save(registry.model_path(version))
+        registry.write_metadata(version, {"version": version, "metrics": {}})
+    assert registry.versions() == ["v0001", "v0002"]
+    registry.promote("v0001")
+    first = holder.current()
+    assert first.version == "v0001" and holder.current() is first, "loaded once, reused"
+    registry.promote("v0002")
+    assert holder.current().version == "v0002", "a promotion is picked up without a restart"
+    assert registry.rollback()["version"] == "v0001"
+    assert holder.current().version == "v0001"
+    with pytest.raises(UserError, match="nothing to roll back"):
+        registry.rollback()
+    with pytest.raises(UserError, match="v0042 is not in the registry"):
+        registry.promote("v0042")

@@ -1,0 +1,190 @@
+"""The whole product on the real stack: simulator -> Kafka -> job -> Delta + PostgreSQL.
+
+One pipeline (own topics, lake, checkpoints, database) is built once for the module:
+simulated history goes through the job, a model is trained on it and registered, then
+live runs are scored. Figures the issue asks for are printed (run with -s to see them).
+"""
+
+import json
+import shutil
+
+import pytest
+from confluent_kafka import Producer
+from pyspark.sql import functions as F
+
+from fraud.evaluate import evaluate_run
+from fraud.features import VELOCITY_FEATURES, with_velocity_batch
+from fraud.model import run_training
+from fraud.parse import with_parsed_event
+from fraud.simulate.__main__ import build_options
+from fraud.simulate.run import replay_file, run_simulation
+
+from pipeline_support import end_offsets, kill_group, make_pipeline, write_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pipeline(stack, spark, tmp_path_factory):
+    """A pipeline with a registered model trained on history that went through the job."""
+    root = tmp_path_factory.mktemp("e2e")
+    pipe = make_pipeline(stack, root, model__num_trees=30)
+    for seed, events in ((7, 60_000), (8, 25_000)):
+        path = root / f"history-{seed}.jsonl"
+        options = build_options(pipe.config, domain="all", load_level=None, rate=None, events=events,
+                                duration=None, fraud_rate=None, seed=seed, test_id=None, pattern_weights=None,
+                                output=str(path))
+        run_simulation(pipe.config, options)
+        replay_file(pipe.config, path)
+    pipe.run_job(once=True)
+    status = run_training(spark, pipe.config, ["history-seed7"], ["history-seed8"], promote=True)
+    assert status == 0, "the model trained on streamed history must pass the gate"
+    return pipe
+
+
+def simulate_live(pipe, test_id, seconds=20.0, rate=300.0, seed=31):
+    options = build_options(pipe.config, domain="all", load_level=None, rate=rate, events=None, duration=seconds,
+                            fraud_rate=None, seed=seed, test_id=test_id, pattern_weights=None, output=None)
+    return run_simulation(pipe.config, options)
+
+
+def lake(spark, pipe, table):
+    return spark.read.format("delta").load(pipe.config.table_path(table))
+
+
+def test_live_run_recall_and_precision(pipeline, spark):
+    summary = simulate_live(pipeline, "e2e-live-1")
+    assert summary.errors == 0
+    pipeline.run_job(once=True)
+    result = evaluate_run(pipeline.dsn, "e2e-live-1")
+    print("\nE2E live run:", json.dumps(result, indent=1))
+    assert set(result["domains"]) == {"gaming", "fintech", "ecommerce"}
+    for domain, figures in result["domains"].items():
+        assert figures["fraud_sequences"] > 20, domain
+        assert figures["recall"] >= 0.95, (domain, figures)
+        assert figures["precision"] >= 0.95, (domain, figures)
+    gold = lake(spark, pipeline, "gold").filter(F.col("test_id") == "e2e-live-1")
+    assert gold.count() == summary.events_sent
+    assert gold.select("model_version").distinct().collect()[0][0] == "v0001"
+
+
+def test_stream_and_batch_compute_identical_features(pipeline, spark):
+    """The velocity function gives the same values in the stream (state store) and in batch."""
+    bronze = (lake(spark, pipeline, "bronze")
+              .select(F.col("kafka_key").cast("binary").alias("key"), "value", "topic", "partition", "offset",
+                      F.col("kafka_timestamp").alias("timestamp")))
+    batch = with_velocity_batch(with_parsed_event(bronze, pipeline.config), pipeline.config.stream.velocity_window_s,
+                                4).filter(F.size("reasons") == 0)
+    streamed = lake(spark, pipeline, "silver").select("transaction_id", *VELOCITY_FEATURES)
+    joined = batch.select("transaction_id", *[F.col(c).alias(f"b_{c}") for c in VELOCITY_FEATURES]).join(
+        streamed, "transaction_id", how="full_outer")
+    assert joined.count() == streamed.count() > 80_000
+    mismatch = joined.filter(" OR ".join(f"NOT ({c} <=> b_{c})" for c in VELOCITY_FEATURES))
+    assert mismatch.count() == 0, mismatch.limit(5).collect()
+
+
+def bad_records(gaming_event: dict, fintech_event: dict) -> dict[str, bytes]:
+    """One real Kafka record per quarantine reason, all sent to the gaming topic."""
+    e = dict(gaming_event)
+    return {
+        "malformed_json": b'{"transaction_id": "x", "domain": ',
+        "missing_field:actor_id": json.dumps({k: v for k, v in e.items() if k != "actor_id"}).encode(),
+        "bad_type:amount": json.dumps({**e, "amount": "twelve"}).encode(),
+        "out_of_range:amount": json.dumps({**e, "amount": -3.5}).encode(),
+        "unknown_domain": json.dumps({**e, "domain": "crypto"}).encode(),
+        "domain_topic_mismatch": json.dumps(fintech_event).encode(),
+        "oversize": json.dumps({**e, "padding": "x" * 70_000}).encode(),
+    }
+
+
+def test_quarantine_reasons_and_duplicates_from_real_records(pipeline, spark, tmp_path):
+    history = (tmp_path / "h.jsonl")
+    options = build_options(pipeline.config, domain="all", load_level=None, rate=None, events=3000, duration=None,
+                            fraud_rate=0.5, seed=77, test_id="e2e-quarantine", pattern_weights=None,
+                            output=str(history))
+    run_simulation(pipeline.config, options)
+    events = [json.loads(line) for line in history.read_text().splitlines()]
+    gaming = next(e for e in events if e["domain"] == "gaming")
+    fintech = {**next(e for e in events if e["domain"] == "fintech"), "transaction_id": "misrouted"}
+    structuring = [e for e in events if e["pattern"] == "fraud_structuring"]
+    twice = structuring[0]
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap})
+    topics = pipeline.config.kafka.topics
+    for reason, value in bad_records({**gaming, "transaction_id": "bad-one"}, fintech).items():
+        producer.produce(topics["gaming"], key=reason.encode(), value=value)
+    for event in events + [twice]:  # the same event delivered twice, like a producer retry
+        producer.produce(topics[event["domain"]], key=event["actor_id"].encode(), value=json.dumps(event).encode())
+    assert producer.flush(30) == 0
+    pipeline.run_job(once=True)
+
+    quarantined = {r["kafka_key"]: r["reasons"] for r in lake(spark, pipeline, "bronze").join(
+        lake(spark, pipeline, "quarantine"), ["topic", "partition", "offset"], how="inner").collect()}
+    for reason in bad_records(gaming, fintech):
+        assert quarantined[reason] == [reason], (reason, quarantined.get(reason))
+    silver = lake(spark, pipeline, "silver").filter(F.col("test_id") == "e2e-quarantine")
+    assert silver.count() == len(events), "every valid record lands, exactly once"
+    assert silver.filter(F.col("transaction_id") == twice["transaction_id"]).count() == 1
+    assert [r for k, r in quarantined.items() if k == twice["actor_id"]] == [["duplicate"]]
+    with pipeline.connect() as conn:
+        hits = conn.execute("SELECT count(*) FROM alert_transactions WHERE transaction_id = %s",
+                            (twice["transaction_id"],)).fetchone()[0]
+    assert hits == 1, "one alert row for the duplicated event"
+
+
+def alert_snapshot(dsn):
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return sorted(conn.execute(
+            "SELECT alert_id, alert_type, txn_count, array_agg(transaction_id ORDER BY transaction_id)"
+            " FROM alerts JOIN alert_transactions USING (alert_id) GROUP BY alert_id, alert_type, txn_count"
+        ).fetchall())
+
+
+def test_sigkill_mid_run_then_restart_is_exactly_once(pipeline, spark, stack, tmp_path):
+    summary = simulate_live(pipeline, "e2e-kill", seconds=20.0, rate=400.0, seed=41)
+    assert summary.errors == 0
+    small_batches = write_config(tmp_path / "small.yaml", topics=pipeline.config.kafka.topics, dsn=pipeline.dsn,
+                                 bootstrap=pipeline.bootstrap, lake=pipeline.root / "lake",
+                                 checkpoints=pipeline.root / "checkpoints", kafka__max_offsets_per_trigger=1500)
+    with pipeline.connect() as conn:
+        before = conn.execute("SELECT count(*) FROM sink_progress").fetchone()[0]
+    job = pipeline.start_job(small_batches)
+    try:
+        from fraud.stack.process import wait_until
+
+        def committed():
+            with pipeline.connect() as conn:
+                return conn.execute("SELECT count(*) FROM sink_progress").fetchone()[0] >= before + 2
+        assert wait_until(committed, 600, interval_s=0.5), "the job committed two batches"
+    finally:
+        kill_group(job)
+    pipeline.run_job(once=True)
+
+    produced = end_offsets(pipeline.bootstrap, pipeline.config.kafka.topic_list())
+    bronze = lake(spark, pipeline, "bronze")
+    silver = lake(spark, pipeline, "silver")
+    quarantine = lake(spark, pipeline, "quarantine")
+    gold = lake(spark, pipeline, "gold")
+    key = ["topic", "partition", "offset"]
+    assert bronze.count() == produced
+    assert bronze.select(*key).distinct().count() == produced
+    landed = silver.select(*key).unionByName(quarantine.select(*key))
+    assert landed.count() == produced and landed.distinct().count() == produced
+    assert silver.count() == silver.select("transaction_id").distinct().count()
+    assert gold.count() == gold.select("transaction_id").distinct().count() == silver.count()
+
+    # Reference: the same records through an uninterrupted job on a fresh lake and database.
+    from pipeline_support import create_database
+
+    ref_dsn = create_database(stack["postgres"]["dsn"], f"fraud_ref_{pipeline.root.name[-8:].lower()}")
+    ref_root = tmp_path / "reference"
+    shutil.copytree(pipeline.root / "lake" / "models", ref_root / "lake" / "models")
+    reference = write_config(tmp_path / "ref.yaml", topics=pipeline.config.kafka.topics, dsn=ref_dsn,
+                             bootstrap=pipeline.bootstrap, lake=ref_root / "lake", checkpoints=ref_root / "ck")
+    pipeline.run_job(once=True, config_path=reference)
+    assert alert_snapshot(pipeline.dsn) == alert_snapshot(ref_dsn)
+    with pipeline.connect() as conn:
+        batches = conn.execute("SELECT count(*) FROM sink_progress").fetchone()[0]
+    print(f"\nSIGKILL test: {produced} records produced, {batches} batches committed, "
+          f"{len(alert_snapshot(pipeline.dsn))} alerts identical to the reference run")
