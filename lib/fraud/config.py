@@ -101,6 +101,8 @@ class StreamConfig:
     state_ttl_s: int
     # Actors are hashed into this many groups for the Python state operator.
     state_buckets: int
+    # Write the batch's Delta tables and PostgreSQL concurrently (each write is idempotent on its own).
+    parallel_sinks: bool
 
 
 @dataclass(frozen=True)

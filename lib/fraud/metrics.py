@@ -65,6 +65,10 @@ class BatchMetrics:
         lag = sum(int(float((source.get("metrics") or {}).get("maxOffsetsBehindLatest", 0)))
                   for source in progress.get("sources", []))
         self._store_lag(query_id, progress["batchId"], lag)
+        state = progress.get("stateOperators") or [{}]
+        log.info("batch %s progress: durations %s, state rows %s, state commit %s ms, state memory %s bytes",
+                 progress["batchId"], progress.get("durationMs"), state[0].get("numRowsTotal"),
+                 state[0].get("commitTimeMs"), state[0].get("memoryUsedBytes"))
 
     def _store_lag(self, query_id: str, batch_id: int, lag: int) -> None:
         with self.pool.connection() as conn:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -80,6 +81,7 @@ class BatchWriter:
         self.alerts = alerts
         self.metrics = metrics
         self._query_id: str | None = None
+        self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="sink")
 
     @property
     def query_id(self) -> str:
@@ -97,6 +99,20 @@ class BatchWriter:
         (df.write.format("delta").mode("append")
          .option("txnAppId", self.query_id).option("txnVersion", batch_id)
          .partitionBy(*partition_by).save(self.config.table_path(table)))
+
+    def _run_writes(self, writes: dict, steps: dict) -> dict:
+        """Run the sink writes, concurrently when ``stream.parallel_sinks`` (they touch different tables
+        and each is idempotent on its own, so order does not matter for exactly-once)."""
+        def timed(name, write):
+            t0 = time.perf_counter()
+            outcome = write()
+            steps[name] = round((time.perf_counter() - t0) * 1000, 1)
+            return outcome
+
+        if not self.config.stream.parallel_sinks:
+            return {name: timed(name, write) for name, write in writes.items()}
+        futures = {name: self._pool.submit(timed, name, write) for name, write in writes.items()}
+        return {name: future.result() for name, future in futures.items()}
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         started = datetime.now(timezone.utc)
@@ -123,21 +139,21 @@ class BatchWriter:
             alert_rows = [_utc(r.asDict()) for r in gold_df.filter("is_alert").collect()]
         t = step("score", t)
 
-        result = self.alerts.write(self.query_id, batch_id, alert_rows)
-        t = step("postgres", t)
-
-        self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id, ["domain", "ingest_date"])
-        t = step("bronze", t)
         quarantine_df = quarantine(batch_df, batch_id)
         has_rejects = any(not r["ok"] for r in counts)
+        writes = {
+            "postgres": lambda: self.alerts.write(self.query_id, batch_id, alert_rows),
+            "bronze": lambda: self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id,
+                                           ["domain", "ingest_date"]),
+            "silver": lambda: self._append(silver_df, "silver", batch_id, ["domain", "event_date"]),
+        }
         if has_rejects:  # most batches have none; an empty Delta commit costs a second
-            self._append(quarantine_df, "quarantine", batch_id, ["ingest_date"])
-        t = step("quarantine", t)
-        self._append(silver_df, "silver", batch_id, ["domain", "event_date"])
-        t = step("silver", t)
+            writes["quarantine"] = lambda: self._append(quarantine_df, "quarantine", batch_id, ["ingest_date"])
         if gold_df is not None:
-            self._append(gold_df, "gold", batch_id, ["domain", "event_date"])
-        t = step("gold", t)
+            writes["gold"] = lambda: self._append(gold_df, "gold", batch_id, ["domain", "event_date"])
+        outcomes = self._run_writes(writes, steps)
+        result = outcomes["postgres"]
+        t = step("sinks", t)
 
         by_reason = {}
         if has_rejects:
