@@ -74,12 +74,14 @@ class ModelHolder:
     def __init__(self, registry: Registry):
         self.registry = registry
         self._loaded: LoadedModel | None = None
+        self._warned = False
 
     def current(self) -> LoadedModel | None:
         version = self.registry.current_version()
         if version is None:
-            if self._loaded is None:
+            if self._loaded is None and not self._warned:
                 log.warning("no model registered yet in %s: gold and alerts wait for one", self.registry.root_uri)
+                self._warned = True
             return self._loaded
         if self._loaded is None or self._loaded.version != version:
             pipeline = PipelineModel.load(self.registry.entry(version).model_path)
