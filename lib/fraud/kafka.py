@@ -1,5 +1,10 @@
 """Kafka endpoints and client settings, shared by the simulator (producer) and the job (Spark source)."""
 
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
 from confluent_kafka.admin import AdminClient
 
 from fraud.cli import UserError
@@ -14,23 +19,61 @@ def bootstrap_servers(config: Config) -> str:
     return config.kafka.bootstrap_servers
 
 
-def client_settings(config: Config) -> dict[str, str]:
-    """librdkafka settings (confluent-kafka) for this environment's broker and security."""
-    settings = {
-        "bootstrap.servers": bootstrap_servers(config),
+# MSK broker host names end in ".kafka.<region>.amazonaws.com" (also ".kafka-serverless.").
+_MSK_REGION = re.compile(r"\.kafka(?:-serverless)?\.([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com(?::\d+)?$")
+
+
+def client_settings(config: Config) -> dict[str, Any]:
+    """librdkafka settings (confluent-kafka) for this environment's broker and security.
+
+    For MSK IAM the settings carry ``oauth_cb``, a callable that signs a fresh token
+    with the caller's AWS credentials whenever librdkafka asks for one.
+    """
+    servers = bootstrap_servers(config)
+    settings: dict[str, Any] = {
+        "bootstrap.servers": servers,
         "security.protocol": config.kafka.security_protocol,
     }
     if config.kafka.sasl_mechanism == "AWS_MSK_IAM":
         # librdkafka speaks IAM through OAUTHBEARER with an MSK token provider.
         settings["sasl.mechanism"] = "OAUTHBEARER"
+        settings["oauth_cb"] = msk_iam_token_callback(msk_region(servers))
     elif config.kafka.sasl_mechanism:
         settings["sasl.mechanism"] = config.kafka.sasl_mechanism
     return settings
 
 
-def require_broker(settings: dict[str, str], timeout_s: float = 5.0) -> None:
+def msk_region(servers: str, environ: dict[str, str] | None = None) -> str:
+    """The AWS region of an MSK cluster: from its broker host names, else AWS_REGION / AWS_DEFAULT_REGION."""
+    environ = os.environ if environ is None else environ
+    first = servers.split(",")[0].strip()
+    match = _MSK_REGION.search(first)
+    region = match.group(1) if match else environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise UserError(f"cannot tell the AWS region of the MSK brokers {first!r}: set AWS_REGION")
+    return region
+
+
+def msk_iam_token_callback(region: str) -> Callable[[str | None], tuple[str, float]]:
+    """An ``oauth_cb`` for confluent-kafka: (token, expiry in seconds since the epoch).
+
+    The token is a SigV4-presigned ``kafka-cluster:Connect`` request signed with the
+    default AWS credential chain (the job or task role in AWS); nothing is logged.
+    """
+    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+    def oauth_cb(_oauth_config: str | None) -> tuple[str, float]:
+        token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        return token, expiry_ms / 1000.0
+
+    return oauth_cb
+
+
+def require_broker(settings: dict[str, Any], timeout_s: float = 5.0) -> None:
     """Fail with one line if no broker answers at the configured address."""
     admin = AdminClient({**settings, "log_level": 0})
+    # Serves a pending OAUTHBEARER token request (MSK IAM) before the first metadata call.
+    admin.poll(0)
     try:
         admin.list_topics(timeout=timeout_s)
     except Exception:  # KafkaException or a transport error: the broker is not usable
