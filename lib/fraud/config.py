@@ -31,6 +31,7 @@ ENV_OVERRIDES = {
     "FRAUD_POSTGRES_SECRET_ARN": "postgres.password_secret_arn",
     "FRAUD_LAKE_ROOT": "lake_root",
     "FRAUD_CHECKPOINT_ROOT": "checkpoint_root",
+    "FRAUD_MODELS_ROOT": "models_root",
 }
 
 # A value of kafka.bootstrap_servers / postgres.dsn meaning "ask the local stack".
@@ -153,6 +154,8 @@ class Config:
     alerts: AlertsConfig
     model: ModelConfig
     source_path: str = ""
+    # Model registry location; optional, default <lake_root>/models (AWS keeps it in its own bucket).
+    models_root: str | None = None
 
     def table_path(self, name: str) -> str:
         """Location of a lake table (bronze, quarantine, silver, gold) or the model registry."""
@@ -183,6 +186,7 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
         config,
         lake_root=_resolve_location(config.lake_root, base),
         checkpoint_root=_resolve_location(config.checkpoint_root, base),
+        models_root=_resolve_location(config.models_root, base) if config.models_root else None,
     )
 
 

@@ -1,4 +1,4 @@
-"""The model registry under ``<lake root>/models``, on local disk or S3 (pyarrow filesystems).
+"""The model registry under ``models_root`` (default ``<lake root>/models``), on local disk or S3 (pyarrow filesystems).
 
 Layout::
 
@@ -40,7 +40,7 @@ class Registry:
 
     @classmethod
     def for_config(cls, config: Config) -> Registry:
-        return cls(config.table_path("models"))
+        return cls(config.models_root or config.table_path("models"))
 
     # --- reading -----------------------------------------------------------------
     def _read_json(self, relative: str) -> dict | None:
