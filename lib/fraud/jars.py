@@ -1,11 +1,12 @@
 """Jars from Maven Central, resolved once with Maven into the project cache.
 
-Two sets, each described by a pom under ``scripts/jars``:
+Three sets, each described by a pom under ``scripts/jars``:
 
 - ``spark``: Delta Lake and the Kafka source for the Spark job. Jars that pyspark
   already ships (Scala, Hadoop client, slf4j, ...) are dropped so the classpath
   holds one version of each.
 - ``kafka``: the Apache Kafka broker run by the local stack.
+- ``msk-iam``: the MSK IAM auth jar, shipped with the job to EMR Serverless (``emr/``).
 
 After the first resolution everything is read from ``.cache/jars`` offline.
 """
@@ -22,7 +23,7 @@ from fraud.project import CACHE_DIR, ROOT
 log = logging.getLogger(__name__)
 
 POM_DIR = ROOT / "scripts" / "jars"
-JAR_SETS = ("spark", "kafka")
+JAR_SETS = ("spark", "kafka", "msk-iam")
 _VERSION_SUFFIX = re.compile(r"-\d[\w.\-]*\.jar$")
 
 
