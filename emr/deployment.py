@@ -1,0 +1,80 @@
+"""What Terraform deployed, read from ``terraform output -json`` of ``terraform/environments/<env>``.
+
+Only identifiers and locations: the RDS password stays in Secrets Manager and is
+referenced by ARN (``FRAUD_POSTGRES_SECRET_ARN`` in ``job_environment``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraud.cli import UserError
+
+# job_environment must set exactly what conf/aws.yaml leaves to the deployment.
+JOB_ENVIRONMENT_KEYS = (
+    "FRAUD_KAFKA_BOOTSTRAP_SERVERS",
+    "FRAUD_POSTGRES_DSN",
+    "FRAUD_POSTGRES_SECRET_ARN",
+    "FRAUD_LAKE_ROOT",
+    "FRAUD_CHECKPOINT_ROOT",
+    "FRAUD_MODELS_ROOT",
+)
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    region: str
+    application_id: str
+    job_role_arn: str
+    artifacts_bucket: str
+    # FRAUD_* variables for the job (config overrides), from Terraform.
+    job_environment: dict[str, str]
+
+    @property
+    def log_uri(self) -> str:
+        return f"s3://{self.artifacts_bucket}/logs/"
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Parse ``terraform output -json > PATH`` (plain ``{name: value}`` JSON is accepted too)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"Terraform outputs not found: {path} (terraform output -json > {path})") from None
+    except ValueError:
+        raise UserError(f"{path}: not valid JSON (expected `terraform output -json`)") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a JSON object of Terraform outputs")
+    values = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in raw.items()}
+
+    def need(name: str, kind: type) -> object:
+        if name not in values:
+            raise UserError(f"{path}: output {name!r} missing")
+        if not isinstance(values[name], kind) or not values[name]:
+            raise UserError(f"{path}: output {name!r} must be a non-empty {kind.__name__}")
+        return values[name]
+
+    environment = need("job_environment", dict)
+    missing = [k for k in JOB_ENVIRONMENT_KEYS if not environment.get(k)]
+    if missing:
+        raise UserError(f"{path}: job_environment lacks {', '.join(missing)}")
+    unknown = sorted(set(environment) - set(JOB_ENVIRONMENT_KEYS))
+    if unknown:
+        raise UserError(f"{path}: job_environment has unknown key {unknown[0]}")
+    deployment = Deployment(
+        region=need("region", str),
+        application_id=need("emr_application_id", str),
+        job_role_arn=need("emr_job_role_arn", str),
+        artifacts_bucket=need("artifacts_bucket", str),
+        job_environment={k: str(environment[k]) for k in JOB_ENVIRONMENT_KEYS},
+    )
+    if not _BUCKET.match(deployment.artifacts_bucket):
+        raise UserError(f"{path}: artifacts_bucket {deployment.artifacts_bucket!r} is not an S3 bucket name")
+    if not deployment.job_role_arn.startswith("arn:aws"):
+        raise UserError(f"{path}: emr_job_role_arn {deployment.job_role_arn!r} is not an ARN")
+    return deployment
