@@ -28,6 +28,18 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# checkov (Terraform static checks in tests/test_terraform.py) pins dozens of packages
+# that clash with the project's, so it gets its own venv, rebuilt only when its lock changes.
+checkov_stamp=".venv-checkov/.installed-$(sha256sum scripts/checkov-requirements.txt | cut -c1-16)"
+if [ ! -f "$checkov_stamp" ]; then
+  echo "setup: installing checkov into .venv-checkov"
+  rm -rf .venv-checkov
+  "$PYTHON" -m venv .venv-checkov
+  .venv-checkov/bin/pip install -q --upgrade pip
+  .venv-checkov/bin/pip install -q -r scripts/checkov-requirements.txt
+  touch "$checkov_stamp"
+fi
+
 .venv/bin/python -m fraud.jars
 
 # pyspark's own spark-submit looks for `python3` on PATH; bind it to this venv and the

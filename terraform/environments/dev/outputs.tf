@@ -1,0 +1,41 @@
+output "region" {
+  description = "Region of the environment."
+  value       = var.region
+}
+
+output "emr_application_id" {
+  description = "EMR Serverless application the jobs run on."
+  value       = module.emr.application_id
+}
+
+output "emr_job_role_arn" {
+  description = "Runtime role of the jobs."
+  value       = module.job_iam.job_role_arn
+}
+
+output "artifacts_bucket" {
+  description = "Bucket for job code, archive, jars (emr/) and EMR logs (logs/)."
+  value       = module.storage.bucket_names["artifacts"]
+}
+
+output "job_environment" {
+  description = "FRAUD_* variables that point conf/aws.yaml at this deployment; no secret values, only the secret's ARN."
+  value = {
+    FRAUD_KAFKA_BOOTSTRAP_SERVERS = module.msk.bootstrap_brokers_sasl_iam
+    FRAUD_POSTGRES_DSN            = module.rds.dsn
+    FRAUD_POSTGRES_SECRET_ARN     = module.rds.password_secret_arn
+    FRAUD_LAKE_ROOT               = "s3://${module.storage.bucket_names["lake"]}/lake"
+    FRAUD_CHECKPOINT_ROOT         = "s3://${module.storage.bucket_names["checkpoints"]}/checkpoints"
+    FRAUD_MODELS_ROOT             = "s3://${module.storage.bucket_names["models"]}/models"
+  }
+}
+
+output "producer_policy_arn" {
+  description = "Attach to the role of whatever runs the simulator against MSK."
+  value       = module.job_iam.producer_policy_arn
+}
+
+output "dash_url" {
+  description = "Address of the Dash app (behind the OIDC login)."
+  value       = module.dash.url
+}

@@ -1,0 +1,294 @@
+# The Dash monitoring app on ECS Fargate in the private subnets, behind an internet-facing
+# Application Load Balancer that signs users in with OIDC before forwarding anything.
+# The app reads PostgreSQL with the RDS-managed secret (by ARN, through its task role).
+#
+# The OIDC client secret is read from Secrets Manager at plan time: the ALB API takes it
+# as a value, so it lands in Terraform state; keep state in an encrypted, private backend.
+data "aws_region" "current" {}
+
+data "aws_secretsmanager_secret_version" "oidc" {
+  secret_id = var.oidc.client_secret_arn
+}
+
+# --- load balancer ------------------------------------------------------------------
+
+resource "aws_security_group" "alb" {
+  #checkov:skip=CKV_AWS_260:Port 80 only answers with a redirect to HTTPS
+  name        = "${var.name}-dash-alb"
+  description = "Dash load balancer: HTTPS in; out to the tasks and the identity provider"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+
+  ingress {
+    description = "HTTPS from users"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = var.allowed_cidrs
+  }
+
+  ingress {
+    description = "HTTP from users, redirected to HTTPS"
+    from_port   = 80
+    to_port     = 80
+    protocol    = "tcp"
+    cidr_blocks = var.allowed_cidrs
+  }
+
+  egress {
+    description = "Dash tasks"
+    from_port   = var.container_port
+    to_port     = var.container_port
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr]
+  }
+
+  egress {
+    description = "OIDC token and user info endpoints of the identity provider"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_lb" "this" {
+  #checkov:skip=CKV_AWS_91:ALB access logs need an SSE-S3 bucket (ALB cannot write to KMS-encrypted buckets); add one in production
+  #checkov:skip=CKV2_AWS_28:No WAF in the dev example: every request must pass the OIDC login first; add WAF for production
+  name                       = "${var.name}-dash"
+  load_balancer_type         = "application"
+  internal                   = false
+  subnets                    = var.public_subnet_ids
+  security_groups            = [aws_security_group.alb.id]
+  drop_invalid_header_fields = true
+  enable_deletion_protection = var.deletion_protection
+  tags                       = var.tags
+}
+
+resource "aws_lb_target_group" "dash" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the load balancer; the hop to the task stays inside the VPC's private subnets
+  name        = "${var.name}-dash"
+  port        = var.container_port
+  protocol    = "HTTP"
+  target_type = "ip"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+
+  health_check {
+    path    = var.health_check_path
+    matcher = "200"
+  }
+}
+
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+  tags              = var.tags
+
+  default_action {
+    type  = "authenticate-oidc"
+    order = 1
+    authenticate_oidc {
+      issuer                     = var.oidc.issuer
+      authorization_endpoint     = var.oidc.authorization_endpoint
+      token_endpoint             = var.oidc.token_endpoint
+      user_info_endpoint         = var.oidc.user_info_endpoint
+      client_id                  = var.oidc.client_id
+      client_secret              = data.aws_secretsmanager_secret_version.oidc.secret_string
+      on_unauthenticated_request = "authenticate"
+      session_timeout            = 28800
+    }
+  }
+
+  default_action {
+    type             = "forward"
+    order            = 2
+    target_group_arn = aws_lb_target_group.dash.arn
+  }
+}
+
+resource "aws_lb_listener" "http_redirect" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 80
+  protocol          = "HTTP"
+  tags              = var.tags
+
+  default_action {
+    type = "redirect"
+    redirect {
+      port        = "443"
+      protocol    = "HTTPS"
+      status_code = "HTTP_301"
+    }
+  }
+}
+
+# --- tasks --------------------------------------------------------------------------
+
+resource "aws_security_group" "tasks" {
+  name        = "${var.name}-dash-tasks"
+  description = "Dash tasks: from the load balancer; out to PostgreSQL and the endpoints"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+
+  ingress {
+    description     = "From the load balancer"
+    from_port       = var.container_port
+    to_port         = var.container_port
+    protocol        = "tcp"
+    security_groups = [aws_security_group.alb.id]
+  }
+
+  egress {
+    description = "PostgreSQL and HTTPS endpoints (Secrets Manager, ECR, logs) inside the VPC"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr]
+  }
+
+  egress {
+    description = "PostgreSQL inside the VPC"
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr]
+  }
+
+  egress {
+    description     = "ECR image layers from S3 through the gateway endpoint"
+    from_port       = 443
+    to_port         = 443
+    protocol        = "tcp"
+    prefix_list_ids = [var.s3_prefix_list_id]
+  }
+}
+
+resource "aws_cloudwatch_log_group" "dash" {
+  name              = "/${var.name}/dash"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = "${var.name}-dash"
+  tags = var.tags
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+data "aws_iam_policy_document" "tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+# Pulls the image and writes logs.
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-dash-execution"
+  assume_role_policy = data.aws_iam_policy_document.tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+# What the app itself may do: read the database password, nothing else.
+data "aws_iam_policy_document" "task" {
+  statement {
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.db_secret_arn]
+  }
+
+  statement {
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-dash-task"
+  assume_role_policy = data.aws_iam_policy_document.tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "read-db-secret"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.task.json
+}
+
+resource "aws_ecs_task_definition" "dash" {
+  family                   = "${var.name}-dash"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_cpu
+  memory                   = var.task_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+  tags                     = var.tags
+
+  # Read-only root file system; the app writes only to this scratch volume.
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([{
+    name                   = "dash"
+    image                  = var.image
+    essential              = true
+    readonlyRootFilesystem = true
+    portMappings           = [{ containerPort = var.container_port, protocol = "tcp" }]
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    environment = [
+      { name = "FRAUD_POSTGRES_DSN", value = var.db_dsn },
+      { name = "FRAUD_POSTGRES_SECRET_ARN", value = var.db_secret_arn },
+      { name = "AWS_REGION", value = data.aws_region.current.name },
+    ]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.dash.name
+        awslogs-region        = data.aws_region.current.name
+        awslogs-stream-prefix = "dash"
+      }
+    }
+  }])
+}
+
+resource "aws_ecs_service" "dash" {
+  name             = "dash"
+  cluster          = aws_ecs_cluster.this.id
+  task_definition  = aws_ecs_task_definition.dash.arn
+  desired_count    = var.desired_count
+  launch_type      = "FARGATE"
+  platform_version = "LATEST"
+  tags             = var.tags
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.dash.arn
+    container_name   = "dash"
+    container_port   = var.container_port
+  }
+
+  depends_on = [aws_lb_listener.https]
+}

@@ -1,0 +1,92 @@
+# MSK with IAM authentication only, TLS between clients and brokers and between brokers,
+# storage encrypted with the environment's key, broker logs in CloudWatch.
+resource "aws_security_group" "msk" {
+  name        = "${var.name}-msk"
+  description = "MSK brokers: IAM over TLS (9098) from the job and the producers"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "clients" {
+  for_each                     = toset(var.client_security_group_ids)
+  security_group_id            = aws_security_group.msk.id
+  description                  = "Kafka IAM/TLS from a client security group"
+  referenced_security_group_id = each.value
+  from_port                    = 9098
+  to_port                      = 9098
+  ip_protocol                  = "tcp"
+}
+
+resource "aws_msk_configuration" "this" {
+  name           = "${var.name}-kafka"
+  kafka_versions = [var.kafka_version]
+  # Topics appear on the first write with the contract's partition count; replication
+  # follows the broker count (2 in dev).
+  server_properties = <<-PROPERTIES
+    auto.create.topics.enable=true
+    num.partitions=${var.partitions}
+    default.replication.factor=${min(var.broker_count, 3)}
+    min.insync.replicas=${max(min(var.broker_count, 3) - 1, 1)}
+    log.retention.hours=${var.retention_hours}
+  PROPERTIES
+}
+
+resource "aws_cloudwatch_log_group" "brokers" {
+  name              = "/${var.name}/msk"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_msk_cluster" "this" {
+  cluster_name           = var.name
+  kafka_version          = var.kafka_version
+  number_of_broker_nodes = var.broker_count
+
+  broker_node_group_info {
+    instance_type   = var.instance_type
+    client_subnets  = var.subnet_ids
+    security_groups = [aws_security_group.msk.id]
+    storage_info {
+      ebs_storage_info {
+        volume_size = var.volume_size_gb
+      }
+    }
+    connectivity_info {
+      public_access {
+        type = "DISABLED"
+      }
+    }
+  }
+
+  client_authentication {
+    unauthenticated = false
+    sasl {
+      iam = true
+    }
+  }
+
+  encryption_info {
+    encryption_at_rest_kms_key_arn = var.kms_key_arn
+    encryption_in_transit {
+      client_broker = "TLS"
+      in_cluster    = true
+    }
+  }
+
+  configuration_info {
+    arn      = aws_msk_configuration.this.arn
+    revision = aws_msk_configuration.this.latest_revision
+  }
+
+  logging_info {
+    broker_logs {
+      cloudwatch_logs {
+        enabled   = true
+        log_group = aws_cloudwatch_log_group.brokers.name
+      }
+    }
+  }
+
+  tags = var.tags
+}

@@ -1,0 +1,103 @@
+# The four buckets: lake (Delta tables), checkpoints (streaming state), models (registry)
+# and artifacts (job code, archive, jars, EMR logs). All KMS-encrypted, versioned,
+# private, TLS-only; old object versions expire so versioning does not grow forever.
+data "aws_caller_identity" "current" {}
+
+locals {
+  # Bucket names are global: suffix the account id.
+  buckets = { for purpose, days in var.noncurrent_version_days : purpose => "${var.name}-${purpose}-${data.aws_caller_identity.current.account_id}" }
+}
+
+resource "aws_s3_bucket" "this" {
+  #checkov:skip=CKV_AWS_18:Server access logs need a separate log bucket, not created in this dev example; for production add one or CloudTrail S3 data events
+  #checkov:skip=CKV_AWS_144:No cross-region replica in the dev example (it doubles storage cost); add one for production disaster recovery
+  #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; the stream reads Kafka, not S3 notifications
+  for_each      = local.buckets
+  bucket        = each.value
+  force_destroy = var.force_destroy
+  tags          = merge(var.tags, { Purpose = each.key })
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  for_each = aws_s3_bucket.this
+  bucket   = each.value.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  for_each                = aws_s3_bucket.this
+  bucket                  = each.value.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  for_each = aws_s3_bucket.this
+  bucket   = each.value.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  for_each = aws_s3_bucket.this
+  bucket   = each.value.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = var.kms_key_arn
+    }
+    # S3 Bucket Keys cut KMS requests (and cost) for the many small checkpoint files.
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  for_each = aws_s3_bucket.this
+  bucket   = each.value.id
+
+  rule {
+    id     = "expire-old-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days[each.key]
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+data "aws_iam_policy_document" "tls_only" {
+  for_each = aws_s3_bucket.this
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [each.value.arn, "${each.value.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  for_each = aws_s3_bucket.this
+  bucket   = each.value.id
+  policy   = data.aws_iam_policy_document.tls_only[each.key].json
+
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
