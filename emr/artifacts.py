@@ -79,6 +79,8 @@ def upload_release(s3, bucket: str, root: Path, archive: Path, config: Path, jar
     """Upload archive, config, entry points (relative to ``root``) and jars; return their URIs."""
     if not archive.name.endswith(".tar.gz"):
         raise UserError(f"the environment archive must be a .tar.gz from venv-pack, got {archive}")
+    if not archive.is_file():
+        raise UserError(f"environment archive not found: {archive} (build it with emr/Dockerfile, see README)")
     if not jars:
         raise UserError("no jars to upload (Delta, Kafka source, MSK IAM auth)")
     return Release(

@@ -156,11 +156,16 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     assert first.entry_points == {"stream": f"s3://{bucket}/{keys[2]}", "train": f"s3://{bucket}/{keys[3]}"}
 
 
-def test_upload_refuses_an_archive_that_is_not_a_tarball(tmp_path):
+def test_upload_refuses_a_missing_or_wrong_archive_before_any_request(tmp_path):
     wrong = tmp_path / "env.zip"
     wrong.write_bytes(b"x")
-    with pytest.raises(UserError, match="must be a .tar.gz"):
-        upload_release(client("s3"), "fraud-dev-artifacts", ROOT, wrong, ROOT / "conf" / "aws.yaml", [wrong])
+    s3 = client("s3")
+    with Stubber(s3):  # no response queued: any request would fail the test
+        with pytest.raises(UserError, match="must be a .tar.gz"):
+            upload_release(s3, "fraud-dev-artifacts", ROOT, wrong, ROOT / "conf" / "aws.yaml", [wrong])
+        with pytest.raises(UserError, match="archive not found: .*build it with emr/Dockerfile"):
+            upload_release(s3, "fraud-dev-artifacts", ROOT, tmp_path / "fraud_env.tar.gz",
+                           ROOT / "conf" / "aws.yaml", [wrong])
 
 
 # --- job runs -----------------------------------------------------------------------

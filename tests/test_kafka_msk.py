@@ -60,7 +60,7 @@ def test_callback_returns_the_signers_token_and_expiry_in_seconds(monkeypatch):
         calls.append(region)
         return "signed-token", 1_700_000_900_000
 
-    monkeypatch.setattr(MSKAuthTokenProvider, "generate_auth_token", staticmethod(fake_generate))
+    monkeypatch.setattr(MSKAuthTokenProvider, "generate_auth_token", fake_generate)
     oauth_cb = msk_iam_token_callback("eu-west-1")
     assert oauth_cb("ignored librdkafka sasl.oauthbearer.config") == ("signed-token", 1_700_000_900.0)
     assert calls == ["eu-west-1"]
