@@ -56,11 +56,11 @@ def test_callback_returns_the_signers_token_and_expiry_in_seconds(monkeypatch):
 
     calls = []
 
-    def fake_generate(region, aws_debug_creds=False):
+    def fake_generate(region, aws_credentials_provider):
         calls.append(region)
         return "signed-token", 1_700_000_900_000
 
-    monkeypatch.setattr(MSKAuthTokenProvider, "generate_auth_token", fake_generate)
+    monkeypatch.setattr(MSKAuthTokenProvider, "generate_auth_token_from_credentials_provider", fake_generate)
     oauth_cb = msk_iam_token_callback("eu-west-1")
     assert oauth_cb("ignored librdkafka sasl.oauthbearer.config") == ("signed-token", 1_700_000_900.0)
     assert calls == ["eu-west-1"]
@@ -84,3 +84,16 @@ def test_real_signer_presigns_a_kafka_connect_request_with_the_callers_credentia
     assert "/eu-west-1/kafka-cluster/aws4_request" in query["X-Amz-Credential"][0]
     assert "fake-secret" not in token
     assert time.time() < expiry_s <= time.time() + 3600
+
+
+def test_missing_credentials_end_in_one_line(monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
+    with pytest.raises(UserError, match="no AWS credentials found"):
+        msk_iam_token_callback("eu-west-1")(None)

@@ -58,12 +58,33 @@ def msk_iam_token_callback(region: str) -> Callable[[str | None], tuple[str, flo
     """An ``oauth_cb`` for confluent-kafka: (token, expiry in seconds since the epoch).
 
     The token is a SigV4-presigned ``kafka-cluster:Connect`` request signed with the
-    default AWS credential chain (the job or task role in AWS); nothing is logged.
+    default AWS credential chain (the job or task role in AWS), resolved once per client
+    and refreshed by botocore when temporary; nothing is logged.
     """
-    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+    try:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+    except ImportError:
+        raise UserError("MSK IAM needs aws-msk-iam-sasl-signer-python: pip install '.[aws]'") from None
+    import botocore.session
+    from botocore.credentials import CredentialProvider
+
+    class DefaultChain(CredentialProvider):
+        METHOD = "fraud-default-chain"
+
+        def __init__(self):
+            super().__init__()
+            self._session = botocore.session.Session()
+
+        def load(self):
+            credentials = self._session.get_credentials()
+            if credentials is None:
+                raise UserError("MSK IAM: no AWS credentials found (role, profile or environment)")
+            return credentials.get_frozen_credentials()
+
+    provider = DefaultChain()
 
     def oauth_cb(_oauth_config: str | None) -> tuple[str, float]:
-        token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        token, expiry_ms = MSKAuthTokenProvider.generate_auth_token_from_credentials_provider(region, provider)
         return token, expiry_ms / 1000.0
 
     return oauth_cb
