@@ -26,10 +26,11 @@ data "aws_iam_policy_document" "assume" {
       variable = "aws:SourceAccount"
       values   = [data.aws_caller_identity.current.account_id]
     }
+    # This application (or one of its job runs) only, never another application's jobs.
     condition {
       test     = "ArnLike"
       variable = "aws:SourceArn"
-      values   = ["${var.application_arn}/jobruns/*"]
+      values   = [var.application_arn, "${var.application_arn}/jobruns/*"]
     }
   }
 }

@@ -9,10 +9,11 @@ resource "aws_security_group" "db" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "clients" {
-  for_each                     = toset(var.client_security_group_ids)
+  # count, not for_each: the group ids are unknown until the groups exist.
+  count                        = length(var.client_security_group_ids)
   security_group_id            = aws_security_group.db.id
   description                  = "PostgreSQL from a client security group"
-  referenced_security_group_id = each.value
+  referenced_security_group_id = var.client_security_group_ids[count.index]
   from_port                    = 5432
   to_port                      = 5432
   ip_protocol                  = "tcp"
