@@ -143,7 +143,7 @@ resource "aws_security_group" "tasks" {
   }
 
   egress {
-    description = "PostgreSQL and HTTPS endpoints (Secrets Manager, ECR, logs) inside the VPC"
+    description = "HTTPS endpoints (Secrets Manager, ECR, logs) inside the VPC"
     from_port   = 443
     to_port     = 443
     protocol    = "tcp"
