@@ -10,6 +10,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import signal
+import sys
 from pathlib import Path
 
 import flask
@@ -88,6 +90,8 @@ def run(config_path: str, host: str | None, port: int | None) -> None:
         raise UserError(f"--port must be between 1 and 65535, got {port}")
     check_exposure(host, app)
     print(f"dash app: http://{host}:{port}/", flush=True)
+    # SIGTERM (make down) unwinds like Ctrl-C, so the finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         app.run(host=host, port=port, debug=False)
     finally:

@@ -276,7 +276,7 @@ class LoadTests:
         self.config = config
         self.environ = environ
         self.log_dir = log_dir
-        self._procs: dict[str, tuple[subprocess.Popen, Path]] = {}
+        self._procs: dict[str, tuple[subprocess.Popen, Path, LoadTestRequest]] = {}
         self._lock = threading.Lock()
 
     def validate(self, domain, load_level, fraud_share=None, duration_s=60) -> LoadTestRequest:
@@ -307,10 +307,11 @@ class LoadTests:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{test_id}.log"
         with log_path.open("w") as out:
+            # Same process group as the app: stopping the app's group (make down) stops its runs too.
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=self.environ, start_new_session=True)
+                                    env=self.environ)
         with self._lock:
-            self._procs[test_id] = (proc, log_path)
+            self._procs[test_id] = (proc, log_path, request)
         log.info("load test %s started (pid %s): %s", test_id, proc.pid, " ".join(cmd[1:]))
         return test_id
 
@@ -320,19 +321,20 @@ class LoadTests:
             entry = self._procs.get(test_id)
         if entry is None:
             return None
-        proc, log_path = entry
+        proc, log_path, request = entry
         code = proc.poll()
         last = ""
         if code not in (None, 0):
             lines = log_path.read_text(errors="replace").strip().splitlines()
             last = lines[-1] if lines else ""
-        return {"pid": proc.pid, "running": code is None, "exit_code": code, "last_line": last}
+        return {"pid": proc.pid, "running": code is None, "exit_code": code, "last_line": last,
+                "duration_s": request.duration_s}
 
     def stop_all(self) -> None:
         """Terminate runs this app started (at shutdown and in tests)."""
         with self._lock:
             procs = list(self._procs.values())
-        for proc, _ in procs:
+        for proc, _, _ in procs:
             if proc.poll() is None:
                 proc.terminate()
                 try:

@@ -126,7 +126,7 @@ def throughput(batches: list[dict]) -> go.Figure:
 
 def latency(batches: list[dict]) -> go.Figure:
     return _lines(batches, {p: [b[f"latency_{p}_ms"] for b in batches] for p in ("p50", "p95", "p99")},
-                  "Detection latency (Kafka timestamp -> alert committed)", "ms")
+                  "Detection latency (produced -> alert committed)", "ms")
 
 
 def quarantine_reasons(batches: list[dict]) -> go.Figure:

@@ -208,7 +208,16 @@ def run_result(result: dict, process: dict | None, now: datetime) -> html.Div:
                     f"{_fmt(run['target_rate_per_s'])}/s · status {run['status']}", id="lt-run-status")]
     if run["status"] == "running":
         elapsed = (now - run["started_at"]).total_seconds()
-        parts.append(html.P(f"running for {elapsed:,.0f} s; events and rates are reported when it finishes"))
+        if process is not None:
+            # Paced runs last their duration: elapsed time is the progress.
+            total = process["duration_s"]
+            parts.append(html.Progress(value=str(min(elapsed, total)), max=str(total), id="lt-progress",
+                                       style={"width": "100%"}))
+            parts.append(html.P(f"{min(elapsed, total):,.0f} s of {total:,} s; events sent, rate and "
+                                "evaluation are reported when it finishes"))
+        else:
+            parts.append(html.P(f"running for {elapsed:,.0f} s (started elsewhere); events and rates are "
+                                "reported when it finishes"))
         if process is not None and not process["running"]:
             parts.append(html.P(f"simulator exited with code {process['exit_code']}: {process['last_line']}",
                                 className="source-down"))

@@ -12,6 +12,7 @@ import threading
 import psycopg
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -82,8 +83,10 @@ def shot(driver, name: str) -> None:
     assert path.stat().st_size > 10_000, f"empty screenshot {path}"
 
 
-def wait_for(driver, condition, message: str):
-    return WebDriverWait(driver, WAIT_S).until(condition, message)
+def wait_for(driver, condition, message: str, timeout_s: float = WAIT_S):
+    """Wait for a truthy condition; pages re-render on every refresh tick, so stale elements mean "look again"."""
+    return WebDriverWait(driver, timeout_s, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition, message)
 
 
 def css(driver, selector: str):
@@ -105,14 +108,16 @@ def test_live_page_and_filter_changes_feed(server, browser, seeded):  # noqa: F8
              "seeded alerts in the feed")
     wait_for(browser, text_of("#kpi-events-gaming .kpi-value", "240"), "gaming events/min KPI")
     wait_for(browser, lambda d: css(d, "#live-alerts-chart .scatterlayer .trace"), "alerts-per-minute chart")
-    assert seeded.gaming_old not in feed_ids(browser)  # two days old: outside the 1 h range
-    assert css(browser, f'tr[data-alert-id="{seeded.gaming}"] .badge.sev-critical')
+    # Two days old: outside the default 1 h range.
+    wait_for(browser, lambda d: feed_ids(d) and seeded.gaming_old not in feed_ids(d), "old alert not in feed")
+    wait_for(browser, lambda d: css(d, f'tr[data-alert-id="{seeded.gaming}"] .badge.sev-critical'), "badge")
     shot(browser, "live")
 
     browser.find_element(By.CSS_SELECTOR, '#f-domain input[value="gaming"]').click()
     wait_for(browser, lambda d: seeded.gaming not in feed_ids(d) and seeded.fintech in feed_ids(d),
              "gaming alerts filtered out")
-    assert not css(browser, 'tr.feed-row[data-domain="gaming"]')
+    wait_for(browser, lambda d: css(d, "tr.feed-row") and not css(d, 'tr.feed-row[data-domain="gaming"]'),
+             "no gaming rows at all")
     shot(browser, "live-filtered")
 
 
@@ -122,9 +127,10 @@ def test_alert_detail_shows_related_transactions(server, browser, seeded):  # no
     with psycopg.connect(seeded.dsn) as conn:
         expected = {r[0] for r in conn.execute("SELECT transaction_id FROM alert_transactions WHERE alert_id = %s",
                                                (seeded.gaming,))}
-    shown = {row.find_element(By.TAG_NAME, "td").text for row in css(browser, "#related-transactions tr.txn-row")}
-    assert shown == expected
-    assert "fraud_gold_farming" in browser.find_element(By.ID, "alert-fields").text
+    wait_for(browser, lambda d: {r.find_element(By.TAG_NAME, "td").text
+                                 for r in css(d, "#related-transactions tr.txn-row")} == expected,
+             "the alert's transaction ids")
+    wait_for(browser, text_of("#alert-fields", "fraud_gold_farming"), "alert fields")
     wait_for(browser, lambda d: len(css(d, "#detail-timeline .scatterlayer .trace")) == 2, "actor timeline")
     wait_for(browser, lambda d: css(d, "#detail-probabilities .barlayer .trace"), "class probabilities")
     shot(browser, "alert-detail")
@@ -154,25 +160,29 @@ def test_load_test_starts(server, browser, seeded):  # noqa: F811
     browser.get(server.url("/load-tests"))
     wait_for(browser, lambda d: css(d, "#lt-runs tr.run-row"), "run history")
     browser.find_element(By.CSS_SELECTOR, '#lt-domain input[value="gaming"]').click()
-    browser.find_element(By.CSS_SELECTOR, '#lt-level input[value="mini"]').click()
+    # normal = 10,000 events/min: 15 s is 2,500 events, long enough to see progress, light for the machine.
+    browser.find_element(By.CSS_SELECTOR, '#lt-level input[value="normal"]').click()
+    browser.find_element(By.ID, "lt-fraud").send_keys("0.2")
     duration = browser.find_element(By.ID, "lt-duration")
     duration.clear()
-    duration.send_keys("13")
+    duration.send_keys("15")
     browser.find_element(By.ID, "lt-start").click()
     wait_for(browser, text_of("#lt-message", "started load test dash-"), "load test started")
     test_id = browser.find_element(By.ID, "lt-message").text.removeprefix("started load test ").strip()
 
     def run_row():
         with psycopg.connect(seeded.dsn) as conn:
-            return conn.execute("SELECT domains, load_level FROM simulation_runs WHERE test_id = %s",
+            return conn.execute("SELECT domains, load_level, fraud_rate FROM simulation_runs WHERE test_id = %s",
                                 (test_id,)).fetchone()
 
     assert wait_until(lambda: run_row() is not None, WAIT_S, interval_s=0.5), "no simulation_runs row"
-    assert run_row() == (["gaming"], "mini")
+    assert run_row() == (["gaming"], "normal", 0.2)
     # The page follows the run to completion: events sent, rate, alerts, recall, precision, latency.
     wait_for(browser, text_of("#lt-run", test_id), "the started run is shown")
-    WebDriverWait(browser, 90).until(text_of("#lt-result", "events sent"), "run finished and evaluated")
-    assert test_id in browser.find_element(By.ID, "lt-runs").text
+    wait_for(browser, lambda d: css(d, "#lt-progress"), "progress while the run goes on")
+    shot(browser, "load-test-running")
+    wait_for(browser, text_of("#lt-result", "events sent 2,500"), "run finished and evaluated", timeout_s=90)
+    wait_for(browser, text_of("#lt-runs", test_id), "run in the history")
     shot(browser, "load-test")
 
 
@@ -183,7 +193,7 @@ def test_model_page_and_rollback(server, browser, seeded):  # noqa: F811
              "confusion matrix")
     wait_for(browser, lambda d: css(d, "#model-f1 .barlayer .trace"), "per-class F1 bars")
     wait_for(browser, lambda d: css(d, "#model-importances .barlayer .trace"), "feature importances")
-    assert len(css(browser, "#model-versions tr.version-row")) == 2
+    wait_for(browser, lambda d: len(css(d, "#model-versions tr.version-row")) == 2, "both versions listed")
     shot(browser, "model")
     browser.find_element(By.ID, "model-rollback").click()
     wait_for(browser, text_of("#model-message", "current version is now v0001"), "rolled back")
@@ -195,7 +205,7 @@ def test_pipeline_page(server, browser):
     wait_for(browser, text_of("#kpi-cost .kpi-value", "USD"), "cost per 1M events")
     for graph in ("p-durations", "p-layers", "p-throughput", "p-latency", "p-quarantine"):
         wait_for(browser, lambda d, g=graph: css(d, f"#{g} .trace"), f"{graph} drawn")
-    assert "2 / 2,100" in browser.find_element(By.ID, "kpi-batches").text
+    wait_for(browser, text_of("#kpi-batches", "2 / 2,100"), "batches and events in range")
     shot(browser, "pipeline")
 
 
@@ -204,7 +214,7 @@ def test_postgres_down_is_said_not_hidden(browser, seeded):  # noqa: F811
     try:
         browser.get(down.url("/"))
         wait_for(browser, text_of(".source-down", "PostgreSQL unavailable"), "source-down banner")
-        assert not css(browser, "#feed-table") and not css(browser, ".kpi")
+        wait_for(browser, lambda d: not css(d, "#feed-table") and not css(d, ".kpi"), "no feed, no KPIs")
         shot(browser, "live-postgres-down")
     finally:
         down.stop()
