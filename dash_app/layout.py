@@ -155,7 +155,7 @@ def detail_page(alert_id: str, analyst_default: str, analyst_locked: bool) -> ht
 
 def detail_body(detail: dict, probabilities_fig, timeline_fig) -> list:
     alert = detail["alert"]
-    fields = [html.Tr([html.Th(k), html.Td(severity_badge(v) if k == "severity" else _fmt(v))])
+    fields = [html.Tr([html.Th(k), html.Td(severity_badge(v) if k == "severity" else _fmt(v, 3))])
               for k, v in alert.items() if k != "class_probabilities"]
     txns = _table("related-transactions",
                   ["transaction", "event time", "amount", "fraud score", "predicted class", "produced", "batch"],
