@@ -33,7 +33,7 @@ def create_app(config_path: str | os.PathLike = DEFAULT_CONFIG, environ: dict[st
     config = load_config(config_path, environ)
     auth = auth_credentials(config, environ)
     run_dir = Path(environ.get("FRAUD_DASH_RUN_DIR", ROOT / "var" / "dash" / "load-tests"))
-    app_ctx = AppContext(config, DataSource(config, environ), LoadTests(config, environ, run_dir), auth)
+    app_ctx = AppContext(config, DataSource(config), LoadTests(config, environ, run_dir), auth)
     app = Dash(__name__, title="Fraud monitor", update_title=None, suppress_callback_exceptions=True)
     app.layout = layout.shell(config.dashboard.refresh_interval_s * 1000)
     register(app, app_ctx)

@@ -9,7 +9,6 @@ password); the pages show that line instead of figures.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -42,9 +41,8 @@ class SourceDown(Exception):
 class DataSource:
     """The app's one PostgreSQL pool, opened on first use and reopened after the server comes back."""
 
-    def __init__(self, config: Config, environ: dict[str, str] | None = None):
+    def __init__(self, config: Config):
         self.config = config
-        self.environ = dict(os.environ if environ is None else environ)
         self._pool: ConnectionPool | None = None
         self._dsn: str | None = None
         self._lock = threading.Lock()
