@@ -12,6 +12,7 @@ up: setup
 
 down:
 	@if [ -f var/demo/job.pid ]; then kill -- -$$(cat var/demo/job.pid) 2>/dev/null || true; rm -f var/demo/job.pid; fi
+	@if [ -f var/demo/dash.pid ]; then kill -- -$$(cat var/demo/dash.pid) 2>/dev/null || true; rm -f var/demo/dash.pid; fi
 	@if [ -x $(PY) ]; then $(PY) -m fraud.stack down; fi
 
 status:

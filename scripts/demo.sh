@@ -29,6 +29,14 @@ else
   echo "demo: streaming job started (pid $!, log $DEMO/job.log)"
 fi
 
+if [ -f "$DEMO/dash.pid" ] && kill -0 "$(cat "$DEMO/dash.pid")" 2>/dev/null; then
+  echo "demo: Dash app already running (pid $(cat "$DEMO/dash.pid")): http://127.0.0.1:${DASH_PORT:-8050}/"
+else
+  setsid $PY -m dash_app --port "${DASH_PORT:-8050}" > "$DEMO/dash.log" 2>&1 < /dev/null &
+  echo $! > "$DEMO/dash.pid"
+  echo "demo: Dash app started (pid $!, log $DEMO/dash.log): http://127.0.0.1:${DASH_PORT:-8050}/"
+fi
+
 test_id="demo-$(date -u +%Y%m%d-%H%M%S)"
 echo "demo: simulator at normal load for ${DEMO_SECONDS:-120} s, test id $test_id"
 $PY -m fraud.simulate --domain all --load-level normal --duration "${DEMO_SECONDS:-120}" --test-id "$test_id"
@@ -58,5 +66,6 @@ cat <<EOF
 The job keeps running. Watch alerts arrive (in another terminal, while the simulator runs):
   $PY -m fraud.simulate --load-level normal --duration 600 &
   watch -n 2 "psql '$dsn' -c \"SELECT last_seen, domain, alert_type, severity, txn_count, actor_id FROM alerts ORDER BY last_seen DESC LIMIT 15\""
+Dash app: http://127.0.0.1:${DASH_PORT:-8050}/ (live alerts, alert detail, load tests, model, pipeline)
 Stop everything with: make down
 EOF

@@ -15,6 +15,15 @@ if ! need java || ! need mvn; then
     exit 2
   fi
 fi
+# Headless Chromium and its driver for the Dash app's browser tests.
+if ! need chromium || ! need chromedriver; then
+  if [ "$(id -u)" = 0 ] && need apt-get; then
+    echo "setup: installing chromium and chromium-driver from Debian packages"
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "warning: chromium and chromium-driver are missing; the browser tests will be skipped" >&2
+  fi
+fi
 PYTHON=${PYTHON:-python3.11}
 need "$PYTHON" || { echo "error: $PYTHON is required (set PYTHON=/path/to/python3.11)" >&2; exit 2; }
 

@@ -142,6 +142,35 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    # Loopback by default; any other address needs the login below.
+    host: str
+    port: int
+    refresh_interval_s: int
+    # KPIs (events/min, alerts/min, p95 latency) are computed over this trailing window.
+    kpi_window_min: int
+    feed_limit: int
+    # Optional HTTP basic auth: the *names* of the environment variables holding the user
+    # and password (null = no login). The values never appear in config.
+    auth_user_env: str | None
+    auth_password_env: str | None
+
+
+@dataclass(frozen=True)
+class CostsConfig:
+    """Prices for the cost-per-1M-events estimate on the pipeline page (hourly list prices)."""
+
+    currency: str
+    vcpu_hour: float
+    memory_gb_hour: float
+    # Capacity the streaming job runs on.
+    vcpus: float
+    memory_gb: float
+    # Always-on services around the job (Kafka, PostgreSQL), per hour.
+    fixed_per_hour: float
+
+
+@dataclass(frozen=True)
 class Config:
     environment: str
     lake_root: str
@@ -153,6 +182,8 @@ class Config:
     stream: StreamConfig
     alerts: AlertsConfig
     model: ModelConfig
+    dashboard: DashboardConfig
+    costs: CostsConfig
     source_path: str = ""
     # Model registry location; optional, default <lake_root>/models (AWS keeps it in its own bucket).
     models_root: str | None = None

@@ -266,6 +266,20 @@ def set_current_in_postgres(config: Config, version: str) -> None:
                      " promoted_at = CASE WHEN version = %s THEN now() ELSE promoted_at END", (version, version))
 
 
+def promote_version(config: Config, version: str) -> dict:
+    """Move the registry's ``current`` pointer to ``version`` and mirror it to PostgreSQL."""
+    pointer = Registry.for_config(config).promote(version)
+    set_current_in_postgres(config, pointer["version"])
+    return pointer
+
+
+def rollback_version(config: Config) -> dict:
+    """Point ``current`` back to the version promoted before it, in the registry and PostgreSQL."""
+    pointer = Registry.for_config(config).rollback()
+    set_current_in_postgres(config, pointer["version"])
+    return pointer
+
+
 def summary(entry) -> dict:
     """What ``show --json`` prints: the version and its headline metrics."""
     metrics = entry.metadata["metrics"]
@@ -307,11 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "promote":
         if not args.version:
             raise UserError("promote needs a version, e.g. `python -m fraud.model promote v0002`")
-        out = registry.promote(args.version)
-        set_current_in_postgres(config, out["version"])
+        out = promote_version(config, args.version)
     else:
-        out = registry.rollback()
-        set_current_in_postgres(config, out["version"])
+        out = rollback_version(config)
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
 

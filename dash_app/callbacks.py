@@ -1,0 +1,270 @@
+"""Thin glue: Dash callbacks and the HTTP API call the ``*_view`` functions below, which
+call ``data`` and hand the results to ``layout`` and ``figures``.
+
+The view functions are plain functions of (context, inputs) so tests call them directly.
+Every one of them turns ``SourceDown`` into the page's "source unavailable" banner and
+empty figures: no page ever draws data it did not read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import parse_qs
+
+import flask
+from dash import Input, Output, State, ctx as dash_ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from dash_app import data, figures, layout
+from fraud.cli import UserError
+from fraud.config import Config
+from fraud.labels import ACTIONS
+
+
+@dataclass
+class AppContext:
+    config: Config
+    source: data.DataSource
+    load_tests: data.LoadTests
+    # (user, password) when basic auth is on; the analyst is then the logged-in user.
+    auth: tuple[str, str] | None = None
+
+
+def _window(time_range: str | None) -> int:
+    return data.TIME_RANGES.get(time_range or "1h", 60)
+
+
+# --- views ------------------------------------------------------------------------------
+
+def page_view(app_ctx: AppContext, path: str | None, search: str | None):
+    path = path or "/"
+    if path == "/":
+        return layout.live_page()
+    if path.startswith("/alerts/"):
+        return layout.detail_page(path.removeprefix("/alerts/"), analyst_default=current_user(app_ctx) or "",
+                                  analyst_locked=app_ctx.auth is not None)
+    if path == "/load-tests":
+        selected = parse_qs((search or "").lstrip("?")).get("test", [None])[0]
+        return layout.loadtest_page(app_ctx.config.simulator.load_levels_per_min, selected)
+    if path == "/model":
+        return layout.model_page()
+    if path == "/pipeline":
+        return layout.pipeline_page()
+    return layout.not_found(path)
+
+
+def live_view(app_ctx: AppContext, flt: data.FeedFilter):
+    """(status, kpi cards, alerts/min figure, events/min figure, feed)."""
+    dashboard = app_ctx.config.dashboard
+    try:
+        kpis = data.live_kpis(app_ctx.source, dashboard.kpi_window_min)
+        alerts = data.alerts_per_minute(app_ctx.source, flt.window_min)
+        events = data.events_per_minute(app_ctx.source, flt.window_min)
+        feed = data.alert_feed(app_ctx.source, flt, dashboard.feed_limit)
+    except data.SourceDown as err:
+        down = figures.empty("PostgreSQL unavailable")
+        return layout.source_down(str(err)), [], down, down, []
+    return (None, layout.kpi_cards(kpis),
+            figures.per_minute_by_domain(alerts, "Alerts per minute", "alerts"),
+            figures.per_minute_by_domain(events, "Events per minute (ingested)", "events"),
+            layout.alert_feed(feed))
+
+
+def detail_view(app_ctx: AppContext, alert_id: str):
+    """(status, body)."""
+    try:
+        detail = data.alert_detail(app_ctx.source, alert_id)
+    except data.SourceDown as err:
+        return layout.source_down(str(err)), []
+    if detail is None:
+        return layout.not_found(f"/alerts/{alert_id} (no such alert)"), []
+    return None, layout.detail_body(detail, figures.class_probabilities(detail["alert"]["class_probabilities"]),
+                                    figures.actor_timeline(detail["timeline"], alert_id))
+
+
+def action_view(app_ctx: AppContext, alert_id: str, action: str, analyst: str | None, note: str | None) -> str:
+    """Apply one analyst action; the line to show under the buttons."""
+    who = current_user(app_ctx) or analyst
+    try:
+        row = data.apply_action(app_ctx.source, alert_id, action, who or "", note)
+    except (UserError, data.SourceDown) as err:
+        return f"not saved: {err}"
+    return f"saved: {action} by {who}; status is now {row['status']}"
+
+
+def loadtest_start_view(app_ctx: AppContext, domain, level, fraud_share, duration) -> tuple[str, str | None]:
+    """(message, test id or None)."""
+    if isinstance(duration, float) and duration.is_integer():
+        duration = int(duration)
+    try:
+        request = app_ctx.load_tests.validate(domain, level, fraud_share, duration)
+    except UserError as err:
+        return f"not started: {err}", None
+    test_id = app_ctx.load_tests.start(request)
+    return f"started load test {test_id}", test_id
+
+
+def loadtest_view(app_ctx: AppContext, selected: str | None):
+    """(status, current run panel, history table)."""
+    try:
+        runs = data.load_test_runs(app_ctx.source)
+        test_id = selected or (runs[0]["test_id"] if runs else None)
+        result = data.load_test_result(app_ctx.source, test_id) if test_id else None
+    except data.SourceDown as err:
+        return layout.source_down(str(err)), [], []
+    process = app_ctx.load_tests.process_state(test_id) if test_id else None
+    if result is None and process is not None:
+        # Started here, not in PostgreSQL yet (the simulator is starting, or failed before its first write).
+        current = layout.run_pending(test_id, process)
+    elif result is None:
+        current = layout.run_pending(None, None)
+    else:
+        current = layout.run_result(result, process, datetime.now(timezone.utc))
+    return None, current, layout.runs_table(runs)
+
+
+def model_view(app_ctx: AppContext, version: str | None, action: str | None):
+    """(status, options, version, message, summary, f1 figure, importances, confusion, history)."""
+    from fraud.model import promote_version, rollback_version
+
+    message = ""
+    if action in ("promote", "rollback"):
+        try:
+            pointer = promote_version(app_ctx.config, version) if action == "promote" \
+                else rollback_version(app_ctx.config)
+            message = f"{action}: current version is now {pointer['version']}"
+        except (UserError, OSError) as err:
+            message = f"{action} failed: {err}"
+    try:
+        registry = data.model_registry(app_ctx.config)
+    except data.SourceDown as err:
+        down = figures.empty("model registry unavailable")
+        return layout.source_down(str(err)), [], None, message, [], down, down, down, []
+    versions = sorted(registry["versions"], reverse=True)
+    if not versions:
+        none = figures.empty("no registered model")
+        return (None, [], None, message, layout.html.P("No model registered yet: train one with "
+                                                       "jobs/train_model.py."), none, none, none, [])
+    if action in ("promote", "rollback") or version not in registry["versions"]:
+        version = registry["current"] if registry["current"] in registry["versions"] else versions[0]
+    metrics = registry["versions"][version].get("metrics", {})
+    return (None, versions, version, message, layout.model_summary(registry, version),
+            figures.class_f1(metrics.get("per_class_f1", {})),
+            figures.feature_importances(metrics.get("feature_importances", {})),
+            figures.confusion_matrix(metrics.get("confusion_matrix")), layout.model_versions(registry))
+
+
+def pipeline_view(app_ctx: AppContext, time_range: str | None):
+    """(status, cost cards, durations, layers, throughput, latency, quarantine)."""
+    try:
+        batches = data.batch_history(app_ctx.source, _window(time_range))
+    except data.SourceDown as err:
+        down = figures.empty("PostgreSQL unavailable")
+        return layout.source_down(str(err)), [], down, down, down, down, down
+    cost = data.cost_estimate(batches, app_ctx.config.costs)
+    return (None, layout.cost_cards(cost, len(batches)), figures.batch_durations(batches),
+            figures.rows_per_layer(batches), figures.throughput(batches), figures.latency(batches),
+            figures.quarantine_reasons(batches))
+
+
+def current_user(app_ctx: AppContext) -> str | None:
+    """The logged-in user when basic auth is on (None otherwise or outside a request)."""
+    if app_ctx.auth is None or not flask.has_request_context() or flask.request.authorization is None:
+        return None
+    return flask.request.authorization.username
+
+
+# --- wiring -------------------------------------------------------------------------------
+
+def register(app, app_ctx: AppContext) -> None:
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
+    def route(path, search):
+        return page_view(app_ctx, path, search)
+
+    @app.callback(
+        Output("live-status", "children"), Output("live-kpis", "children"), Output("live-alerts-chart", "figure"),
+        Output("live-events-chart", "figure"), Output("live-feed", "children"),
+        Input("tick", "n_intervals"), Input("f-domain", "value"), Input("f-severity", "value"),
+        Input("f-status", "value"), Input("f-type", "value"), Input("f-range", "value"))
+    def refresh_live(_, domains, severities, statuses, types, time_range):
+        return live_view(app_ctx, data.FeedFilter(tuple(domains or ()), tuple(severities or ()),
+                                                  tuple(statuses or ()), tuple(types or ()), _window(time_range)))
+
+    @app.callback(
+        Output("detail-status", "children"), Output("detail-body", "children"), Output("action-result", "children"),
+        Input("detail-id", "data"), Input("tick", "n_intervals"),
+        *[Input(f"act-{a}", "n_clicks") for a in ACTIONS], State("analyst", "value"), State("note", "value"))
+    def refresh_detail(alert_id, _, *args):
+        analyst, note = args[-2:]
+        trigger = dash_ctx.triggered_id
+        message = no_update
+        if isinstance(trigger, str) and trigger.startswith("act-"):
+            message = action_view(app_ctx, alert_id, trigger.removeprefix("act-"), analyst, note)
+        status, body = detail_view(app_ctx, alert_id)
+        return status, body, message
+
+    @app.callback(Output("lt-message", "children"), Output("lt-selected", "data"), Input("lt-start", "n_clicks"),
+                  State("lt-domain", "value"), State("lt-level", "value"), State("lt-fraud", "value"),
+                  State("lt-duration", "value"), prevent_initial_call=True)
+    def start_load_test(n_clicks, domain, level, fraud_share, duration):
+        if not n_clicks:
+            raise PreventUpdate
+        message, test_id = loadtest_start_view(app_ctx, domain, level, fraud_share, duration)
+        return message, test_id or no_update
+
+    @app.callback(Output("lt-status", "children"), Output("lt-current", "children"), Output("lt-history", "children"),
+                  Input("tick", "n_intervals"), Input("lt-selected", "data"))
+    def refresh_load_tests(_, selected):
+        return loadtest_view(app_ctx, selected)
+
+    @app.callback(
+        Output("model-status", "children"), Output("model-version", "options"), Output("model-version", "value"),
+        Output("model-message", "children"), Output("model-summary", "children"), Output("model-f1", "figure"),
+        Output("model-importances", "figure"), Output("model-confusion", "figure"), Output("model-history", "children"),
+        Input("model-version", "value"), Input("model-promote", "n_clicks"), Input("model-rollback", "n_clicks"))
+    def refresh_model(version, _promote, _rollback):
+        trigger = dash_ctx.triggered_id
+        action = trigger.removeprefix("model-") if trigger in ("model-promote", "model-rollback") else None
+        return model_view(app_ctx, version, action)
+
+    @app.callback(
+        Output("p-status", "children"), Output("p-cost", "children"), Output("p-durations", "figure"),
+        Output("p-layers", "figure"), Output("p-throughput", "figure"), Output("p-latency", "figure"),
+        Output("p-quarantine", "figure"), Input("tick", "n_intervals"), Input("p-range", "value"))
+    def refresh_pipeline(_, time_range):
+        return pipeline_view(app_ctx, time_range)
+
+
+def register_api(server: flask.Flask, app_ctx: AppContext) -> None:
+    """``POST /api/test/execute`` {"domain", "loadLevel"[, "fraudShare", "durationS"]} -> 202 {"testId"};
+    invalid values -> 400 {"error"}. ``GET /api/test/<id>`` -> the run's row and process state."""
+
+    @server.post("/api/test/execute")
+    def execute_test():
+        body = flask.request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return flask.jsonify(error="expected a JSON object with domain and loadLevel"), 400
+        unknown = sorted(set(body) - {"domain", "loadLevel", "fraudShare", "durationS"})
+        if unknown:
+            return flask.jsonify(error=f"unknown field {unknown[0]!r}"), 400
+        try:
+            request = app_ctx.load_tests.validate(body.get("domain"), body.get("loadLevel"), body.get("fraudShare"),
+                                                  body.get("durationS", 60))
+        except UserError as err:
+            return flask.jsonify(error=str(err)), 400
+        test_id = app_ctx.load_tests.start(request)
+        return flask.jsonify(testId=test_id, status="started"), 202
+
+    @server.get("/api/test/<test_id>")
+    def test_status(test_id):
+        process = app_ctx.load_tests.process_state(test_id)
+        try:
+            run = data.load_test_run(app_ctx.source, test_id)
+        except data.SourceDown as err:
+            return flask.jsonify(error=str(err), process=process), 503
+        if run is None and process is None:
+            return flask.jsonify(error=f"no load test {test_id!r}"), 404
+        if run:
+            run = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in run.items()}
+        return flask.jsonify(run=run, process=process)

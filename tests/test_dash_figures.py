@@ -1,0 +1,61 @@
+"""Pure parts of the Dash app: figures and component builders, no database."""
+
+from datetime import datetime, timedelta, timezone
+
+from dash_app import figures, layout
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+
+def test_per_minute_by_domain_one_line_per_domain_in_order():
+    rows = [{"minute": T0 + timedelta(minutes=1), "domain": "fintech", "n": 3},
+            {"minute": T0, "domain": "fintech", "n": 1},
+            {"minute": T0, "domain": "gaming", "n": 2}]
+    fig = figures.per_minute_by_domain(rows, "t", "n")
+    assert [t.name for t in fig.data] == ["gaming", "fintech"]
+    assert list(fig.data[1].y) == [1, 3]  # sorted by minute
+    assert figures.per_minute_by_domain([], "t", "n").data == ()
+
+
+def test_empty_figure_says_why():
+    fig = figures.empty("PostgreSQL unavailable")
+    assert fig.data == () and fig.layout.annotations[0].text == "PostgreSQL unavailable"
+
+
+def test_batch_figures_skip_missing_steps_and_sum_reasons():
+    batches = [
+        {"finished_at": T0, "duration_s": 2.0, "input_rows": 100, "step_ms": {"score": 500.0},
+         "quarantine_by_reason": {"malformed_json": 2}, "latency_p50_ms": None, "latency_p95_ms": None,
+         "latency_p99_ms": None},
+        {"finished_at": T0 + timedelta(seconds=5), "duration_s": 0.0, "input_rows": 0,
+         "step_ms": {"score": 100.0, "sinks": 50.0}, "quarantine_by_reason": {"malformed_json": 1, "oversize": 4},
+         "latency_p50_ms": 10.0, "latency_p95_ms": 20.0, "latency_p99_ms": 30.0},
+    ]
+    durations = figures.batch_durations(batches)
+    assert {t.name: list(t.y) for t in durations.data} == {"batch": [2.0, 0.0], "score": [0.5, 0.1],
+                                                            "sinks": [None, 0.05]}
+    assert list(figures.throughput(batches).data[0].y) == [50.0, None]
+    quarantine = figures.quarantine_reasons(batches)
+    assert list(quarantine.data[0].x) == ["oversize", "malformed_json"] and list(quarantine.data[0].y) == [4, 3]
+    assert [t.name for t in figures.latency(batches).data] == ["p50", "p95", "p99"]
+
+
+def test_confusion_matrix_rows_are_truth():
+    fig = figures.confusion_matrix({"labels": ["a", "b"], "counts": [[5, 1], [0, 7]]})
+    assert list(fig.data[0].y) == ["a", "b"] and list(fig.data[0].z[0]) == [5, 1]
+    assert figures.confusion_matrix(None).data == ()
+
+
+def test_feed_rows_carry_badges_and_links():
+    row = {"alert_id": "a1", "last_seen": T0, "domain": "gaming", "alert_type": "fraud_gold_farming",
+           "severity": "critical", "status": "open", "max_score": 0.93, "txn_count": 4, "total_amount": 12.5,
+           "actor_id": "p1"}
+    table = layout.alert_feed([row])
+    text = str(table)
+    assert "sev-critical" in text and "/alerts/a1" in text and "data-domain='gaming'" in text
+    assert "no alerts match" in str(layout.alert_feed([]))
+
+
+def test_source_down_banner_is_an_alert():
+    banner = layout.source_down("PostgreSQL unavailable: refused")
+    assert banner.role == "alert" and "PostgreSQL unavailable: refused" in str(banner)
