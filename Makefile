@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test clean-state
+.PHONY: setup up down status demo test clean-state bench bench-quick
 
 setup:
 	@scripts/setup.sh
@@ -23,6 +23,14 @@ demo: up
 
 test: setup
 	@$(PY) -m pytest
+
+# Benchmarks (B1 scoring modes, B2 drain throughput, B3 detection latency, cost) on the local stack,
+# with the model `make demo` registers; results in benchmarks/results/latest.json.
+bench: up
+	@$(PY) -m benchmarks.run
+
+bench-quick: up
+	@$(PY) -m benchmarks.run --quick
 
 # Forget the local stack's data, the lake and checkpoints (keeps .venv and the jar cache).
 clean-state: down

@@ -17,6 +17,7 @@ Training reads these columns from silver, so it sees exactly what the stream com
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,12 @@ def _flag(condition: Column) -> Column:
 
 def with_static_features(events_df: DataFrame) -> DataFrame:
     """Add the per-event features (JVM expressions) to flattened silver events."""
+    return events_df.select("*", *_static_feature_columns())
+
+
+@lru_cache(maxsize=1)
+def _static_feature_columns() -> tuple[Column, ...]:
+    """Built once per process: a fresh build is a few hundred Py4J calls per micro-batch."""
     items = F.coalesce(F.col("cart_items"), F.array().cast("array<struct<product_id:string,category:string,"
                                                           "price:double,quantity:int>>"))
     top_item = F.array_max(F.transform(items, lambda i: F.struct(i["price"].alias("p"), i["category"].alias("c"))))
@@ -58,8 +65,7 @@ def with_static_features(events_df: DataFrame) -> DataFrame:
     vpn = F.lit(False)
     for prefix in VPN_IP_PREFIXES:
         vpn = vpn | F.col("ip_address").startswith(prefix)
-    return events_df.select(
-        "*",
+    return (
         F.log1p("amount").alias("f_log_amount"),
         _flag(vpn).alias("f_is_vpn_ip"),
         F.coalesce("session_length_sec", "session_duration_sec", F.lit(-1)).cast("double").alias("f_session_s"),

@@ -17,11 +17,13 @@ Every record gets ``reasons`` (array of codes, empty when valid):
 Fields outside the contract are kept in ``extra_fields`` (map of raw JSON values).
 """
 
+from functools import lru_cache
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from fraud.config import DOMAINS, Config
+from fraud.config import DOMAINS, Config, StreamConfig
 from fraud.schemas import COMMON_FIELDS, DOMAIN_FIELDS
 
 _CORRUPT = "_corrupt_record"
@@ -43,29 +45,59 @@ KNOWN_FIELDS = [f.name for f in EVENT_SCHEMA.fields if f.name != _CORRUPT]
 _ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 
 
+# Building these expressions costs hundreds of Py4J calls (about a second on 2 cores), so each is
+# built once per process and reused by every micro-batch; Columns are plain unresolved expressions.
+
 def topic_domain(config: Config) -> Column:
     """The domain a record's topic carries."""
+    return _topic_domain(tuple(config.kafka.topics.items()))
+
+
+@lru_cache(maxsize=8)
+def _topic_domain(topics: tuple[tuple[str, str], ...]) -> Column:
     expr = F.lit(None).cast("string")
-    for domain, topic in config.kafka.topics.items():
+    for domain, topic in topics:
         expr = F.when(F.col("topic") == topic, F.lit(domain)).otherwise(expr)
     return expr
 
 
 def with_parsed_event(raw_df: DataFrame, config: Config) -> DataFrame:
     """Add ``event`` (typed struct), ``json_map`` (raw top-level fields) and ``reasons``."""
-    size_ok = F.length("value") <= config.stream.max_record_bytes
+    for name, column in _parse_columns(tuple(config.kafka.topics.items()), config.stream):
+        raw_df = raw_df.withColumn(name, column)
+    return raw_df
+
+
+def with_typed_event(valid_df: DataFrame) -> DataFrame:
+    """``json_map``, ``event`` and ``event_time`` of records already known to be valid (no checks)."""
+    json_map, event, event_time = _typed_columns(None)
+    return valid_df.select("*", json_map, event).withColumn("event_time", event_time)
+
+
+@lru_cache(maxsize=8)
+def _typed_columns(max_record_bytes: int | None) -> tuple[Column, Column, Column]:
     value_str = F.col("value").cast("string")
+    json_map = F.from_json(value_str, T.MapType(T.StringType(), T.StringType()))
+    event = F.from_json(value_str, EVENT_SCHEMA, {"mode": "PERMISSIVE"})
+    if max_record_bytes is not None:  # oversize records are not parsed at all
+        size_ok = F.length("value") <= max_record_bytes
+        json_map, event = F.when(size_ok, json_map), F.when(size_ok, event)
+    return json_map.alias("json_map"), event.alias("event"), F.try_to_timestamp(F.col("event.timestamp"))
+
+
+@lru_cache(maxsize=8)
+def _parse_columns(topics: tuple[tuple[str, str], ...], stream: StreamConfig) -> tuple[tuple[str, Column], ...]:
+    json_map, event, event_time = _typed_columns(stream.max_record_bytes)
     return (
-        raw_df
-        .withColumn("topic_domain", topic_domain(config))
-        .withColumn("json_map", F.when(size_ok, F.from_json(value_str, T.MapType(T.StringType(), T.StringType()))))
-        .withColumn("event", F.when(size_ok, F.from_json(value_str, EVENT_SCHEMA, {"mode": "PERMISSIVE"})))
-        .withColumn("event_time", F.try_to_timestamp(F.col("event.timestamp")))
-        .withColumn("reasons", _reasons(config, size_ok))
+        ("topic_domain", _topic_domain(topics)),
+        ("json_map", json_map),
+        ("event", event),
+        ("event_time", event_time),
+        ("reasons", _reasons(stream, F.length("value") <= stream.max_record_bytes)),
     )
 
 
-def _reasons(config: Config, size_ok: Column) -> Column:
+def _reasons(stream: StreamConfig, size_ok: Column) -> Column:
     domain = F.col("event.domain")
     known_domain = domain.isin(*DOMAINS)
     checks: list[Column] = [
@@ -81,7 +113,7 @@ def _reasons(config: Config, size_ok: Column) -> Column:
         F.when(parsed & domain.isNotNull() & ~known_domain, F.lit("unknown_domain")),
         F.when(parsed & known_domain & (domain != F.col("topic_domain")), F.lit("domain_topic_mismatch")),
     ]
-    checks += [F.when(parsed & cond, F.lit(code)) for cond, code in _range_checks(config)]
+    checks += [F.when(parsed & cond, F.lit(code)) for cond, code in _range_checks(stream)]
     return F.array_distinct(F.array_compact(F.array(*checks)))
 
 
@@ -111,13 +143,13 @@ def _badly_typed(typed: Column, data_type: T.DataType) -> Column:
     return typed.isNull()
 
 
-def _range_checks(config: Config) -> list[tuple[Column, str]]:
+def _range_checks(stream: StreamConfig) -> list[tuple[Column, str]]:
     amount = F.col("event.amount")
     kafka_ts = F.col("timestamp")
-    oldest = kafka_ts - F.make_interval(days=F.lit(config.stream.max_event_age_days))
-    newest = kafka_ts + F.make_interval(secs=F.lit(config.stream.max_future_skew_s))
+    oldest = kafka_ts - F.make_interval(days=F.lit(stream.max_event_age_days))
+    newest = kafka_ts + F.make_interval(secs=F.lit(stream.max_future_skew_s))
     return [
-        (F.isnan(amount) | (amount <= 0) | (amount > config.stream.max_amount), "out_of_range:amount"),
+        (F.isnan(amount) | (amount <= 0) | (amount > stream.max_amount), "out_of_range:amount"),
         (F.col("event.sequence_position") < 0, "out_of_range:sequence_position"),
         (F.col("event.session_length_sec") < 0, "out_of_range:session_length_sec"),
         (F.col("event.session_duration_sec") < 0, "out_of_range:session_duration_sec"),
@@ -130,26 +162,33 @@ def _range_checks(config: Config) -> list[tuple[Column, str]]:
 
 def with_extra_fields(parsed_df: DataFrame) -> DataFrame:
     """Keep fields outside the contract as raw JSON strings (DESIGN §4: kept, not fatal)."""
+    return parsed_df.withColumn("extra_fields", _extra_fields())
+
+
+@lru_cache(maxsize=1)
+def _extra_fields() -> Column:
     known = F.array(*[F.lit(n) for n in KNOWN_FIELDS])
-    return parsed_df.withColumn(
-        "extra_fields", F.map_filter("json_map", lambda k, v: ~F.array_contains(known, k))
-    )
+    return F.map_filter("json_map", lambda k, v: ~F.array_contains(known, k))
 
 
 def flatten_event(parsed_df: DataFrame, keep: list[str] = ()) -> DataFrame:
     """Typed, flattened event columns (the silver contract before features), plus ``keep`` columns."""
+    return parsed_df.select(*_flat_columns(), *keep)
+
+
+@lru_cache(maxsize=1)
+def _flat_columns() -> tuple[Column, ...]:
     address_cols = [
         F.col(f"event.{side}_address.{part}").alias(f"{side}_{part}")
         for side in ("shipping", "billing")
         for part in ("street", "city", "state", "zip", "country")
     ]
     plain = [n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")]
-    return parsed_df.select(
+    return (
         *[F.col(f"event.{n}").alias(n) for n in plain],
-        "event_time",
+        F.col("event_time"),
         F.to_date("event_time").alias("event_date"),
         *address_cols,
-        "extra_fields",
-        "topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp"),
-        *keep,
+        *[F.col(n) for n in ("extra_fields", "topic", "partition", "offset")],
+        F.col("timestamp").alias("kafka_timestamp"),
     )

@@ -24,8 +24,8 @@ from fraud.alerts import AlertSink
 from fraud.config import Config
 from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
 from fraud.metrics import BatchMetrics
-from fraud.parse import flatten_event, topic_domain, with_extra_fields, with_parsed_event
-from fraud.score import ModelHolder, score_silver
+from fraud.parse import flatten_event, topic_domain, with_extra_fields, with_parsed_event, with_typed_event
+from fraud.score import ModelHolder, score_silver, with_scored_at
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,17 @@ def quarantine(batch_df: DataFrame, batch_id: int) -> DataFrame:
     )
 
 
-def silver(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
-    """Valid, first-seen events: typed, flattened, static and velocity features."""
+def silver(batch_df: DataFrame) -> DataFrame:
+    """Valid, first-seen events: typed, flattened, static and velocity features (no ``batch_id``:
+    a per-batch literal here would recompile this whole stage every batch; ``with_batch_id`` adds it)."""
     valid = batch_df.filter(F.size("reasons") == 0)
     # The state operator passed the raw record through; parse it again here (JVM, cheap) rather
     # than ship every typed column through Python.
-    parsed = with_extra_fields(with_parsed_event(valid.drop("reasons"), config))
-    return with_static_features(flatten_event(parsed, keep=VELOCITY_FEATURES)).withColumn("batch_id", F.lit(batch_id))
+    return with_static_features(flatten_event(with_extra_fields(with_typed_event(valid)), keep=VELOCITY_FEATURES))
+
+
+def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
+    return df.withColumn("batch_id", F.lit(batch_id))
 
 
 def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:
@@ -66,7 +70,7 @@ def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:
     silver rows, with the stream's own parse, velocity and feature code (backfills, tests, notebooks)."""
     s = config.stream
     velocity = with_velocity_batch(with_parsed_event(records_df, config), s.velocity_window_s, s.state_buckets)
-    return silver(velocity, config, batch_id=-1)
+    return with_batch_id(silver(velocity), -1)
 
 
 class BatchWriter:
@@ -81,7 +85,7 @@ class BatchWriter:
         self.alerts = alerts
         self.metrics = metrics
         self._query_id: str | None = None
-        self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="sink")
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sink")
 
     @property
     def query_id(self) -> str:
@@ -100,21 +104,24 @@ class BatchWriter:
          .option("txnAppId", self.query_id).option("txnVersion", batch_id)
          .partitionBy(*partition_by).save(self.config.table_path(table)))
 
-    def _run_writes(self, writes: dict, steps: dict) -> dict:
-        """Run the sink writes, concurrently when ``stream.parallel_sinks`` (they touch different tables
+    def _run_writes(self, writes: dict, steps: dict) -> None:
+        """Run the Delta appends, concurrently when ``stream.parallel_sinks`` (they touch different tables
         and each is idempotent on its own, so order does not matter for exactly-once)."""
         def timed(name, write):
             t0 = time.perf_counter()
-            outcome = write()
+            write()
             steps[name] = round((time.perf_counter() - t0) * 1000, 1)
-            return outcome
 
         if not self.config.stream.parallel_sinks:
-            return {name: timed(name, write) for name, write in writes.items()}
-        futures = {name: self._pool.submit(timed, name, write) for name, write in writes.items()}
-        return {name: future.result() for name, future in futures.items()}
+            for name, write in writes.items():
+                timed(name, write)
+            return
+        for future in [self._pool.submit(timed, name, write) for name, write in writes.items()]:
+            future.result()
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        """Order matters for detection latency, not for correctness: alerts are committed to
+        PostgreSQL as soon as the batch is scored, and the Delta appends follow."""
         started = datetime.now(timezone.utc)
         steps: dict[str, float] = {}
 
@@ -126,34 +133,35 @@ class BatchWriter:
         t = time.perf_counter()
         batch_df = batch_df.persist()
         counts = batch_df.groupBy("topic", (F.size("reasons") == 0).alias("ok")).count().collect()
-        t = step("count", t)
+        t = step("state", t)
         if not counts:
             batch_df.unpersist()
             return
 
-        silver_df = silver(batch_df, self.config, batch_id).persist()
+        silver_df = silver(batch_df).persist()
         model = self.models.current()
-        gold_df = score_silver(silver_df, model.pipeline, self.config, model.version).persist() if model else None
+        gold_df = score_silver(silver_df, model, self.config).persist() if model else None
         alert_rows = []
         if gold_df is not None:
             alert_rows = [_utc(r.asDict()) for r in gold_df.filter("is_alert").collect()]
         t = step("score", t)
+        result = self.alerts.write(self.query_id, batch_id, alert_rows)
+        t = step("alerts", t)
 
         quarantine_df = quarantine(batch_df, batch_id)
         has_rejects = any(not r["ok"] for r in counts)
         writes = {
-            "postgres": lambda: self.alerts.write(self.query_id, batch_id, alert_rows),
             "bronze": lambda: self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id,
                                            ["domain", "ingest_date"]),
-            "silver": lambda: self._append(silver_df, "silver", batch_id, ["domain", "event_date"]),
+            "silver": lambda: self._append(with_batch_id(silver_df, batch_id), "silver", batch_id,
+                                           ["domain", "event_date"]),
         }
         if has_rejects:  # most batches have none; an empty Delta commit costs a second
             writes["quarantine"] = lambda: self._append(quarantine_df, "quarantine", batch_id, ["ingest_date"])
         if gold_df is not None:
-            writes["gold"] = lambda: self._append(gold_df, "gold", batch_id, ["domain", "event_date"])
-        outcomes = self._run_writes(writes, steps)
-        result = outcomes["postgres"]
-        t = step("sinks", t)
+            writes["gold"] = lambda: self._append(with_scored_at(gold_df), "gold", batch_id, ["domain", "event_date"])
+        self._run_writes(writes, steps)
+        t = step("delta", t)
 
         by_reason = {}
         if has_rejects:

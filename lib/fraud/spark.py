@@ -47,10 +47,25 @@ def build_session(config: Config, app_name: str | None = None) -> SparkSession:
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.default.parallelism"] = str(max(2, os.cpu_count() or 2))
+        conf["spark.python.daemon.module"] = "fraud.spark_daemon"
         if config.spark.driver_memory:
             conf["spark.driver.memory"] = config.spark.driver_memory
         conf["spark.jars"] = ",".join(str(p) for p in ensure_jars("spark"))
     conf.update(config.spark.extra_conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    _quiet_loggers(spark)
+    return spark
+
+
+# JVM loggers that log at WARN on the normal path: the Python state server warns on every
+# state lookup of an actor it has not seen yet (thousands of lines per batch).
+_QUIET_LOGGERS = ["org.apache.spark.sql.execution.python.streaming.TransformWithStateInPandasStateServer"]
+
+
+def _quiet_loggers(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    level = jvm.org.apache.logging.log4j.Level.ERROR
+    for name in _QUIET_LOGGERS:
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
