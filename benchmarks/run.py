@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
     args = parser.parse_args(argv)
     quick = args.quick
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the job's process group on the way out
     BENCH.mkdir(parents=True, exist_ok=True)
     source = Path(args.config)
     config_path = bench_config(source)

@@ -4,7 +4,7 @@ Detection latency is measured from each alerted event's Kafka timestamp (when th
 producer created it) to the commit time of the PostgreSQL transaction that stored it
 (``pg_xact_commit_timestamp``, which needs ``track_commit_timestamp = on``), not to
 ``now()``. Kafka lag (offsets behind the latest, summed over partitions) is copied
-from the query's progress once the next batch runs.
+from each batch's progress report by a query listener (``fraud.stream.LagListener``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class BatchMetrics:
             )
 
     def record_lag(self, query_id: str, progress: dict | None) -> None:
-        """Copy the Kafka lag of a finished batch from its progress report (``query.lastProgress``)."""
+        """Copy the Kafka lag of a finished batch from its progress report."""
         if not progress:
             return
         if hasattr(progress, "json"):  # StreamingQueryProgress object (PySpark 4) -> plain dict

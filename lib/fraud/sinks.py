@@ -181,8 +181,6 @@ class BatchWriter:
             gold_rows=valid if gold_df is not None else 0, alert_rows=len(alert_rows), step_ms=steps,
             model_version=model.version if model else None, alerts_applied=result.applied,
         )
-        query = self.spark.streams.get(self.query_id)
-        self.metrics.record_lag(self.query_id, query.lastProgress if query else None)
         log.info("batch %d: %d records, %d valid, %d alert rows, steps %s", batch_id, sum(by_topic.values()), valid,
                  len(alert_rows), steps)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQueryListener
 
 from fraud.alerts import AlertSink
 from fraud.config import Config
@@ -53,8 +54,35 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
                          .option("checkpointLocation", checkpoint))
         stream_writer = (stream_writer.trigger(availableNow=True) if once
                          else stream_writer.trigger(processingTime=s.trigger_interval))
+        listener = LagListener(metrics)
+        spark.streams.addListener(listener)
         query = stream_writer.start()
         log.info("query %s started (%s), checkpoint %s", query.id, "once" if once else s.trigger_interval, checkpoint)
         query.awaitTermination()
     finally:
+        if "listener" in locals():
+            spark.streams.removeListener(listener)
         pool.close()
+
+
+class LagListener(StreamingQueryListener):
+    """Kafka lag of every finished micro-batch, from its progress report (the last batch included,
+    which a copy made at the start of the next batch would miss)."""
+
+    def __init__(self, metrics: BatchMetrics):
+        self.metrics = metrics
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        try:
+            self.metrics.record_lag(str(event.progress.id), event.progress)
+        except Exception:  # a metrics hiccup must not disturb the query; the batch row stays without lag
+            log.exception("could not record Kafka lag of batch %s", event.progress.batchId)
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
