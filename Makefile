@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test clean-state bench bench-quick
+.PHONY: setup up down status demo test clean-state bench bench-quick notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
@@ -31,6 +31,20 @@ bench: up
 
 bench-quick: up
 	@$(PY) -m benchmarks.run --quick
+
+# Execute the notebooks against the local lake (var/lake, conf/local.yaml) with papermill; executed copies
+# go to var/notebooks/. NOTEBOOK_PARAMS passes papermill parameters, e.g. NOTEBOOK_PARAMS="-p postgres_dsn local-stack".
+notebooks: setup
+	@$(PY) -m ipykernel install --prefix .venv --name fraud-venv --display-name "Python (fraud .venv)" >/dev/null
+	@mkdir -p var/notebooks
+	@for nb in notebooks/*.ipynb; do \
+	  $(PY) -m papermill --kernel fraud-venv --cwd notebooks $(NOTEBOOK_PARAMS) "$$nb" "var/notebooks/$$(basename $$nb)" || exit 1; \
+	done
+	@echo "executed notebooks in var/notebooks/"
+
+# Strip outputs and execution counts before committing a notebook (tests/test_notebooks.py checks it).
+notebooks-strip:
+	@$(PY) -m nbstripout notebooks/*.ipynb
 
 # Forget the local stack's data, the lake and checkpoints (keeps .venv and the jar cache).
 clean-state: down

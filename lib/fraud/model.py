@@ -180,10 +180,10 @@ def check_training_set(labelled_df: DataFrame) -> dict[str, int]:
     return counts
 
 
-def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: DataFrame, training_data: dict,
-                       promote: bool | None = None, progress=print) -> TrainingResult:
-    """Fit on ``train_df``, evaluate on ``eval_df``, register if the gate passes, promote if asked
-    (or if no version is current yet)."""
+def fit_model(config: Config, train_df: DataFrame, progress=print) -> tuple[PipelineModel, dict[str, int], float]:
+    """Label, check and weight ``train_df`` as configured and fit the pipeline: (model, rows per class, seconds).
+
+    The training job and the model notebook both fit through here, so they train the same way."""
     train_labelled = with_label(train_df)
     counts = check_training_set(train_labelled)
     progress(f"training set: {sum(counts.values()):,} events, {len(counts)} classes")
@@ -191,7 +191,14 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
         train_labelled = with_class_weights(train_labelled, config.model.class_weight_power)
     started = time.monotonic()
     model = build_pipeline(config).fit(train_labelled)
-    training_seconds = round(time.monotonic() - started, 1)
+    return model, counts, round(time.monotonic() - started, 1)
+
+
+def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: DataFrame, training_data: dict,
+                       promote: bool | None = None, progress=print) -> TrainingResult:
+    """Fit on ``train_df``, evaluate on ``eval_df``, register if the gate passes, promote if asked
+    (or if no version is current yet)."""
+    model, _, training_seconds = fit_model(config, train_df, progress)
     progress(f"fitted {config.model.num_trees} trees in {training_seconds} s; evaluating on the held-out set")
     metrics = evaluate(model, with_label(eval_df), config)
     failures = gate_failures(metrics, config)
