@@ -25,6 +25,7 @@ from fraud.config import Config
 from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
 from fraud.metrics import BatchMetrics
 from fraud.parse import flatten_event, topic_domain, with_extra_fields, with_parsed_event
+from fraud.quality import StreamQuality
 from fraud.score import ModelHolder, score_silver
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class BatchWriter:
         self.models = models
         self.alerts = alerts
         self.metrics = metrics
+        self.quality = StreamQuality(config, metrics.pool)  # data quality (fraud.quality)
         self._query_id: str | None = None
         self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="sink")
 
@@ -124,7 +126,8 @@ class BatchWriter:
             return now
 
         t = time.perf_counter()
-        batch_df = batch_df.persist()
+        # Data quality: rows failing a row-level expectation get reason "expectation:<name>" (-> quarantine).
+        batch_df = self.quality.with_expectation_reasons(batch_df).persist()
         counts = batch_df.groupBy("topic", (F.size("reasons") == 0).alias("ok")).count().collect()
         t = step("count", t)
         if not counts:
@@ -146,6 +149,7 @@ class BatchWriter:
             "bronze": lambda: self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id,
                                            ["domain", "ingest_date"]),
             "silver": lambda: self._append(silver_df, "silver", batch_id, ["domain", "event_date"]),
+            "quality": lambda: self.quality.after_batch(self.query_id, batch_id, batch_df),  # results to PostgreSQL
         }
         if has_rejects:  # most batches have none; an empty Delta commit costs a second
             writes["quarantine"] = lambda: self._append(quarantine_df, "quarantine", batch_id, ["ingest_date"])
