@@ -12,6 +12,8 @@ import psycopg
 import pytest
 from pyspark.sql import functions as F
 
+from dash_app import data as dash_data
+from dash_app.callbacks import AppContext, quality_view
 from fraud import quality
 from fraud.alerts import AlertSink
 from fraud.cli import UserError
@@ -130,6 +132,18 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
         good = dict(conn.execute("SELECT engine, success FROM quality_results WHERE batch_id = 1").fetchall())
     assert good == {"spark": True, "great_expectations": True}
     assert spark.read.format("delta").load(cfg.table_path("quarantine")).filter("batch_id = 1").count() == 0
+
+    # The Dash data-quality page reads these rows: pass rate per batch, the failures with examples.
+    source = dash_data.DataSource(replace(cfg, postgres=replace(cfg.postgres, dsn=dsn)))
+    try:
+        status, kpis, figure, table = quality_view(AppContext(cfg, source, None), "1h")
+    finally:
+        source.close()
+    assert status is None
+    assert list(figure.data[0].y) == [round(1 - len(bad) / (len(events) + len(bad)), 4), 1.0]
+    assert list(figure.data[1].y) == [0.0, 1.0], "GX checkpoint: batch 0 failed, batch 1 passed"
+    text = str(table)
+    assert "amount_range_gaming_usd" in text and "bad-amount = '9999.0'" in text
 
 
 def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writer):

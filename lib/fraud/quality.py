@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import reduce
@@ -412,10 +413,10 @@ class StreamQuality:
         if not self.enabled:
             return None
         q = self.config.quality
-        view_df = silver_shaped(batch_df.filter(_contract_valid(F.col("reasons"))), self.config)
-        summary = self.count_failures(view_df)
+        summary = self.count_failures(batch_df)
         self._store(query_id, batch_id, "spark", summary)
         if q.gx_every_n_batches > 0 and batch_id % q.gx_every_n_batches == 0:
+            view_df = silver_shaped(batch_df.filter(_contract_valid(F.col("reasons"))), self.config)
             sample_df = view_df.limit(q.gx_sample_rows) if q.gx_sample_rows > 0 else view_df
             sample_df = sample_df.drop("cart_items", "extra_fields").persist()
             try:
@@ -430,22 +431,39 @@ class StreamQuality:
             raise QualityGateFailed(f"batch {batch_id} failed suite {EVENT_SUITE}: " + describe(summary))
         return summary
 
-    def count_failures(self, view_df: DataFrame) -> dict:
-        """One aggregation: rows, rows failing anything, and per expectation the count and a few examples."""
-        aggregates = [F.count(F.lit(1)).alias("rows"),
-                      F.sum(F.greatest(F.lit(False), *[u for _, u in self.checks.values()]).cast("int"))
-                      .alias("rows_failed")]
-        for i, (name, (expectation, unexpected)) in enumerate(self.checks.items()):
-            example = F.struct(F.col("transaction_id"), F.col(expectation.column).cast("string").alias("value"))
-            aggregates += [F.sum(unexpected.cast("int")).alias(f"n{i}"),
-                           F.slice(F.collect_list(F.when(unexpected, example)), 1, EXAMPLES_PER_EXPECTATION)
-                           .alias(f"e{i}")]
-        row = view_df.agg(*aggregates).first()
-        failed = [{"expectation": name, "type": expectation.expectation_type, "column": expectation.column,
-                   "unexpected": row[f"n{i}"], "examples": [e.asDict() for e in row[f"e{i}"]]}
-                  for i, (name, (expectation, _)) in enumerate(self.checks.items()) if row[f"n{i}"]]
-        return {"success": not failed, "evaluated": len(self.checks), "failed": failed, "rows": row["rows"],
-                "rows_failed": row["rows_failed"] or 0}
+    def count_failures(self, batch_df: DataFrame) -> dict:
+        """Counts from the ``reasons`` already computed (no check evaluated twice): rows checked,
+        rows failing anything, per expectation the count; examples from the failing rows only."""
+        failed = F.filter("reasons", lambda r: r.startswith(REASON_PREFIX))
+        # One job: the failed reasons themselves are few (none on a clean batch), so they are collected.
+        totals = (batch_df.filter(_contract_valid(F.col("reasons"))).select(failed.alias("failed"))
+                  .agg(F.count(F.lit(1)).alias("rows"), F.sum((F.size("failed") > 0).cast("int")).alias("rows_failed"),
+                       F.flatten(F.collect_list(F.when(F.size("failed") > 0, F.col("failed")))).alias("reasons"))
+                  .first())
+        counts = Counter(r.removeprefix(REASON_PREFIX) for r in totals["reasons"] or [])
+        examples = self._examples(batch_df, failed) if counts else {}
+        failures = [{"expectation": name, "type": expectation.expectation_type, "column": expectation.column,
+                     "unexpected": counts[name], "examples": examples.get(name, [])}
+                    for name, (expectation, _) in self.checks.items() if name in counts]
+        return {"success": not failures, "evaluated": len(self.checks), "failed": failures,
+                "rows": totals["rows"], "rows_failed": totals["rows_failed"] or 0}
+
+    def _examples(self, batch_df: DataFrame, failed: Column) -> dict[str, list[dict]]:
+        """Up to EXAMPLES_PER_EXPECTATION (transaction id, offending value) per failed expectation,
+        from a bounded number of failing rows."""
+        failing_df = batch_df.filter(F.size(failed) > 0).withColumn("_failed", failed)
+        shaped_df = silver_shaped(failing_df, self.config, keep=["_failed"])
+        columns = sorted({expectation.column for expectation, _ in self.checks.values()})
+        rows = (shaped_df.select("_failed", "transaction_id", *[F.col(c).cast("string").alias(c) for c in columns])
+                .limit(EXAMPLES_PER_EXPECTATION * len(self.checks)).collect())
+        examples: dict[str, list[dict]] = {}
+        for row in rows:
+            for reason in row["_failed"]:
+                name = reason.removeprefix(REASON_PREFIX)
+                found = examples.setdefault(name, [])
+                if len(found) < EXAMPLES_PER_EXPECTATION:
+                    found.append({"transaction_id": row["transaction_id"], "value": row[self.checks[name][0].column]})
+        return examples
 
     def validator(self) -> Validator:
         if self._validator is None:
