@@ -51,6 +51,8 @@ def page_view(app_ctx: AppContext, path: str | None, search: str | None):
         return layout.model_page()
     if path == "/pipeline":
         return layout.pipeline_page()
+    if path == "/quality":
+        return layout.quality_page()
     return layout.not_found(path)
 
 
@@ -168,6 +170,18 @@ def pipeline_view(app_ctx: AppContext, time_range: str | None):
             figures.quarantine_reasons(batches))
 
 
+def quality_view(app_ctx: AppContext, time_range: str | None):
+    """(status, kpi cards, pass-rate figure, latest failures table)."""
+    window = _window(time_range)
+    try:
+        validations = data.quality_history(app_ctx.source, window)
+        failures = data.quality_failures(app_ctx.source, window)
+    except data.SourceDown as err:
+        return layout.source_down(str(err)), [], figures.empty("PostgreSQL unavailable"), None
+    return (None, layout.quality_kpis(validations), figures.quality_pass_rate(validations),
+            layout.quality_failures(failures))
+
+
 def current_user(app_ctx: AppContext) -> str | None:
     """The logged-in user when basic auth is on (None otherwise or outside a request)."""
     if app_ctx.auth is None or not flask.has_request_context() or flask.request.authorization is None:
@@ -234,6 +248,12 @@ def register(app, app_ctx: AppContext) -> None:
         Output("p-quarantine", "figure"), Input("tick", "n_intervals"), Input("p-range", "value"))
     def refresh_pipeline(_, time_range):
         return pipeline_view(app_ctx, time_range)
+
+    @app.callback(
+        Output("q-status", "children"), Output("q-kpis", "children"), Output("q-pass-rate", "figure"),
+        Output("q-failures", "children"), Input("tick", "n_intervals"), Input("q-range", "value"))
+    def refresh_quality(_, time_range):
+        return quality_view(app_ctx, time_range)
 
 
 def register_api(server: flask.Flask, app_ctx: AppContext) -> None:

@@ -399,3 +399,24 @@ def cost_estimate(batches: list[dict], costs) -> dict | None:
         "per_million_at_capacity": round(per_hour / (capacity * 3600) * 1e6, 4),
         "per_million_observed": round(per_hour / (observed * 3600) * 1e6, 4),
     }
+
+
+# --- data quality page ------------------------------------------------------------------
+
+def quality_history(src: DataSource, window_min: int, limit: int = 2000) -> list[dict]:
+    """Validations of the stream's event suite in the window (both engines), oldest first."""
+    rows = src.rows(
+        "SELECT run_id, batch_id, suite, engine, validated_at, success, rows_checked, rows_failed, expectations,"
+        " failed_expectations FROM quality_results WHERE validated_at >= now() - make_interval(mins => %s)"
+        " ORDER BY validated_at DESC LIMIT %s", (window_min, limit))
+    return rows[::-1]
+
+
+def quality_failures(src: DataSource, window_min: int, limit: int = 20) -> list[dict]:
+    """The latest failed expectations, one row each, with their examples, newest first."""
+    return src.rows(
+        "SELECT q.validated_at, q.run_id, q.batch_id, q.suite, q.engine, f.value->>'expectation' AS expectation,"
+        " f.value->>'column' AS column, (f.value->>'unexpected')::bigint AS unexpected, f.value->'examples' AS examples"
+        " FROM quality_results q CROSS JOIN LATERAL jsonb_array_elements(q.failures) AS f"
+        " WHERE NOT q.success AND q.validated_at >= now() - make_interval(mins => %s)"
+        " ORDER BY q.validated_at DESC, f.value->>'expectation' LIMIT %s", (window_min, limit))

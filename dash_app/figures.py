@@ -139,3 +139,22 @@ def quarantine_reasons(batches: list[dict]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[k for k, _ in items], y=[v for _, v in items], marker_color="#d95f0e"))
     fig.update_layout(**_LAYOUT, title="Quarantine by reason", yaxis_title="records")
     return fig
+
+
+def quality_pass_rate(validations: list[dict]) -> go.Figure:
+    """Share of checked rows passing every row-level expectation, per batch (engine ``spark``), and
+    the GX checkpoint runs as pass (1) / fail (0) markers."""
+    title = "Data quality: rows passing the event suite"
+    rows = [v for v in validations if v["engine"] == "spark" and v["rows_checked"]]
+    runs = [v for v in validations if v["engine"] == "great_expectations"]
+    if not rows and not runs:
+        return empty("no validations in this time range", title)
+    fig = go.Figure()
+    if rows:
+        fig.add_trace(go.Scatter(x=[v["validated_at"] for v in rows], mode="lines+markers", name="rows passing",
+                                 y=[round(1 - (v["rows_failed"] or 0) / v["rows_checked"], 4) for v in rows]))
+    if runs:
+        fig.add_trace(go.Scatter(x=[v["validated_at"] for v in runs], y=[1.0 if v["success"] else 0.0 for v in runs],
+                                 mode="markers", name="GX checkpoint passed", marker={"size": 10, "symbol": "diamond"}))
+    fig.update_layout(**_LAYOUT, title=title, yaxis_title="share", yaxis_range=[0, 1.05])
+    return fig

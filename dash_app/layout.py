@@ -11,7 +11,8 @@ from fraud.config import DOMAINS
 from fraud.labels import ACTIONS
 from fraud.simulate.patterns import FRAUD_CLASSES
 
-PAGES = (("/", "Live"), ("/load-tests", "Load tests"), ("/model", "Model"), ("/pipeline", "Pipeline"))
+PAGES = (("/", "Live"), ("/load-tests", "Load tests"), ("/model", "Model"), ("/pipeline", "Pipeline"),
+         ("/quality", "Data quality"))
 ACTION_LABELS = {"acknowledge": "Acknowledge", "confirm_fraud": "Confirm fraud",
                  "false_positive": "False positive", "note": "Add note"}
 
@@ -326,3 +327,40 @@ def cost_cards(cost: dict | None, batches: int) -> list:
         _kpi("job + services per hour (config prices)", f"{cost['per_hour']:,.4f} {c}", "kpi-cost-hour"),
         _kpi("batches / events in range", f"{batches:,} / {cost['events']:,}", "kpi-batches"),
     ]
+
+
+# --- data quality ----------------------------------------------------------------------
+
+def quality_page() -> html.Div:
+    return html.Div([
+        html.H2("Data quality"),
+        html.Div([html.Label("Time range"), _time_range("q-range")], className="filters"),
+        html.Div(id="q-status"),
+        html.Div(id="q-kpis", className="kpis"),
+        dcc.Graph(id="q-pass-rate"),
+        html.H3("Latest failures"),
+        html.Div(id="q-failures"),
+    ], id="quality-page")
+
+
+def quality_kpis(validations: list[dict]) -> list:
+    rows = [v for v in validations if v["engine"] == "spark"]
+    checked = sum(v["rows_checked"] or 0 for v in rows)
+    failed = sum(v["rows_failed"] or 0 for v in rows)
+    runs = [v for v in validations if v["engine"] == "great_expectations"]
+    return [
+        _kpi("rows passing the event suite", f"{100 * (1 - failed / checked):.2f} %" if checked else "n/a", "kpi-q-rate"),
+        _kpi("rows quarantined by an expectation", f"{failed:,} of {checked:,}", "kpi-q-failed"),
+        _kpi("GX checkpoint runs passed", f"{sum(v['success'] for v in runs)} / {len(runs)}", "kpi-q-gx"),
+    ]
+
+
+def quality_failures(rows: list[dict]) -> html.Table:
+    def examples(r):
+        return ", ".join(f"{e.get('transaction_id', '')} = {e.get('value')!r}".lstrip(" =")
+                         for e in (r["examples"] or []))
+    return _table("q-failure-table", ["validated", "batch", "suite", "engine", "expectation", "column", "rows",
+                                      "examples"],
+                  [[_fmt(r["validated_at"]), r["batch_id"], r["suite"], r["engine"], r["expectation"], r["column"] or "",
+                    r["unexpected"] if r["unexpected"] is not None else "", examples(r)] for r in rows],
+                  row_class="failure-row", empty_text="no failed expectations in this time range")

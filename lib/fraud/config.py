@@ -171,6 +171,28 @@ class CostsConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """Data quality (fraud.quality): the event suite on the stream, the training gate."""
+
+    # Row-level expectations of the event suite on every batch (Spark expressions): failing rows
+    # go to quarantine as "expectation:<name>", results per batch to PostgreSQL quality_results.
+    enabled: bool
+    # The Great Expectations checkpoint itself on every Nth batch (0: never in the stream); it
+    # costs seconds per run on the Spark engine, hence not on every batch.
+    gx_every_n_batches: int
+    # Rows of the batch the checkpoint validates (0: all).
+    gx_sample_rows: int
+    # A failing suite fails the batch (the query stops; it replays on restart) instead of only reporting.
+    fail_stream_on_failure: bool
+    # Great Expectations data docs are built here (null: none).
+    data_docs_dir: str | None
+    # Training gate: rows per class at least; share of "regular" rows within bounds.
+    min_class_rows: int
+    min_regular_share: float
+    max_regular_share: float
+
+
+@dataclass(frozen=True)
 class Config:
     environment: str
     lake_root: str
@@ -184,6 +206,7 @@ class Config:
     model: ModelConfig
     dashboard: DashboardConfig
     costs: CostsConfig
+    quality: QualityConfig
     source_path: str = ""
     # Model registry location; optional, default <lake_root>/models (AWS keeps it in its own bucket).
     models_root: str | None = None
@@ -218,6 +241,8 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
         lake_root=_resolve_location(config.lake_root, base),
         checkpoint_root=_resolve_location(config.checkpoint_root, base),
         models_root=_resolve_location(config.models_root, base) if config.models_root else None,
+        quality=dataclasses.replace(config.quality, data_docs_dir=_resolve_location(config.quality.data_docs_dir, base))
+        if config.quality.data_docs_dir else config.quality,
     )
 
 

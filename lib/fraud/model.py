@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from fraud.cli import ArgumentParser, UserError, run
 from fraud.config import Config, load_config
 from fraud.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from fraud.quality import gate_training_set
 from fraud.registry import Registry
 from fraud.score import with_scores
 from fraud.simulate.patterns import FRAUD_CLASSES, MODEL_CLASSES
@@ -185,6 +186,7 @@ def fit_model(config: Config, train_df: DataFrame, progress=print) -> tuple[Pipe
 
     The training job and the model notebook both fit through here, so they train the same way."""
     train_labelled = with_label(train_df)
+    gate_training_set(train_labelled, config, list(MODEL_CLASSES))  # data quality gate: raises with a report
     counts = check_training_set(train_labelled)
     progress(f"training set: {sum(counts.values()):,} events, {len(counts)} classes")
     if config.model.class_weight_power:

@@ -25,6 +25,7 @@ from fraud.config import Config
 from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
 from fraud.metrics import BatchMetrics
 from fraud.parse import flatten_event, topic_domain, with_extra_fields, with_parsed_event, with_typed_event
+from fraud.quality import StreamQuality
 from fraud.score import ModelHolder, score_silver, with_scored_at
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,9 @@ class BatchWriter:
         self.models = models
         self.alerts = alerts
         self.metrics = metrics
+        self.quality = StreamQuality(config, metrics.pool)  # data quality (fraud.quality)
         self._query_id: str | None = None
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sink")
+        self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="sink")
 
     @property
     def query_id(self) -> str:
@@ -131,7 +133,8 @@ class BatchWriter:
             return now
 
         t = time.perf_counter()
-        batch_df = batch_df.persist()
+        # Data quality: rows failing a row-level expectation get reason "expectation:<name>" (-> quarantine).
+        batch_df = self.quality.with_expectation_reasons(batch_df).persist()
         counts = batch_df.groupBy("topic", (F.size("reasons") == 0).alias("ok")).count().collect()
         t = step("state", t)
         if not counts:
@@ -155,6 +158,7 @@ class BatchWriter:
                                            ["domain", "ingest_date"]),
             "silver": lambda: self._append(with_batch_id(silver_df, batch_id), "silver", batch_id,
                                            ["domain", "event_date"]),
+            "quality": lambda: self.quality.after_batch(self.query_id, batch_id, batch_df),  # results to PostgreSQL
         }
         if has_rejects:  # most batches have none; an empty Delta commit costs a second
             writes["quarantine"] = lambda: self._append(quarantine_df, "quarantine", batch_id, ["ingest_date"])

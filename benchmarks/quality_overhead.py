@@ -1,0 +1,120 @@
+"""What data quality adds to a micro-batch: the real ``foreachBatch`` (``fraud.sinks.BatchWriter``)
+on a realistic batch, with validation off, with the per-batch row checks, and with the GX
+checkpoint on that batch too. Median of several runs each, printed as a table.
+
+    .venv/bin/python -m fraud.stack up          # PostgreSQL for results, alerts, metrics
+    .venv/bin/python benchmarks/quality_overhead.py --events 2000 --runs 5
+    .venv/bin/python -m fraud.stack down
+
+The batch is simulator output parsed and given velocity features exactly as the state
+operator does (``with_velocity_batch``), persisted once, then handed to a fresh
+``BatchWriter`` per run (own lake folder and query id, so every Delta append really
+commits). Without a registered model the batch is not scored: the base time is lower
+than the live job's, so the relative overhead printed here is an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
+    parser.add_argument("--events", type=int, default=2000, help="rows in the batch (normal load: 200-2,000)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--gx-runs", type=int, default=2, help="runs with the GX checkpoint (slow)")
+    args = parser.parse_args()
+
+    from pyspark.sql import functions as F
+
+    from fraud.alerts import AlertSink
+    from fraud.config import load_config
+    from fraud.db import make_pool, migrate, postgres_dsn
+    from fraud.features import with_velocity_batch
+    from fraud.metrics import BatchMetrics
+    from fraud.parse import with_parsed_event
+    from fraud.quality import records_from_jsonl
+    from fraud.registry import Registry
+    from fraud.score import ModelHolder
+    from fraud.sinks import BatchWriter
+    from fraud.spark import build_session
+
+    work = Path(tempfile.mkdtemp(prefix="quality-bench-"))
+    base = load_config(args.config)
+    base = replace(base, lake_root=str(work / "lake"), models_root=str(work / "models"))
+    events = work / "events.jsonl"
+    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", str(args.events), "--seed", "5",
+                    "--output", str(events)], check=True, capture_output=True)
+    spark = build_session(base, app_name="quality-bench")
+    spark.sparkContext.setLogLevel("ERROR")
+    dsn = postgres_dsn(base)
+    migrate(dsn)
+    pool = make_pool(base, dsn)
+    s = base.stream
+    records = records_from_jsonl(spark, base, str(events))
+    batch_df = with_velocity_batch(with_parsed_event(records, base), s.velocity_window_s, s.state_buckets)
+    batch_df = spark.createDataFrame(batch_df.collect(), batch_df.schema).persist()  # the state operator's output
+    rows = batch_df.count()
+
+    def run_once(config, batch_id: int) -> tuple[float, dict]:
+        checkpoint = work / f"ck-{uuid.uuid4().hex[:8]}"
+        checkpoint.mkdir()
+        (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
+        writer = BatchWriter(spark, replace(config, lake_root=str(work / f"lake-{uuid.uuid4().hex[:8]}")),
+                             str(checkpoint), ModelHolder(Registry.for_config(config)), AlertSink(config, pool),
+                             BatchMetrics(pool))
+        t0 = time.perf_counter()
+        writer(batch_df, batch_id)
+        elapsed = time.perf_counter() - t0
+        with pool.connection() as conn:
+            (steps,), = conn.execute("SELECT step_ms FROM batch_metrics WHERE query_id = %s AND batch_id = %s",
+                                     (writer.query_id, batch_id)).fetchall()
+        return elapsed, steps
+
+    variants = {
+        "no validation": (replace(base, quality=replace(base.quality, enabled=False)), args.runs),
+        "row checks (every batch)": (replace(base, quality=replace(base.quality, gx_every_n_batches=0)), args.runs),
+        "row checks + GX checkpoint": (replace(base, quality=replace(base.quality, gx_every_n_batches=1,
+                                                                      data_docs_dir=None)), args.gx_runs),
+    }
+    variants = {name: v for name, v in variants.items() if v[1] > 0}
+    run_once(variants["no validation"][0], 1)  # warm-up: JIT, Delta classes, first table creation
+    results = {}
+    # Round robin over the variants, so a change of load on the machine hits all of them alike.
+    order = [name for r in range(args.runs) for name, (_, runs) in variants.items() if r < runs]
+    for i, name in enumerate(order):
+        elapsed, steps = run_once(variants[name][0], 1)
+        results.setdefault(name, []).append((elapsed, steps.get("quality")))
+        print(f"  run {i + 1}/{len(order)} {name}: {elapsed:.2f} s (quality step {steps.get('quality')} ms)",
+              flush=True)
+
+    baseline = statistics.median(e for e, _ in results["no validation"])
+    print(f"\nforeachBatch on {rows:,} rows (simulator, {args.events} events), median of runs:")
+    print(f"{'variant':32} {'runs':>4} {'median s':>9} {'added':>8}")
+    for name, samples in results.items():
+        median = statistics.median(e for e, _ in samples)
+        print(f"{name:32} {len(samples):>4} {median:>9.2f} {100 * (median / baseline - 1):>7.1f}%")
+    gx = results.get("row checks + GX checkpoint")
+    if gx:
+        every = base.quality.gx_every_n_batches
+        added = statistics.median(e for e, _ in gx) - statistics.median(e for e, _ in results["row checks (every batch)"])
+        print(f"GX checkpoint every {every} batches (conf): +{added / every:.2f} s per batch amortised "
+              f"({100 * added / every / baseline:.1f}% of the base batch)")
+    pool.close()
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Data quality: real Great Expectations validations on good and bad batches (real Spark, real
+PostgreSQL, real Delta), the stream's routing to quarantine, the training gate."""
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from dataclasses import replace
+
+import psycopg
+import pytest
+from pyspark.sql import functions as F
+
+from dash_app import data as dash_data
+from dash_app.callbacks import AppContext, quality_view
+from fraud import quality
+from fraud.alerts import AlertSink
+from fraud.cli import UserError
+from fraud.db import make_pool
+from fraud.metrics import BatchMetrics
+from fraud.model import train_and_register, with_label
+from fraud.parse import with_parsed_event
+from fraud.features import with_velocity_batch
+from fraud.registry import Registry
+from fraud.score import ModelHolder
+from fraud.sinks import BatchWriter, silver_from_records
+from fraud.simulate.patterns import MODEL_CLASSES
+
+from conftest import ROOT
+from pipeline_support import create_database
+
+EVENTS = 120
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    """Simulator events (one deterministic run) as dicts."""
+    path = tmp_path_factory.mktemp("quality") / "events.jsonl"
+    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", str(EVENTS), "--seed", "11",
+                    "--output", str(path)], check=True, capture_output=True, cwd=ROOT, timeout=120)
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def first(events, domain):
+    return next(e for e in events if e["domain"] == domain)
+
+
+def broken(events):
+    """Contract-valid events (the parser accepts them) that each break one expectation of the suite."""
+    gaming, ecommerce, fintech = (dict(first(events, d)) for d in ("gaming", "ecommerce", "fintech"))
+    too_big = {**gaming, "transaction_id": "bad-amount", "amount": 9_999.0}
+    odd_currency = {**fintech, "transaction_id": "bad-currency", "currency": "XAU"}
+    cart = [{**ecommerce["cart_items"][0], "category": "weapons"}]
+    bad_cart = {**ecommerce, "transaction_id": "bad-cart", "cart_items": cart}
+    bad_country = {**ecommerce, "transaction_id": "bad-country",
+                   "shipping_address": {**ecommerce["shipping_address"], "country": "usa"}}
+    cash = {**gaming, "transaction_id": "bad-payment", "payment_method": "cash"}
+    return [too_big, odd_currency, bad_cart, bad_country, cash], {
+        "bad-amount": "amount_range_gaming_usd", "bad-currency": "currency_allowed", "bad-cart": "cart_items_well_formed",
+        "bad-country": "shipping_country_format", "bad-payment": "payment_method_allowed"}
+
+
+def records_df(spark, config, events, offset=0):
+    """Kafka-shaped records of ``events`` (topic from the domain, Kafka time just after the event)."""
+    rows = [(e["actor_id"].encode(), json.dumps(e).encode(), config.kafka.topics.get(e["domain"], "unknown"), 0,
+             offset + i, e["timestamp"]) for i, e in enumerate(events)]
+    df = spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset long, ts string")
+    return df.withColumn("timestamp", F.to_timestamp("ts") + F.expr("INTERVAL 2 SECONDS")).drop("ts")
+
+
+@pytest.fixture
+def writer(spark, config, stack, tmp_path):
+    """A real BatchWriter on its own database, lake and checkpoint (no model: no gold)."""
+    dsn = create_database(stack["postgres"]["dsn"], f"fraud_q_{uuid.uuid4().hex[:8]}")
+    cfg = replace(config, lake_root=str(tmp_path / "lake"),
+                  quality=replace(config.quality, gx_every_n_batches=1, data_docs_dir=str(tmp_path / "docs")))
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
+    pool = make_pool(cfg, dsn)
+    try:
+        yield BatchWriter(spark, cfg, str(checkpoint), ModelHolder(Registry.for_config(cfg)), AlertSink(cfg, pool),
+                          BatchMetrics(pool)), dsn, cfg
+    finally:
+        pool.close()
+
+
+def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, writer):
+    batch_writer, dsn, cfg = writer
+    bad, expected = broken(events)
+    malformed = {**first(events, "fintech"), "transaction_id": "no-amount"}
+    del malformed["amount"]
+    s = cfg.stream
+    batch_df = with_velocity_batch(with_parsed_event(records_df(spark, cfg, events + bad + [malformed]), cfg),
+                                   s.velocity_window_s, s.state_buckets)
+    batch_writer(batch_df, 0)
+
+    silver_df = spark.read.format("delta").load(cfg.table_path("silver"))
+    quarantine_df = spark.read.format("delta").load(cfg.table_path("quarantine"))
+    reasons = {json.loads(r["value"])["transaction_id"]: r["reasons"] for r in quarantine_df.collect()}
+    assert reasons == {**{txn: [f"expectation:{name}"] for txn, name in expected.items()},
+                       "no-amount": ["missing_field:amount"]}
+    silver_ids = [r["transaction_id"] for r in silver_df.select("transaction_id").collect()]
+    assert len(silver_ids) + len(reasons) == len(events) + len(bad) + 1, "every record in exactly one of the two"
+    assert not set(silver_ids) & set(reasons)
+
+    with psycopg.connect(dsn) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT engine, success, rows_checked, rows_failed, failures FROM quality_results"
+            " WHERE batch_id = 0 AND suite = %s", (quality.EVENT_SUITE,))}
+    success, checked, failed, failures = rows["spark"]
+    assert (success, checked, failed) == (False, len(events) + len(bad), len(bad))
+    by_name = {f["expectation"]: f for f in failures}
+    assert set(by_name) == set(expected.values())
+    assert by_name["amount_range_gaming_usd"]["examples"] == [{"transaction_id": "bad-amount", "value": "9999.0"}]
+    gx_success, _, _, gx_failures = rows["great_expectations"]
+    assert gx_success is False
+    # The Spark expressions count exactly what the GX checkpoint counts, expectation by expectation.
+    assert {f["expectation"]: f["unexpected"] for f in gx_failures} == {n: 1 for n in expected.values()}
+    assert {f["expectation"]: f["unexpected"] for f in failures} == {n: 1 for n in expected.values()}
+    assert (Path(cfg.quality.data_docs_dir) / "index.html").exists(), "the checkpoint built the data docs"
+    by_reason = {r[0] for r in psycopg.connect(dsn).execute(
+        "SELECT jsonb_object_keys(quarantine_by_reason) FROM batch_metrics WHERE batch_id = 0")}
+    assert "expectation:amount_range_gaming_usd" in by_reason
+
+    # A good batch (the same events, later offsets) passes both engines and quarantines nothing.
+    good_df = with_velocity_batch(with_parsed_event(records_df(spark, cfg, events[:40], offset=1000), cfg),
+                                  s.velocity_window_s, s.state_buckets)
+    batch_writer(good_df, 1)
+    with psycopg.connect(dsn) as conn:
+        good = dict(conn.execute("SELECT engine, success FROM quality_results WHERE batch_id = 1").fetchall())
+    assert good == {"spark": True, "great_expectations": True}
+    assert spark.read.format("delta").load(cfg.table_path("quarantine")).filter("batch_id = 1").count() == 0
+
+    # The Dash data-quality page reads these rows: pass rate per batch, the failures with examples.
+    source = dash_data.DataSource(replace(cfg, postgres=replace(cfg.postgres, dsn=dsn)))
+    try:
+        status, kpis, figure, table = quality_view(AppContext(cfg, source, None), "1h")
+    finally:
+        source.close()
+    assert status is None
+    assert list(figure.data[0].y) == [round(1 - len(bad) / (len(events) + len(bad)), 4), 1.0]
+    assert list(figure.data[1].y) == [0.0, 1.0], "GX checkpoint: batch 0 failed, batch 1 passed"
+    text = str(table)
+    assert "amount_range_gaming_usd" in text and "bad-amount = '9999.0'" in text
+
+
+def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writer):
+    batch_writer, _, cfg = writer
+    bad, _ = broken(events)
+    strict = quality.StreamQuality(replace(cfg, quality=replace(cfg.quality, fail_stream_on_failure=True,
+                                                                gx_every_n_batches=0)), batch_writer.metrics.pool)
+    s = cfg.stream
+    batch_df = with_velocity_batch(with_parsed_event(records_df(spark, cfg, events[:20] + bad[:1]), cfg),
+                                   s.velocity_window_s, s.state_buckets)
+    routed_df = strict.with_expectation_reasons(batch_df).persist()
+    with pytest.raises(quality.QualityGateFailed, match="amount_range_gaming_usd"):
+        strict.after_batch("q-strict", 7, routed_df)
+    lenient = quality.StreamQuality(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),
+                                    batch_writer.metrics.pool)
+    summary = lenient.after_batch("q-lenient", 7, routed_df)
+    assert summary["success"] is False and summary["rows_failed"] == 1
+
+
+def test_training_gate_passes_a_good_set_and_refuses_a_bad_one(spark, config, events):
+    silver_df = silver_from_records(records_df(spark, config, events), config).persist()
+    labelled_df = with_label(silver_df)
+    present = sorted({r["label"] for r in labelled_df.select("label").distinct().collect()})
+    lenient = replace(config, quality=replace(config.quality, min_class_rows=1, min_regular_share=0.1,
+                                              data_docs_dir=None))
+    summary = quality.gate_training_set(labelled_df, lenient, present)
+    assert summary["success"] and summary["rows"] == len(events)
+
+    # The real training entry refuses a set with holes before fitting, in one line naming what failed.
+    assert len(present) < len(MODEL_CLASSES)
+    holed_df = silver_df.withColumn("v_count", F.when(F.col("domain") == "gaming", None).otherwise(F.col("v_count")))
+    gaming = holed_df.filter(F.col("domain") == "gaming").count()
+    with pytest.raises(quality.QualityGateFailed) as err:
+        train_and_register(spark, config, holed_df, holed_df, {}, progress=lambda _: None)
+    message = str(err.value)
+    assert isinstance(err.value, UserError) and "\n" not in message, "fraud.cli prints it as one line, exit 2"
+    assert message.startswith("training set failed data quality")
+    assert "every_class_present" in message and "class_rows_minimum" in message
+    assert f"model_inputs_not_null ({gaming} rows, e.g. v_count: {gaming} rows)" in message
