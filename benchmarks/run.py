@@ -109,11 +109,19 @@ def simulate(config_path: Path, test_id: str, *args: str) -> dict:
     return {"stdout": result.stdout.strip().splitlines()[-1:], "exit": result.returncode}
 
 
-def drained(dsn: str, since: datetime) -> bool:
+def consumed(dsn: str, since: datetime, events: int) -> bool:
+    """The job has processed ``events`` records in batches finished after ``since`` (nothing else is
+    produced to its topics meanwhile), so every one of them is in the tables and PostgreSQL."""
     with connect(dsn) as conn:
-        row = conn.execute("SELECT kafka_lag FROM batch_metrics WHERE finished_at > %s"
-                           " ORDER BY finished_at DESC LIMIT 1", (since,)).fetchone()
-    return row is not None and row[0] == 0
+        (done,), = conn.execute("SELECT coalesce(sum(input_rows), 0) FROM batch_metrics WHERE finished_at > %s",
+                                (since,)).fetchall()
+    return done >= events
+
+
+def events_sent(dsn: str, test_id: str) -> int:
+    with connect(dsn) as conn:
+        (sent,), = conn.execute("SELECT events_sent FROM simulation_runs WHERE test_id = %s", (test_id,)).fetchall()
+    return sent
 
 
 def latency_runs(job: Job, config_path: Path, dsn: str, level: str, seconds: int, repeats: int) -> dict:
@@ -122,7 +130,8 @@ def latency_runs(job: Job, config_path: Path, dsn: str, level: str, seconds: int
         test_id = f"bench-{level}-{datetime.now(timezone.utc):%H%M%S}-{i}"
         cpu0, stack0, t0 = job.cpu_seconds(), stack_cpu_seconds(), datetime.now(timezone.utc)
         sim = simulate(config_path, test_id, "--load-level", level, "--duration", str(seconds))
-        wait_until(lambda: drained(dsn, t0), 600, interval_s=2)
+        sent = events_sent(dsn, test_id)
+        wait_until(lambda: consumed(dsn, t0, sent), 1800, interval_s=2)
         result = evaluate_run(dsn, test_id)
         runs.append({"test_id": test_id, "latency_ms": result["latency_ms"], "simulator": sim,
                      "job_cpu_s": round(job.cpu_seconds() - cpu0, 1),
@@ -158,7 +167,7 @@ def drain_throughput(job_config: Path, dsn: str, events: int) -> dict:
     started = time.perf_counter()
     cpu0 = job.cpu_seconds()
     try:
-        wait_until(lambda: drained(dsn, t0), 3600, interval_s=1)
+        wait_until(lambda: consumed(dsn, t0, events), 3600, interval_s=1)
         seconds = time.perf_counter() - started
         cpu = job.cpu_seconds() - cpu0 + stack_cpu_seconds() - stack0
     finally:
