@@ -26,10 +26,10 @@ from fraud.features import with_velocity_batch
 from fraud.model import FEATURE_COLUMNS, evaluate, fit_model, with_label
 from fraud.parse import with_parsed_event
 from fraud.registry import Registry
-from fraud.score import score_silver
+from fraud.score import LoadedModel, score_silver, with_scored_at
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import run_simulation
-from fraud.sinks import bronze, quarantine, silver
+from fraud.sinks import bronze, quarantine, silver, with_batch_id
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -87,7 +87,7 @@ def small_lake(spark, config, tmp_path_factory):
         raw_df = spark.createDataFrame(records, RECORD_SCHEMA)
         velocity_df = with_velocity_batch(with_parsed_event(raw_df, lake_config), s.velocity_window_s,
                                           s.state_buckets).cache()
-        silver_df = silver(velocity_df, lake_config, batch_id)
+        silver_df = with_batch_id(silver(velocity_df), batch_id)
         append(bronze(raw_df, lake_config, batch_id), lake_config, "bronze", ["domain", "ingest_date"])
         append(silver_df, lake_config, "silver", ["domain", "event_date"])
         if batch_id == 1:
@@ -110,7 +110,8 @@ def small_lake(spark, config, tmp_path_factory):
     })
     registry.promote("v0001")
     for test_id, silver_df in silver_by_run.items():  # gold: one commit per run, like one per batch
-        append(score_silver(silver_df, model, lake_config, "v0001"), lake_config, "gold", ["domain", "event_date"])
+        gold_df = with_scored_at(score_silver(silver_df, LoadedModel("v0001", model), lake_config))
+        append(gold_df, lake_config, "gold", ["domain", "event_date"])
         silver_df.unpersist()
     return {"lake_root": lake_config.lake_root, "events": {t: n for t, (_, n) in RUNS.items()},
             "rejected": rejected, "registered_metrics": metrics}
