@@ -51,8 +51,14 @@ from fraud.evaluate import evaluate_run
 
 dsn = postgres_dsn(load_config("conf/local.yaml"))
 def drained():
+    # Caught up (lag 0) and at least the run's own events processed since it started: a lag of 0
+    # alone can be read from a batch planned before the run's last events arrived.
     with connect(dsn) as conn:
-        return conn.execute("SELECT kafka_lag = 0 FROM batch_metrics ORDER BY finished_at DESC LIMIT 1").fetchone() == (True,)
+        caught_up = conn.execute("SELECT kafka_lag = 0 FROM batch_metrics ORDER BY finished_at DESC LIMIT 1").fetchone()
+        processed, sent = conn.execute(
+            "SELECT (SELECT coalesce(sum(input_rows), 0) FROM batch_metrics WHERE finished_at > r.started_at),"
+            " r.events_sent FROM simulation_runs r WHERE r.test_id = %s", (sys.argv[1],)).fetchone()
+    return caught_up == (True,) and processed >= sent
 wait_until(drained, 600, interval_s=2)
 result = evaluate_run(dsn, sys.argv[1])
 for domain, d in sorted(result["domains"].items()):

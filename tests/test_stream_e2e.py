@@ -7,6 +7,7 @@ live runs are scored. Figures the issue asks for are printed (run with -s to see
 
 import json
 import shutil
+import uuid
 
 import pytest
 from confluent_kafka import Producer
@@ -184,7 +185,8 @@ def test_sigkill_mid_run_then_restart_is_exactly_once(pipeline, spark, stack, tm
     # Reference: the same records through an uninterrupted job on a fresh lake and database.
     from pipeline_support import create_database
 
-    ref_dsn = create_database(stack["postgres"]["dsn"], f"fraud_ref_{pipeline.root.name[-8:].lower()}")
+    # A fresh name every run: the test stack's database outlives test sessions.
+    ref_dsn = create_database(stack["postgres"]["dsn"], f"fraud_ref_{uuid.uuid4().hex[:8]}")
     ref_root = tmp_path / "reference"
     shutil.copytree(pipeline.root / "lake" / "models", ref_root / "lake" / "models")
     reference = write_config(tmp_path / "ref.yaml", topics=pipeline.config.kafka.topics, dsn=ref_dsn,
