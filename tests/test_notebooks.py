@@ -75,7 +75,7 @@ def small_lake(spark, config, tmp_path_factory):
     for batch_id, (test_id, (seed, events)) in enumerate(RUNS.items()):
         path = root / f"{test_id}.jsonl"
         options = build_options(lake_config, domain="all", load_level=None, rate=None, events=events, duration=None,
-                                fraud_rate=0.4, seed=seed, test_id=test_id, pattern_weights=None, output=str(path))
+                                fraud_rate=0.25, seed=seed, test_id=test_id, pattern_weights=None, output=str(path))
         run_simulation(lake_config, options)
         lines = path.read_text().splitlines()
         records = kafka_records(lines, topics, offset)
