@@ -245,7 +245,7 @@ def cost(results: dict, config) -> dict:
     """USD per 1M events on EMR Serverless: measured CPU-seconds per event (job + broker + database,
     at full load) priced as vCPU-hours, plus the memory that comes with each vCPU (config ``costs``)."""
     c = config.costs
-    vcpu_hours = results["throughput"]["cpu_us_per_event"] * 1e6 / 1e6 / 3600  # per 1M events
+    vcpu_hours = results["throughput"]["cpu_us_per_event"] / 3600  # 1M events x N us = N CPU-seconds
     per_vcpu_hour = c.vcpu_hour + c.memory_gb_hour * c.memory_gb / c.vcpus
     return {"usd_per_million_events": round(vcpu_hours * per_vcpu_hour, 4), "vcpu_hours_per_million": round(vcpu_hours, 3),
             "usd_per_vcpu_hour_with_memory": round(per_vcpu_hour, 5), "replaced_design_usd_per_million": [0.015, 0.05]}

@@ -12,16 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraud.cli import UserError
+from fraud.config import ENV_OVERRIDES
 
-# job_environment must set exactly what conf/aws.yaml leaves to the deployment.
-JOB_ENVIRONMENT_KEYS = (
-    "FRAUD_KAFKA_BOOTSTRAP_SERVERS",
-    "FRAUD_POSTGRES_DSN",
-    "FRAUD_POSTGRES_SECRET_ARN",
-    "FRAUD_LAKE_ROOT",
-    "FRAUD_CHECKPOINT_ROOT",
-    "FRAUD_MODELS_ROOT",
-)
+# job_environment must set exactly what conf/aws.yaml leaves to the deployment: every config override.
+JOB_ENVIRONMENT_KEYS = tuple(ENV_OVERRIDES)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 

@@ -44,6 +44,8 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
     checkpoint = checkpoint_location(config)
     pool = make_pool(config)
     metrics = BatchMetrics(pool)
+    listener = LagListener(metrics)
+    spark.streams.addListener(listener)
     try:
         writer = BatchWriter(spark, config, checkpoint, ModelHolder(Registry.for_config(config)),
                              AlertSink(config, pool), metrics)
@@ -54,14 +56,11 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
                          .option("checkpointLocation", checkpoint))
         stream_writer = (stream_writer.trigger(availableNow=True) if once
                          else stream_writer.trigger(processingTime=s.trigger_interval))
-        listener = LagListener(metrics)
-        spark.streams.addListener(listener)
         query = stream_writer.start()
         log.info("query %s started (%s), checkpoint %s", query.id, "once" if once else s.trigger_interval, checkpoint)
         query.awaitTermination()
     finally:
-        if "listener" in locals():
-            spark.streams.removeListener(listener)
+        spark.streams.removeListener(listener)
         pool.close()
 
 
