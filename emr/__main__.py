@@ -85,11 +85,11 @@ def _clients(region: str):
 def _release(args, deployment, s3):
     from emr.artifacts import upload_release
     from fraud.config import load_config
-    from fraud.jars import ensure_jars
+    from fraud.jars import ensure_jars, spark_jars
 
     # Fail before uploading anything if the config would not load on EMR.
     load_config(args.config, environ=deployment.job_environment)
-    jars = ensure_jars("spark") + ensure_jars("msk-iam")
+    jars = spark_jars() + ensure_jars("msk-iam")  # Delta, Kafka source, the velocity operator, MSK IAM
     return upload_release(s3, deployment.artifacts_bucket, ROOT, args.archive, args.config, jars)
 
 

@@ -358,12 +358,12 @@ def test_cli_help_and_one_line_errors(outputs_file, tmp_path):
 def test_cli_submit_uploads_then_starts_the_stream(outputs_file, tmp_path, monkeypatch, capsys):
     """The whole `submit stream` path in process, with both AWS clients stubbed."""
     import emr.__main__ as main_module
-    from fraud.jars import ensure_jars
+    from fraud.jars import ensure_jars, spark_jars
 
     archive = tmp_path / "fraud_env.tar.gz"
     archive.write_bytes(gzip.compress(b"venv"))
     s3, emr = client("s3"), client("emr-serverless")
-    uploads = 2 + 2 + len(ensure_jars("spark")) + len(ensure_jars("msk-iam"))
+    uploads = 2 + 2 + len(spark_jars()) + len(ensure_jars("msk-iam"))
     monkeypatch.setattr(main_module, "_clients", lambda region: (s3, emr))
     with Stubber(s3) as s3_stub, Stubber(emr) as emr_stub:
         for _ in range(uploads):

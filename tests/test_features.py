@@ -1,58 +1,93 @@
-"""Velocity features: the pure function the stream and training share."""
+"""Features: the velocity function (JVM, run here through its batch path) and the static features."""
 
 import datetime as dt
 
-import pandas as pd
 from chispa import assert_approx_df_equality
 
-from fraud.features import VELOCITY_FEATURES, velocity_features, with_static_features
+from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
 
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
+T0 = dt.datetime(2026, 1, 1)
 
-
-def event(txn, seconds, amount=10.0, dest=None, src=None, user=None, device=None, ip="1.1.1.1", ship=None):
-    return (txn, T0 + int(seconds * 1000), amount, dest, src, user, device, ip, ship)
-
-
-def features(rows):
-    return [dict(zip(["is_duplicate", *VELOCITY_FEATURES], r)) for r in rows]
+# A record frame with just what the velocity operator reads (fraud.parse.RECORD_COLUMNS has more).
+RECORD_DDL = ("key binary, topic string, partition int, offset long, reasons array<string>, transaction_id string, "
+              "actor_id string, event_time timestamp, amount double, account_to string, account_from string, "
+              "user_id string, device_id string, device_fingerprint string, ip_address string, "
+              + ", ".join(f"shipping_{p} string" for p in ("street", "city", "state", "zip", "country")))
 
 
-def test_window_counts_sums_and_gaps():
-    rows, state = velocity_features(None, [event("a", 0, 5.0), event("b", 10, 7.0), event("c", 400, 1.0)], 300)
-    first, second, third = features(rows)
+def record(txn, seconds, amount=10.0, actor="a1", dest=None, src=None, user=None, device=None, ip="1.1.1.1",
+           ship=None, reasons=(), offset=None):
+    address = (ship, "Austin", "TX", "73301", "US") if ship else (None,) * 5
+    return (actor.encode() if actor else None, "t", 0, offset if offset is not None else int(seconds * 10),
+            list(reasons), txn, actor, T0 + dt.timedelta(seconds=seconds), amount, dest, src, user, device, None, ip,
+            *address)
+
+
+def velocity(spark, records):
+    """Rows by transaction id (a duplicate id appears twice: rows in offset order)."""
+    out = with_velocity_batch(spark.createDataFrame(records, RECORD_DDL), 300).orderBy("offset").collect()
+    by_txn = {}
+    for r in out:
+        by_txn.setdefault(r["transaction_id"], []).append(r)
+    return by_txn
+
+
+def test_window_counts_sums_and_gaps(spark):
+    rows = velocity(spark, [record("a", 0, 5.0), record("b", 10, 7.0), record("c", 400, 1.0)])
+    (first,), (second,), (third,) = rows["a"], rows["b"], rows["c"]
     assert first["v_count"] == 1 and first["v_secs_since_prev"] == -1.0 and first["v_amount_sum"] == 5.0
     assert second["v_count"] == 2 and second["v_amount_sum"] == 12.0 and second["v_amount_max"] == 7.0
     assert second["v_secs_since_prev"] == 10.0 and second["v_amount_mean"] == 6.0
     assert third["v_count"] == 1, "events older than the window do not count"
-    assert state["txn"] == ["c"], "state keeps only what a later event could still see"
+    assert [c for c in first.asDict() if c.startswith("v")] == VELOCITY_FEATURES, "inputs dropped, features appended"
 
 
-def test_state_carries_across_batches_like_one_batch():
-    events = [event(str(i), i * 7, float(i), dest=f"d{i % 3}", src=f"d{(i + 2) % 3}") for i in range(12)]
-    whole, _ = velocity_features(None, events, 300)
-    part1, state = velocity_features(None, events[:5], 300)
-    part2, _ = velocity_features(state, events[5:], 300)
-    assert part1 + part2 == whole
+def test_actors_are_independent_and_order_is_event_time(spark):
+    rows = velocity(spark, [record("x2", 20, actor="x", offset=1), record("x1", 10, actor="x", offset=2),
+                            record("y1", 15, actor="y", offset=3)])
+    assert rows["x1"][0]["v_count"] == 1 and rows["x2"][0]["v_count"] == 2, "sorted by event time, not arrival"
+    assert rows["x2"][0]["v_secs_since_prev"] == 10.0
+    assert rows["y1"][0]["v_count"] == 1, "another actor's events are not counted"
 
 
-def test_duplicates_distinct_counts_and_chain_hops():
-    events = [
-        event("t1", 0, 100.0, dest="acct-2", src="acct-1"),
-        event("t2", 5, 100.0, dest="acct-3", src="acct-2"),  # hop: the previous destination sends on
-        event("t2", 6, 100.0, dest="acct-3", src="acct-2"),  # producer retry
-        event("t3", 9, 100.0, dest="acct-4", src="acct-9", user=None),
-    ]
-    rows = features(velocity_features(None, events, 300)[0])
-    assert [r["is_duplicate"] for r in rows] == [False, False, True, False]
-    assert rows[2]["v_count"] is None
-    assert rows[1]["v_chain_hops"] == 1.0 and rows[3]["v_chain_hops"] == 1.0
-    assert rows[3]["v_distinct_dest"] == 3.0 and rows[3]["v_distinct_users"] == 0.0 and rows[3]["v_distinct_ips"] == 1.0
+def test_duplicates_distinct_counts_and_chain_hops(spark):
+    rows = velocity(spark, [
+        record("t1", 0, 100.0, dest="acct-2", src="acct-1", ship="1 Oak St"),
+        record("t2", 5, 100.0, dest="acct-3", src="acct-2", ship="9 Elm St"),  # hop: the previous destination sends on
+        record("t2", 6, 100.0, dest="acct-3", src="acct-2"),  # producer retry
+        record("t3", 9, 100.0, dest="acct-4", src="acct-9", user=None),
+    ])
+    original, retry = rows["t2"]
+    assert original["reasons"] == [] and retry["reasons"] == ["duplicate"]
+    assert retry["v_count"] is None and original["v_count"] == 2
+    assert original["v_chain_hops"] == 1.0 and rows["t3"][0]["v_chain_hops"] == 1.0
+    t3 = rows["t3"][0]
+    assert t3["v_distinct_dest"] == 3.0 and t3["v_distinct_users"] == 0.0 and t3["v_distinct_ips"] == 1.0
+    assert t3["v_distinct_ship"] == 2.0 and t3["v_count"] == 3.0, "the retry did not enter the window"
 
 
-def test_out_of_order_event_counts_only_the_past():
-    rows = features(velocity_features(None, [event("late-later", 100), event("early", 50)], 300)[0])
-    assert rows[1]["v_count"] == 1.0, "an event does not see events later than itself"
+def test_out_of_order_event_counts_only_the_past(spark):
+    rows = velocity(spark, [record("late-later", 100, offset=1), record("early", 50, offset=2)])
+    assert rows["early"][0]["v_count"] == 1.0, "an event does not see events later than itself"
+    assert rows["late-later"][0]["v_count"] == 2.0
+
+
+def test_rejected_records_pass_through_without_features_or_state(spark):
+    rows = velocity(spark, [
+        record("ok-1", 0),
+        record("bad", 1, reasons=["bad_type:amount"], amount=None),
+        record("no-actor", 2, actor=None, reasons=["missing_field:actor_id"]),
+        record("ok-2", 3),
+    ])
+    assert rows["bad"][0]["reasons"] == ["bad_type:amount"] and rows["bad"][0]["v_count"] is None
+    assert rows["no-actor"][0]["v_count"] is None
+    assert rows["ok-2"][0]["v_count"] == 2.0, "the rejected record is not in the window"
+
+
+def test_window_keeps_at_most_64_events(spark):
+    rows = velocity(spark, [record(f"e{i:03}", i) for i in range(100)])
+    assert rows["e099"][0]["v_count"] == 65.0, "64 kept events plus the event itself"
+    assert rows["e063"][0]["v_count"] == 64.0
 
 
 def test_static_features(spark):

@@ -22,14 +22,12 @@ import nbformat
 import pytest
 from pyspark.sql import functions as F
 
-from fraud.features import with_velocity_batch
 from fraud.model import FEATURE_COLUMNS, evaluate, fit_model, with_label
-from fraud.parse import with_parsed_event
 from fraud.registry import Registry
 from fraud.score import LoadedModel, score_silver, with_scored_at
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import run_simulation
-from fraud.sinks import bronze, quarantine, silver, with_batch_id
+from fraud.sinks import batch_from_records, bronze, quarantine, silver, with_batch_id
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -70,7 +68,6 @@ def small_lake(spark, config, tmp_path_factory):
     root = tmp_path_factory.mktemp("notebook-lake")
     lake_config = dataclasses.replace(config, lake_root=str(root / "lake"), models_root=None)
     topics = lake_config.kafka.topics
-    s = lake_config.stream
     silver_by_run, batches, offset, rejected = {}, [], 0, {}
     for batch_id, (test_id, (seed, events)) in enumerate(RUNS.items()):
         path = root / f"{test_id}.jsonl"
@@ -85,10 +82,9 @@ def small_lake(spark, config, tmp_path_factory):
             records += [(reason.encode(), value, topics["gaming"], 1, n, records[0][5])
                         for n, (reason, value) in enumerate(rejected.items())]
         raw_df = spark.createDataFrame(records, RECORD_SCHEMA)
-        velocity_df = with_velocity_batch(with_parsed_event(raw_df, lake_config), s.velocity_window_s,
-                                          s.state_buckets).cache()
+        velocity_df = batch_from_records(raw_df, lake_config).cache()
         silver_df = with_batch_id(silver(velocity_df), batch_id)
-        append(bronze(raw_df, lake_config, batch_id), lake_config, "bronze", ["domain", "ingest_date"])
+        append(bronze(velocity_df, lake_config, batch_id), lake_config, "bronze", ["domain", "ingest_date"])
         append(silver_df, lake_config, "silver", ["domain", "event_date"])
         if batch_id == 1:
             append(quarantine(velocity_df, batch_id), lake_config, "quarantine", ["ingest_date"])

@@ -20,11 +20,9 @@ from fraud.cli import UserError
 from fraud.db import make_pool
 from fraud.metrics import BatchMetrics
 from fraud.model import train_and_register, with_label
-from fraud.parse import with_parsed_event
-from fraud.features import with_velocity_batch
 from fraud.registry import Registry
 from fraud.score import ModelHolder
-from fraud.sinks import BatchWriter, silver_from_records
+from fraud.sinks import BatchCounts, BatchWriter, batch_from_records, silver_from_records
 from fraud.simulate.patterns import MODEL_CLASSES
 
 from conftest import ROOT
@@ -81,7 +79,7 @@ def writer(spark, config, stack, tmp_path):
     pool = make_pool(cfg, dsn)
     try:
         yield BatchWriter(spark, cfg, str(checkpoint), ModelHolder(Registry.for_config(cfg)), AlertSink(cfg, pool),
-                          BatchMetrics(pool)), dsn, cfg
+                          BatchMetrics(pool), quality.StreamQuality(cfg, pool)), dsn, cfg
     finally:
         pool.close()
 
@@ -91,10 +89,8 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     bad, expected = broken(events)
     malformed = {**first(events, "fintech"), "transaction_id": "no-amount"}
     del malformed["amount"]
-    s = cfg.stream
-    batch_df = with_velocity_batch(with_parsed_event(records_df(spark, cfg, events + bad + [malformed]), cfg),
-                                   s.velocity_window_s, s.state_buckets)
-    batch_writer(batch_df, 0)
+    batch_writer(batch_from_records(records_df(spark, cfg, events + bad + [malformed]), cfg), 0)
+    batch_writer.quality.drain()  # the GX checkpoint runs beside the stream
 
     silver_df = spark.read.format("delta").load(cfg.table_path("silver"))
     quarantine_df = spark.read.format("delta").load(cfg.table_path("quarantine"))
@@ -125,9 +121,8 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     assert "expectation:amount_range_gaming_usd" in by_reason
 
     # A good batch (the same events, later offsets) passes both engines and quarantines nothing.
-    good_df = with_velocity_batch(with_parsed_event(records_df(spark, cfg, events[:40], offset=1000), cfg),
-                                  s.velocity_window_s, s.state_buckets)
-    batch_writer(good_df, 1)
+    batch_writer(batch_from_records(records_df(spark, cfg, events[:40], offset=1000), cfg), 1)
+    batch_writer.quality.drain()
     with psycopg.connect(dsn) as conn:
         good = dict(conn.execute("SELECT engine, success FROM quality_results WHERE batch_id = 1").fetchall())
     assert good == {"spark": True, "great_expectations": True}
@@ -151,15 +146,13 @@ def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writ
     bad, _ = broken(events)
     strict = quality.StreamQuality(replace(cfg, quality=replace(cfg.quality, fail_stream_on_failure=True,
                                                                 gx_every_n_batches=0)), batch_writer.metrics.pool)
-    s = cfg.stream
-    batch_df = with_velocity_batch(with_parsed_event(records_df(spark, cfg, events[:20] + bad[:1]), cfg),
-                                   s.velocity_window_s, s.state_buckets)
-    routed_df = strict.with_expectation_reasons(batch_df).persist()
+    routed_df = batch_from_records(records_df(spark, cfg, events[:20] + bad[:1]), cfg, strict).persist()
+    counts = BatchCounts.of(routed_df)
     with pytest.raises(quality.QualityGateFailed, match="amount_range_gaming_usd"):
-        strict.after_batch("q-strict", 7, routed_df)
+        strict.after_batch("q-strict", 7, routed_df, counts.by_reasons)
     lenient = quality.StreamQuality(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),
                                     batch_writer.metrics.pool)
-    summary = lenient.after_batch("q-lenient", 7, routed_df)
+    summary = lenient.after_batch("q-lenient", 7, routed_df, counts.by_reasons)
     assert summary["success"] is False and summary["rows_failed"] == 1
 
 

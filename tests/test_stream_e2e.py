@@ -14,11 +14,11 @@ from confluent_kafka import Producer
 from pyspark.sql import functions as F
 
 from fraud.evaluate import evaluate_run
-from fraud.features import VELOCITY_FEATURES, with_velocity_batch
+from fraud.features import VELOCITY_FEATURES
 from fraud.model import run_training
-from fraud.parse import with_parsed_event
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import replay_file, run_simulation
+from fraud.sinks import batch_from_records
 
 from pipeline_support import end_offsets, kill_group, make_pipeline, write_config
 
@@ -74,8 +74,7 @@ def test_stream_and_batch_compute_identical_features(pipeline, spark):
     bronze = (lake(spark, pipeline, "bronze")
               .select(F.col("kafka_key").cast("binary").alias("key"), "value", "topic", "partition", "offset",
                       F.col("kafka_timestamp").alias("timestamp")))
-    batch = with_velocity_batch(with_parsed_event(bronze, pipeline.config), pipeline.config.stream.velocity_window_s,
-                                4).filter(F.size("reasons") == 0)
+    batch = batch_from_records(bronze, pipeline.config).filter(F.size("reasons") == 0)
     streamed = lake(spark, pipeline, "silver").select("transaction_id", *VELOCITY_FEATURES)
     joined = batch.select("transaction_id", *[F.col(c).alias(f"b_{c}") for c in VELOCITY_FEATURES]).join(
         streamed, "transaction_id", how="full_outer")

@@ -100,10 +100,10 @@ class StreamConfig:
     # Velocity features look back this far in event time; actor state lives this long.
     velocity_window_s: int
     state_ttl_s: int
-    # Actors are hashed into this many groups for the Python state operator.
-    state_buckets: int
     # Write the batch's Delta tables and PostgreSQL concurrently (each write is idempotent on its own).
     parallel_sinks: bool
+    # Rows per Delta file written by one micro-batch (one write task each): fewer, larger files.
+    rows_per_file: int
 
 
 @dataclass(frozen=True)

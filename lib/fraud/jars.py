@@ -1,6 +1,6 @@
-"""Jars from Maven Central, resolved once with Maven into the project cache.
+"""Jars from Maven Central, resolved once with Maven into the project cache, and the project's own.
 
-Three sets, each described by a pom under ``scripts/jars``:
+Three sets from Maven Central, each described by a pom under ``scripts/jars``:
 
 - ``spark``: Delta Lake and the Kafka source for the Spark job. Jars that pyspark
   already ships (Scala, Hadoop client, slf4j, ...) are dropped so the classpath
@@ -9,8 +9,13 @@ Three sets, each described by a pom under ``scripts/jars``:
 - ``msk-iam``: the MSK IAM auth jar, shipped with the job to EMR Serverless (``emr/``).
 
 After the first resolution everything is read from ``.cache/jars`` offline.
+
+One set is built here: ``fraud``, the project's JVM code (``jvm/src/main/java``: the velocity
+state operator), compiled with ``javac`` against the very Spark jars PySpark ships (Spark 4.0.2,
+what EMR runs) and rebuilt whenever a source file changes.
 """
 
+import hashlib
 import logging
 import re
 import shutil
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 
 POM_DIR = ROOT / "scripts" / "jars"
 JAR_SETS = ("spark", "kafka", "msk-iam")
+JVM_SOURCES = ROOT / "jvm" / "src" / "main" / "java"
+FRAUD_JAR = "fraud-jvm.jar"
 _VERSION_SUFFIX = re.compile(r"-\d[\w.\-]*\.jar$")
 
 
@@ -33,6 +40,8 @@ def jar_dir(name: str) -> Path:
 
 def ensure_jars(name: str) -> list[Path]:
     """Return the jar paths of set ``name``, resolving them with Maven the first time."""
+    if name == "fraud":
+        return [ensure_fraud_jar()]
     if name not in JAR_SETS:
         raise ValueError(f"unknown jar set {name!r}")
     target = jar_dir(name)
@@ -65,6 +74,40 @@ def _resolve(name: str, target: Path) -> None:
         _drop_jars_pyspark_ships(target)
 
 
+def spark_jars() -> list[Path]:
+    """Everything the Spark job needs on its classpath beyond PySpark: Delta, the Kafka source, ours."""
+    return ensure_jars("spark") + [ensure_fraud_jar()]
+
+
+def ensure_fraud_jar() -> Path:
+    """The project's JVM code as a jar, compiled when its sources changed since the last build."""
+    sources = sorted(JVM_SOURCES.rglob("*.java"))
+    digest = hashlib.sha256(b"".join(p.relative_to(JVM_SOURCES).as_posix().encode() + p.read_bytes()
+                                     for p in sources)).hexdigest()[:16]
+    target = jar_dir("fraud")
+    jar = target / FRAUD_JAR
+    stamp = target / f".built-{digest}"
+    if jar.exists() and stamp.exists():
+        return jar
+    if shutil.which("javac") is None or shutil.which("jar") is None:
+        raise UserError("a JDK (javac, jar) is needed to build the project's JVM code; install openjdk-17-jdk-headless")
+    import pyspark
+
+    log.info("building %s from %d sources", jar, len(sources))
+    shutil.rmtree(target, ignore_errors=True)
+    classes = target / "classes"
+    classes.mkdir(parents=True)
+    classpath = str(Path(pyspark.__file__).parent / "jars" / "*")
+    compiled = subprocess.run(["javac", "--release", "17", "-Xlint:all,-path", "-Werror", "-cp", classpath,
+                               "-d", str(classes), *map(str, sources)], capture_output=True, text=True)
+    if compiled.returncode != 0:
+        raise UserError(f"javac failed on jvm/: {(compiled.stderr or compiled.stdout).strip()[:2000]}")
+    subprocess.run(["jar", "--create", "--file", str(jar), "-C", str(classes), "."], check=True)
+    shutil.rmtree(classes)
+    stamp.touch()
+    return jar
+
+
 def _drop_jars_pyspark_ships(target: Path) -> None:
     import pyspark
 
@@ -88,10 +131,11 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--spark-jars"]:
-        print(",".join(str(p) for p in ensure_jars("spark")))
+        print(",".join(str(p) for p in spark_jars()))
         return
     for name in JAR_SETS:
         print(f"{name}: {len(ensure_jars(name))} jars in {jar_dir(name)}")
+    print(f"fraud: {ensure_fraud_jar()}")
 
 
 if __name__ == "__main__":

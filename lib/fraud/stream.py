@@ -1,7 +1,8 @@
 """The streaming job: one query over the three topics, from Kafka to Delta and PostgreSQL.
 
-Plan: Kafka source -> parse + validate (JVM) -> velocity features with actor state in
-RocksDB (``transformWithStateInPandas``) -> ``foreachBatch`` sinks (``fraud.sinks``).
+Plan: Kafka source -> parse + validate + data-quality reasons (JVM expressions) -> velocity
+features with each actor's window in RocksDB (``transformWithState``, JVM) -> ``foreachBatch``
+sinks (``fraud.sinks``).
 Offsets live in the checkpoint; ``--once`` processes what is available and stops.
 """
 
@@ -18,10 +19,10 @@ from fraud.db import make_pool
 from fraud.features import with_velocity_stream
 from fraud.kafka import spark_source_options
 from fraud.metrics import BatchMetrics
-from fraud.parse import with_parsed_event
+from fraud.quality import StreamQuality
 from fraud.registry import Registry
 from fraud.score import ModelHolder
-from fraud.sinks import BatchWriter
+from fraud.sinks import BatchWriter, stream_records
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,12 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
     listener = LagListener(metrics)
     spark.streams.addListener(listener)
     try:
+        quality = StreamQuality(config, pool)
         writer = BatchWriter(spark, config, checkpoint, ModelHolder(Registry.for_config(config)),
-                             AlertSink(config, pool), metrics)
+                             AlertSink(config, pool), metrics, quality)
         s = config.stream
-        features = with_velocity_stream(with_parsed_event(source(spark, config), config),
-                                        s.velocity_window_s, s.state_buckets, s.state_ttl_s)
+        features = with_velocity_stream(stream_records(source(spark, config), config, quality),
+                                        s.velocity_window_s, s.state_ttl_s)
         stream_writer = (features.writeStream.queryName(QUERY_NAME).foreachBatch(writer)
                          .option("checkpointLocation", checkpoint))
         stream_writer = (stream_writer.trigger(availableNow=True) if once
@@ -59,6 +61,7 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
         query = stream_writer.start()
         log.info("query %s started (%s), checkpoint %s", query.id, "once" if once else s.trigger_interval, checkpoint)
         query.awaitTermination()
+        quality.drain()
     finally:
         spark.streams.removeListener(listener)
         pool.close()

@@ -1,0 +1,92 @@
+"""Appends of one micro-batch to the lake's Delta tables, each committed at most once.
+
+Every commit the stream makes carries ``userMetadata`` = ``{"query_id": ..., "batch_id": ...}``
+(the streaming query id from the checkpoint and the micro-batch id). A batch that Spark replays
+after a crash is skipped on a table whose history already holds its commit.
+
+Why not Delta's own ``txnAppId`` / ``txnVersion``: in Delta 4.0 the check behind them
+(``Snapshot.transactions``) reconstructs the table state with three Spark jobs on every commit,
+measured at ~0.4 s per append (0.56 s against 0.18 s for a 1,000-row append), three tables per
+batch. The history needs reading far less often: within one process Spark runs each micro-batch
+once (a failed batch stops the query), so only the first batch a process writes to a table can
+be a replay, and that is when the history is read (~0.15 s, the last commits' JSON only).
+This relies on one running instance per checkpoint, which ``fraud.stream`` enforces.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from fraud.config import Config
+
+log = logging.getLogger(__name__)
+
+# Commits read back from a table's history before reading all of it (other writers, such as a
+# compaction, may have committed since this query's last batch).
+_RECENT_COMMITS = 20
+
+
+class LakeAppender:
+    def __init__(self, spark: SparkSession, config: Config):
+        self.spark = spark
+        self.config = config
+        self._checked: set[str] = set()  # tables whose history this process has read
+
+    def append(self, df: DataFrame, table: str, query_id: str, batch_id: int, partition_by: list[str],
+               rows: int) -> bool:
+        """Append ``df`` (``rows`` rows) to ``table`` unless this batch is already there; True if it wrote.
+
+        The batch is coalesced to one task per ``stream.rows_per_file`` rows: spread over every
+        shuffle partition it wrote a file per partition and domain (12 tiny files per table and
+        batch) and paid a task each.
+        """
+        path = self.config.table_path(table)
+        if path not in self._checked:
+            self._checked.add(path)
+            if self.committed(path, query_id, batch_id):
+                log.info("batch %d is already in %s: not appended again", batch_id, table)
+                return False
+        tasks = max(1, math.ceil(rows / self.config.stream.rows_per_file))
+        (df.coalesce(tasks).write.format("delta").mode("append")
+         .option("userMetadata", commit_marker(query_id, batch_id))
+         .partitionBy(*partition_by).save(path))
+        return True
+
+    def committed(self, path: str, query_id: str, batch_id: int) -> bool:
+        """Whether the table at ``path`` holds this query's commit of ``batch_id``: newest commits first,
+        until one of this query's earlier batches (its commits come in batch order)."""
+        if not DeltaTable.isDeltaTable(self.spark, path):
+            return False
+        table = DeltaTable.forPath(self.spark, path)
+        for history in (table.history(_RECENT_COMMITS), table.history()):
+            for row in history.select("version", "userMetadata").collect():
+                marker = parse_marker(row["userMetadata"])
+                if marker is None or marker["query_id"] != query_id:
+                    continue
+                if marker["batch_id"] == batch_id:
+                    return True
+                if marker["batch_id"] < batch_id:
+                    return False
+        return False
+
+
+def commit_marker(query_id: str, batch_id: int) -> str:
+    return json.dumps({"query_id": query_id, "batch_id": batch_id})
+
+
+def parse_marker(user_metadata: str | None) -> dict | None:
+    """The stream's marker of a commit, or None for a commit someone else made."""
+    if not user_metadata:
+        return None
+    try:
+        marker = json.loads(user_metadata)
+    except ValueError:
+        return None
+    if isinstance(marker, dict) and isinstance(marker.get("query_id"), str) and isinstance(marker.get("batch_id"), int):
+        return marker
+    return None
