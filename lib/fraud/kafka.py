@@ -112,6 +112,9 @@ def spark_source_options(config: Config) -> dict[str, str]:
         "startingOffsets": config.kafka.starting_offsets,
         "maxOffsetsPerTrigger": str(config.kafka.max_offsets_per_trigger),
         "failOnDataLoss": str(config.kafka.fail_on_data_loss).lower(),
+        # A micro-batch reads offsets known to exist, yet some fetches sat out the broker's default
+        # 500 ms wait (measured: the state step of a normal-load batch 1.1 s -> 0.62 s with 10 ms).
+        "kafka.fetch.max.wait.ms": "10",
     }
     if config.kafka.sasl_mechanism == "AWS_MSK_IAM":
         # The aws-msk-iam-auth jar (added by the EMR submission) signs with the job role.
