@@ -90,7 +90,7 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     malformed = {**first(events, "fintech"), "transaction_id": "no-amount"}
     del malformed["amount"]
     batch_writer(batch_from_records(records_df(spark, cfg, events + bad + [malformed]), cfg), 0)
-    batch_writer.quality.drain()  # the GX checkpoint runs beside the stream
+    assert batch_writer.quality.drain() is None  # the GX checkpoint runs beside the stream
 
     silver_df = spark.read.format("delta").load(cfg.table_path("silver"))
     quarantine_df = spark.read.format("delta").load(cfg.table_path("quarantine"))
@@ -122,7 +122,7 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
 
     # A good batch (the same events, later offsets) passes both engines and quarantines nothing.
     batch_writer(batch_from_records(records_df(spark, cfg, events[:40], offset=1000), cfg), 1)
-    batch_writer.quality.drain()
+    assert batch_writer.quality.drain() is None
     with psycopg.connect(dsn) as conn:
         good = dict(conn.execute("SELECT engine, success FROM quality_results WHERE batch_id = 1").fetchall())
     assert good == {"spark": True, "great_expectations": True}

@@ -437,11 +437,14 @@ class StreamQuality:
         return summary
 
     def _sample(self, batch_df: DataFrame) -> DataFrame:
-        """The rows the checkpoint validates, materialized: the batch's own rows are freed when it ends."""
+        """The rows the checkpoint validates, cached now (one small job): the batch's own rows are
+        freed when the batch ends, before a background checkpoint reads them."""
         q = self.config.quality
         view_df = with_quality_columns(batch_df.filter(contract_valid(F.col("reasons"))))
         sample_df = view_df.limit(q.gx_sample_rows) if q.gx_sample_rows > 0 else view_df
-        return sample_df.drop("cart_items", "extra_fields", "key", "value").persist()
+        sample_df = sample_df.drop("cart_items", "extra_fields", "key", "value").persist()
+        sample_df.count()
+        return sample_df
 
     def _checkpoint(self, query_id: str, batch_id: int, sample_df: DataFrame) -> bool:
         """Run the GX checkpoint on ``sample_df`` (then freed) and store its result; True if it passed."""
@@ -457,10 +460,12 @@ class StreamQuality:
         self._store(query_id, batch_id, "great_expectations", gx_summary)
         return gx_summary["success"]
 
-    def drain(self, timeout_s: float = 600) -> None:
-        """Wait for a GX checkpoint still running (the stream calls it before it stops; tests too)."""
-        if self._gx_running is not None:
-            self._gx_running.exception(timeout=timeout_s)
+    def drain(self, timeout_s: float = 600) -> BaseException | None:
+        """Wait for a GX checkpoint still running (the stream calls it before it stops; tests too);
+        the exception it failed with (already logged), if any."""
+        if self._gx_running is None:
+            return None
+        return self._gx_running.exception(timeout=timeout_s)
 
     def summarize_failures(self, batch_df: DataFrame, rows_by_reasons: dict[tuple[str, ...], int]) -> dict:
         """Rows checked (the contract-valid ones), rows failing an expectation, the count per expectation;
