@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test clean-state bench bench-quick notebooks notebooks-strip
+.PHONY: setup up down status demo test chaos clean-state bench bench-quick notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
@@ -23,6 +23,11 @@ demo: up
 
 test: setup
 	@$(PY) -m pytest
+
+# The fault-injection suite's long version (tests/test_chaos.py): 50 random SIGKILLs instead of
+# the 10 of `make test`; figures appended to var/chaos/results.jsonl.
+chaos: setup
+	@FRAUD_CHAOS_KILLS=50 $(PY) -m pytest tests/test_chaos.py -s
 
 # Benchmarks (B1 scoring modes, B2 drain throughput, B3 detection latency, cost) on the local stack,
 # with the model `make demo` registers; results in benchmarks/results/latest.json.

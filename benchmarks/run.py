@@ -1,13 +1,14 @@
-"""The benchmarks: B1 scoring modes, B2 drain throughput, B3 detection latency, and cost.
+"""The benchmarks: B1 scoring modes, B2 sustained throughput, B3 detection latency, and cost.
 
 ``python -m benchmarks.run [--quick]`` (``make bench`` / ``make bench-quick``) on the local
 stack (``make up``) with a registered model (``make demo`` once). Writes
-``benchmarks/results/latest.json`` and prints a table. Everything is measured in this run,
-side by side, on this machine.
+``benchmarks/results/latest.json``, ``latest.md`` (the README table) and PNG plots, and prints
+the table. Everything is measured in this run, side by side, on this machine.
 
-The streaming job runs exactly as in production (``spark-submit jobs/stream_fraud.py``) on
-its own topics' data but its own lake and checkpoint (``var/bench``), starting from the
-latest offsets, with the registered model.
+B1 runs in its own Spark session. Then one streaming job runs exactly as in production
+(``spark-submit jobs/stream_fraud.py``) on the local topics from their latest offsets, with
+its own lake and checkpoint (``var/bench``) and the registered model: a warm-up, B3 at normal
+and peak load, a burst to place B2's steps, then B2's rising paced rates and the hold.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,10 +30,14 @@ import yaml
 
 from fraud.cli import UserError, run
 from fraud.config import load_config
-from fraud.db import connect, postgres_dsn
+from fraud.db import postgres_dsn
 from fraud.evaluate import evaluate_run
 from fraud.project import ROOT
 from fraud.stack.process import wait_until
+from fraud.stream import checkpoint_location
+
+from benchmarks.report import goal_status, plots, table
+from benchmarks.throughput import KafkaLag, batch_profile, drain_capacity, rising_rates
 
 BENCH = ROOT / "var" / "bench"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,7 +61,7 @@ def bench_config(source: Path) -> Path:
 
 
 class Job:
-    """The streaming job as a process group, with CPU accounting over all its processes."""
+    """The streaming job as a process group."""
 
     def __init__(self, config_path: Path, log: Path):
         self.log_path = log
@@ -72,33 +76,19 @@ class Job:
     def _failed(self) -> bool:
         return self.proc.poll() is not None
 
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for p in [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
     def stop(self) -> None:
         os.killpg(self.proc.pid, 15)
         self.proc.wait(timeout=120)
 
 
-def stack_cpu_seconds() -> float:
-    """CPU of the broker and the database server processes (the stack's share of the work)."""
-    total = 0.0
+def stack_pids() -> list[int]:
+    """The broker and the database server (its backends are its children): the stack's share."""
+    pids = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if "kafka.Kafka" in cmd or "pginstall/bin/postgres" in cmd:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-    return total
+        if "kafka.Kafka" in cmd or (p.info["cmdline"] or [""])[0].endswith("pginstall/bin/postgres"):
+            pids.append(p.pid)
+    return pids
 
 
 def simulate(config_path: Path, test_id: str, *args: str) -> dict:
@@ -109,82 +99,27 @@ def simulate(config_path: Path, test_id: str, *args: str) -> dict:
     return {"stdout": result.stdout.strip().splitlines()[-1:], "exit": result.returncode}
 
 
-def consumed(dsn: str, since: datetime, events: int) -> bool:
-    """The job has processed ``events`` records in batches finished after ``since`` (nothing else is
-    produced to its topics meanwhile), so every one of them is in the tables and PostgreSQL."""
-    with connect(dsn) as conn:
-        (done,), = conn.execute("SELECT coalesce(sum(input_rows), 0) FROM batch_metrics WHERE finished_at > %s",
-                                (since,)).fetchall()
-    return done >= events
+def caught_up(lag: KafkaLag) -> bool:
+    return lag() == 0
 
 
-def events_sent(dsn: str, test_id: str) -> int:
-    with connect(dsn) as conn:
-        (sent,), = conn.execute("SELECT events_sent FROM simulation_runs WHERE test_id = %s", (test_id,)).fetchall()
-    return sent
-
-
-def latency_runs(job: Job, config_path: Path, dsn: str, level: str, seconds: int, repeats: int) -> dict:
+def latency_runs(config_path: Path, lag: KafkaLag, dsn: str, level: str, seconds: int, repeats: int) -> dict:
+    """B3: the simulator at ``level`` for ``seconds``, ``repeats`` times; event produced -> alert committed."""
     runs = []
     for i in range(repeats):
         test_id = f"bench-{level}-{datetime.now(timezone.utc):%H%M%S}-{i}"
-        cpu0, stack0, t0 = job.cpu_seconds(), stack_cpu_seconds(), datetime.now(timezone.utc)
+        started_at = datetime.now(timezone.utc)
         sim = simulate(config_path, test_id, "--load-level", level, "--duration", str(seconds))
-        sent = events_sent(dsn, test_id)
-        wait_until(lambda: consumed(dsn, t0, sent), 1800, interval_s=2)
+        wait_until(lambda: caught_up(lag), 900, interval_s=0.5)
         result = evaluate_run(dsn, test_id)
         runs.append({"test_id": test_id, "latency_ms": result["latency_ms"], "simulator": sim,
-                     "job_cpu_s": round(job.cpu_seconds() - cpu0, 1),
-                     "stack_cpu_s": round(stack_cpu_seconds() - stack0, 1),
-                     "recall": {d: v.get("recall") for d, v in result["domains"].items()}})
+                     "batches": batch_profile(dsn, started_at, datetime.now(timezone.utc)),
+                     "recall": {d: v.get("recall") for d, v in result["domains"].items()},
+                     "precision": {d: v.get("precision") for d, v in result["domains"].items()}})
     keys = ("p50", "p95", "p99", "max")
     return {f"{k}_ms": statistics.median(r["latency_ms"][k] for r in runs) for k in keys} | {
         "spread_p99_ms": [min(r["latency_ms"]["p99"] for r in runs), max(r["latency_ms"]["p99"] for r in runs)],
         "seconds_per_run": seconds, "runs": runs}
-
-
-def drain_throughput(job_config: Path, dsn: str, events: int) -> dict:
-    """B2: a backlog of ``events`` in Kafka, then the job started on it: events / time to drain."""
-    history = BENCH / f"backlog-{events}.jsonl"
-    if not history.exists():
-        subprocess.run([PY, "-m", "fraud.simulate", "--events", str(events), "--seed", "31", "--output",
-                        str(history)], cwd=ROOT, check=True, capture_output=True)
-    raw = yaml.safe_load(job_config.read_text())
-    raw["kafka"]["starting_offsets"] = "earliest"
-    raw["checkpoint_root"] = str(BENCH / "checkpoints-drain")
-    shutil.rmtree(BENCH / "checkpoints-drain", ignore_errors=True)
-    drain_config = BENCH / "drain.yaml"
-    # Own topics, so the backlog is exactly this file.
-    tag = datetime.now(timezone.utc).strftime("%H%M%S")
-    raw["kafka"]["topics"] = {d: f"bench-{d}-{tag}" for d in raw["kafka"]["topics"]}
-    drain_config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    create_topics(load_config(drain_config))
-    subprocess.run([PY, "-m", "fraud.simulate", "--config", str(drain_config), "--replay", str(history)],
-                   cwd=ROOT, check=True, capture_output=True)
-    t0 = datetime.now(timezone.utc)
-    stack0 = stack_cpu_seconds()
-    job = Job(drain_config, BENCH / "drain-job.log")
-    started = time.perf_counter()
-    cpu0 = job.cpu_seconds()
-    try:
-        wait_until(lambda: consumed(dsn, t0, events), 3600, interval_s=1)
-        seconds = time.perf_counter() - started
-        cpu = job.cpu_seconds() - cpu0 + stack_cpu_seconds() - stack0
-    finally:
-        job.stop()
-    return {"events": events, "seconds": round(seconds, 1), "sustained_events_per_s": round(events / seconds),
-            "cpu_us_per_event": round(cpu * 1e6 / events, 1)}
-
-
-def create_topics(config) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    from fraud.kafka import client_settings
-
-    admin = AdminClient(client_settings(config))
-    for future in admin.create_topics([NewTopic(t, config.kafka.partitions, 1)
-                                       for t in config.kafka.topics.values()]).values():
-        future.result(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,23 +157,39 @@ def main(argv: list[str] | None = None) -> None:
     spark.stop()
     print(json.dumps(results["scoring"]), flush=True)
 
-    results["throughput"] = drain_throughput(config_path, dsn, 30_000 if quick else 150_000)
-    print(json.dumps(results["throughput"]), flush=True)
-
+    # One job for B3 and B2, as it runs in production: latest offsets, its own lake and checkpoint.
     shutil.rmtree(BENCH / "checkpoints", ignore_errors=True)
+    shutil.rmtree(BENCH / "lake", ignore_errors=True)
     job = Job(config_path, BENCH / "job.log")
+    lag = KafkaLag(config, Path(checkpoint_location(config)))
+    cpu_pids = [job.proc.pid, *stack_pids()]
     try:
+        simulate(config_path, f"bench-warmup-{results['date'][11:19]}", "--load-level", "normal",
+                 "--duration", "30" if quick else "60")
+        wait_until(lambda: caught_up(lag), 900, interval_s=0.5)
         results["latency"] = {
-            "normal": latency_runs(job, config_path, dsn, "normal", 120 if quick else 300, 1 if quick else 3),
-            "peak": latency_runs(job, config_path, dsn, "peak", 60 if quick else 300, 1 if quick else 3),
+            "normal": latency_runs(config_path, lag, dsn, "normal", 75 if quick else 300, 1 if quick else 3),
+            "peak": latency_runs(config_path, lag, dsn, "peak", 45 if quick else 300, 1 if quick else 3),
         }
+        print(json.dumps({lvl: {k: v for k, v in r.items() if k != "runs"} for lvl, r in results["latency"].items()}),
+              flush=True)
+        burst = drain_capacity(config_path, lag, 60_000 if quick else 200_000, cpu_pids)
+        print(json.dumps({"b2_burst": burst}), flush=True)
+        results["throughput"] = {"burst": burst} | rising_rates(
+            config_path, dsn, lag, cpu_pids, capacity=burst["events_per_s"],
+            fractions=(0.6, 0.8, 0.95) if quick else (0.5, 0.65, 0.8, 0.9, 1.0),
+            step_s=30 if quick else 60, hold_s=180 if quick else 300, tag=results["date"][11:19].replace(":", ""))
     finally:
+        lag.close()
         job.stop()
     results["cost"] = cost(results, config)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    results["goals"] = goal_status(results)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: results[k] for k in ("scoring", "throughput", "cost")}, indent=2))
-    print(json.dumps({lvl: {k: v for k, v in r.items() if k != "runs"} for lvl, r in results["latency"].items()}))
+    (RESULTS / "latest.md").write_text(table(results) + "\n")
+    plots(results, RESULTS)
+    print(table(results))
+    print(json.dumps(results["goals"], indent=2))
 
 
 def cost(results: dict, config) -> dict:

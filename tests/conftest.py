@@ -51,3 +51,27 @@ def spark(config):
 def unique_name():
     """A fresh name per test for topics, tables and databases: tests never share state."""
     return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(stack, spark, tmp_path_factory):
+    """A pipeline with a registered model trained on history that went through the job (the
+    end-to-end tests score with it; the chaos tests copy its model)."""
+    from fraud.model import run_training
+    from fraud.simulate.__main__ import build_options
+    from fraud.simulate.run import replay_file, run_simulation
+    from pipeline_support import make_pipeline
+
+    root = tmp_path_factory.mktemp("e2e")
+    pipe = make_pipeline(stack, root)
+    for seed, events in ((7, 100_000), (8, 40_000)):
+        path = root / f"history-{seed}.jsonl"
+        options = build_options(pipe.config, domain="all", load_level=None, rate=None, events=events,
+                                duration=None, fraud_rate=None, seed=seed, test_id=None, pattern_weights=None,
+                                output=str(path))
+        run_simulation(pipe.config, options)
+        replay_file(pipe.config, path)
+    pipe.run_job(once=True)
+    status = run_training(spark, pipe.config, ["history-seed7"], ["history-seed8"], promote=True)
+    assert status == 0, "the model trained on streamed history must pass the gate"
+    return pipe

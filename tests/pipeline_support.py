@@ -32,16 +32,29 @@ class Pipeline:
     bootstrap: str
 
     def run_job(self, *, once: bool = True, config_path: Path | None = None, timeout: int = 900) -> None:
-        args = [str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path or self.config_path)]
-        result = subprocess.run(args + (["--once"] if once else []), cwd=ROOT, capture_output=True, text=True,
-                                timeout=timeout, env=job_env())
+        result = self.job_result(once=once, config_path=config_path, timeout=timeout)
         assert result.returncode == 0, result.stderr[-3000:]
 
-    def start_job(self, config_path: Path | None = None) -> subprocess.Popen:
-        log = open(self.root / f"job-{uuid.uuid4().hex[:6]}.log", "w")
-        return subprocess.Popen(
-            [str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path or self.config_path)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=job_env(), start_new_session=True)
+    def job_result(self, *, once: bool = True, config_path: Path | None = None,
+                   timeout: int = 900) -> subprocess.CompletedProcess:
+        args = [str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path or self.config_path)]
+        return subprocess.run(args + (["--once"] if once else []), cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout, env=job_env())
+
+    def start_job(self, config_path: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+        """The continuous job in its own process group (``kill_group`` ends it as a crash would)."""
+        log_path = self.root / f"job-{uuid.uuid4().hex[:6]}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path or self.config_path)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**job_env(), **(env or {})},
+                start_new_session=True)
+        proc.log_path = log_path
+        return proc
+
+    def sink_batches(self) -> set[int]:
+        with self.connect() as conn:
+            return {r[0] for r in conn.execute("SELECT batch_id FROM sink_progress")}
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.dsn, autocommit=True)
@@ -115,3 +128,81 @@ def end_offsets(bootstrap: str, topics: list[str]) -> int:
         return total
     finally:
         consumer.close()
+
+
+def simulate_live(pipe: Pipeline, test_id: str, seconds: float = 20.0, rate: float = 300.0, seed: int = 31):
+    """Paced simulator traffic into the pipeline's topics, ground truth into its database."""
+    from fraud.simulate.__main__ import build_options
+    from fraud.simulate.run import run_simulation
+
+    options = build_options(pipe.config, domain="all", load_level=None, rate=rate, events=None, duration=seconds,
+                            fraud_rate=None, seed=seed, test_id=test_id, pattern_weights=None, output=None)
+    return run_simulation(pipe.config, options)
+
+
+def commit_batches(spark, path: str) -> dict[str, set[int]]:
+    """query id -> the batch ids the stream committed to the Delta table at ``path``."""
+    from delta.tables import DeltaTable
+
+    from fraud.lake import parse_marker
+
+    batches: dict[str, set[int]] = {}
+    if not DeltaTable.isDeltaTable(spark, path):
+        return batches
+    for row in DeltaTable.forPath(spark, path).history().select("userMetadata").collect():
+        marker = parse_marker(row["userMetadata"])
+        if marker is not None:
+            batches.setdefault(marker["query_id"], set()).add(marker["batch_id"])
+    return batches
+
+
+def alert_snapshot(dsn: str, test_id_like: str = "%") -> list:
+    """Every alert with its transactions, comparable across databases."""
+    with psycopg.connect(dsn) as conn:
+        return sorted(conn.execute(
+            "SELECT alert_id, alert_type, txn_count, array_agg(transaction_id ORDER BY transaction_id)"
+            " FROM alerts JOIN alert_transactions USING (alert_id) WHERE test_id LIKE %s"
+            " GROUP BY alert_id, alert_type, txn_count", (test_id_like,)).fetchall())
+
+
+def check_invariants(spark, pipe: Pipeline, reference_dsn: str | None = None, test_id_like: str = "%") -> dict:
+    """The exactly-once invariants after faults; the figures checked.
+
+    bronze rows = records in Kafka, one per position; each in exactly one of silver or quarantine;
+    no duplicate key in silver or gold; every sink_progress batch committed to bronze and back;
+    and, given a reference run's database, the same alerts as that uninterrupted run.
+    """
+    produced = end_offsets(pipe.bootstrap, pipe.config.kafka.topic_list())
+
+    def table(name):
+        return spark.read.format("delta").load(pipe.config.table_path(name))
+
+    bronze, silver, gold = table("bronze"), table("silver"), table("gold")
+    quarantine = (table("quarantine") if os.path.exists(pipe.config.table_path("quarantine"))
+                  else bronze.limit(0).select("topic", "partition", "offset"))
+    key = ["topic", "partition", "offset"]
+    assert bronze.count() == produced, "bronze rows = records produced"
+    assert bronze.select(*key).distinct().count() == produced, "one bronze row per Kafka position"
+    landed = silver.select(*key).unionByName(quarantine.select(*key))
+    assert landed.count() == produced and landed.distinct().count() == produced, \
+        "each record in exactly one of silver or quarantine"
+    silver_rows = silver.count()
+    assert silver_rows == silver.select("transaction_id").distinct().count(), "no duplicate key in silver"
+    gold_rows = gold.count()
+    assert gold_rows == gold.select("transaction_id").distinct().count(), "no duplicate key in gold"
+    assert gold.join(silver, "transaction_id", how="left_anti").count() == 0
+    with pipe.connect() as conn:
+        (alerts,), = conn.execute("SELECT count(*) FROM alerts").fetchall()
+        (dupes,), = conn.execute("SELECT count(*) FROM (SELECT transaction_id FROM alert_transactions"
+                                 " GROUP BY alert_id, transaction_id HAVING count(*) > 1) d").fetchall()
+        progress = {(q, b) for q, b in conn.execute("SELECT query_id, batch_id FROM sink_progress")}
+    assert dupes == 0, "no transaction twice in one alert"
+    delta = {(q, b) for q, batches in commit_batches(spark, pipe.config.table_path("bronze")).items() for b in batches}
+    assert progress == delta, "sink_progress agrees with the Delta commits"
+    figures = {"records": produced, "silver": silver_rows, "gold": gold_rows, "alerts": alerts,
+               "batches": len(progress)}
+    if reference_dsn is not None:
+        mine = alert_snapshot(pipe.dsn, test_id_like)
+        assert mine == alert_snapshot(reference_dsn, test_id_like), "alerts equal to the uninterrupted run's"
+        figures["alerts_compared"] = len(mine)
+    return figures

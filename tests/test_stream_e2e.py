@@ -15,38 +15,18 @@ from pyspark.sql import functions as F
 
 from fraud.evaluate import evaluate_run
 from fraud.features import VELOCITY_FEATURES
-from fraud.model import run_training
 from fraud.simulate.__main__ import build_options
-from fraud.simulate.run import replay_file, run_simulation
+from fraud.simulate.run import run_simulation
 from fraud.sinks import batch_from_records
 
-from pipeline_support import end_offsets, kill_group, make_pipeline, write_config
+from pipeline_support import check_invariants, create_database, kill_group, simulate_live, write_config
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack, spark, tmp_path_factory):
-    """A pipeline with a registered model trained on history that went through the job."""
-    root = tmp_path_factory.mktemp("e2e")
-    pipe = make_pipeline(stack, root)
-    for seed, events in ((7, 100_000), (8, 40_000)):
-        path = root / f"history-{seed}.jsonl"
-        options = build_options(pipe.config, domain="all", load_level=None, rate=None, events=events,
-                                duration=None, fraud_rate=None, seed=seed, test_id=None, pattern_weights=None,
-                                output=str(path))
-        run_simulation(pipe.config, options)
-        replay_file(pipe.config, path)
-    pipe.run_job(once=True)
-    status = run_training(spark, pipe.config, ["history-seed7"], ["history-seed8"], promote=True)
-    assert status == 0, "the model trained on streamed history must pass the gate"
-    return pipe
-
-
-def simulate_live(pipe, test_id, seconds=20.0, rate=300.0, seed=31):
-    options = build_options(pipe.config, domain="all", load_level=None, rate=rate, events=None, duration=seconds,
-                            fraud_rate=None, seed=seed, test_id=test_id, pattern_weights=None, output=None)
-    return run_simulation(pipe.config, options)
+def pipeline(trained_pipeline):
+    return trained_pipeline
 
 
 def lake(spark, pipe, table):
@@ -131,19 +111,6 @@ def test_quarantine_reasons_and_duplicates_from_real_records(pipeline, spark, tm
     assert hits == 1, "one alert row for the duplicated event"
 
 
-def alert_snapshot(dsn):
-    """Alerts of the runs scored after the model existed (the history ran through the pipeline before
-    training, so only the reference run alerts on it)."""
-    import psycopg
-
-    with psycopg.connect(dsn) as conn:
-        return sorted(conn.execute(
-            "SELECT alert_id, alert_type, txn_count, array_agg(transaction_id ORDER BY transaction_id)"
-            " FROM alerts JOIN alert_transactions USING (alert_id) WHERE test_id LIKE 'e2e-%%'"
-            " GROUP BY alert_id, alert_type, txn_count"
-        ).fetchall())
-
-
 def test_sigkill_mid_run_then_restart_is_exactly_once(pipeline, spark, stack, tmp_path):
     summary = simulate_live(pipeline, "e2e-kill", seconds=20.0, rate=400.0, seed=41)
     assert summary.errors == 0
@@ -164,26 +131,7 @@ def test_sigkill_mid_run_then_restart_is_exactly_once(pipeline, spark, stack, tm
         kill_group(job)
     pipeline.run_job(once=True)
 
-    produced = end_offsets(pipeline.bootstrap, pipeline.config.kafka.topic_list())
-    bronze = lake(spark, pipeline, "bronze")
-    silver = lake(spark, pipeline, "silver")
-    quarantine = lake(spark, pipeline, "quarantine")
-    gold = lake(spark, pipeline, "gold")
-    key = ["topic", "partition", "offset"]
-    assert bronze.count() == produced
-    assert bronze.select(*key).distinct().count() == produced
-    landed = silver.select(*key).unionByName(quarantine.select(*key))
-    assert landed.count() == produced and landed.distinct().count() == produced
-    assert silver.count() == silver.select("transaction_id").distinct().count()
-    # History ran before any model existed, so gold holds the rows scored since; no key twice.
-    assert gold.count() == gold.select("transaction_id").distinct().count()
-    assert gold.join(silver, "transaction_id", how="left_anti").count() == 0
-    live = silver.filter(F.col("test_id").startswith("e2e-"))
-    assert gold.filter(F.col("test_id").startswith("e2e-")).count() == live.count() > 0
-
     # Reference: the same records through an uninterrupted job on a fresh lake and database.
-    from pipeline_support import create_database
-
     # A fresh name every run: the test stack's database outlives test sessions.
     ref_dsn = create_database(stack["postgres"]["dsn"], f"fraud_ref_{uuid.uuid4().hex[:8]}")
     ref_root = tmp_path / "reference"
@@ -191,9 +139,11 @@ def test_sigkill_mid_run_then_restart_is_exactly_once(pipeline, spark, stack, tm
     reference = write_config(tmp_path / "ref.yaml", topics=pipeline.config.kafka.topics, dsn=ref_dsn,
                              bootstrap=pipeline.bootstrap, lake=ref_root / "lake", checkpoints=ref_root / "ck")
     pipeline.run_job(once=True, config_path=reference)
-    killed = alert_snapshot(pipeline.dsn)
-    assert len(killed) > 100 and killed == alert_snapshot(ref_dsn)
-    with pipeline.connect() as conn:
-        batches = conn.execute("SELECT count(*) FROM sink_progress").fetchone()[0]
-    print(f"\nSIGKILL test: {produced} records produced, {batches} batches committed, "
-          f"{len(alert_snapshot(pipeline.dsn))} alerts identical to the reference run")
+    # History ran before any model existed, so only the live runs' alerts are comparable.
+    figures = check_invariants(spark, pipeline, ref_dsn, test_id_like="e2e-%")
+    assert figures["alerts_compared"] > 100
+    gold = lake(spark, pipeline, "gold")
+    live = lake(spark, pipeline, "silver").filter(F.col("test_id").startswith("e2e-"))
+    assert gold.filter(F.col("test_id").startswith("e2e-")).count() == live.count() > 0
+    print(f"\nSIGKILL test: {figures['records']} records produced, {figures['batches']} batches committed, "
+          f"{figures['alerts_compared']} alerts identical to the reference run")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,6 +24,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from fraud.config import Config
+from fraud.db import RetryPolicy
+from fraud.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +60,8 @@ class AlertSink:
 
     def write(self, query_id: str, batch_id: int, rows: list[dict]) -> AlertBatchResult:
         """Bounded retries with exponential backoff; then the error propagates and the batch fails."""
-        attempts = self.config.alerts.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                with self.pool.connection() as conn:
-                    return self._write_once(conn, query_id, batch_id, rows)
-            except psycopg.OperationalError as err:
-                if attempt == attempts - 1:
-                    raise
-                delay = self.config.alerts.retry_backoff_s * 2 ** attempt
-                log.warning("PostgreSQL unavailable (%s); retry %d/%d in %.1f s",
-                            type(err).__name__, attempt + 1, attempts - 1, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        return RetryPolicy.of(self.config).run(
+            self.pool, lambda conn: self._write_once(conn, query_id, batch_id, rows), f"alerts of batch {batch_id}")
 
     def _write_once(self, conn: psycopg.Connection, query_id: str, batch_id: int,
                     rows: list[dict]) -> AlertBatchResult:
@@ -85,6 +75,7 @@ class AlertSink:
             conn.execute(
                 "INSERT INTO sink_progress (query_id, batch_id, alerts_touched, transactions_added)"
                 " VALUES (%s, %s, %s, %s)", (query_id, batch_id, len(episodes), added))
+            crash_point("in_pg_transaction", batch_id)
         return AlertBatchResult(True, len(episodes), added)
 
     def _assign_episodes(self, conn: psycopg.Connection, rows: list[dict]) -> list[_Episode]:

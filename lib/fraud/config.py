@@ -65,6 +65,7 @@ class PostgresConfig:
     password_secret_arn: str | None
     pool_max_size: int
     connect_timeout_s: int
+    outage_wait_s: int
 
 
 @dataclass(frozen=True)

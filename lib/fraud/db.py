@@ -4,7 +4,11 @@ Every statement is parameterised; identifiers go through ``psycopg.sql``.
 """
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
+from typing import TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -47,10 +51,54 @@ def make_pool(config: Config, dsn: str | None = None) -> ConnectionPool:
         min_size=1,
         max_size=config.postgres.pool_max_size,
         kwargs={"connect_timeout": config.postgres.connect_timeout_s},
+        # Not the 30 s default: during an outage each retry (fraud.db.RetryPolicy) waits this long.
+        timeout=config.postgres.connect_timeout_s * 2,
         open=False,
     )
     pool.open(wait=True, timeout=config.postgres.connect_timeout_s * 2)
     return pool
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff for one unit of PostgreSQL work (config ``alerts``):
+    a connection killed or a server restarting is retried in-process; an outage longer than the
+    backoff sum fails the batch (``fraud.stream`` then waits for the server and resumes)."""
+
+    retries: int
+    backoff_s: float
+
+    @classmethod
+    def of(cls, config: Config) -> "RetryPolicy":
+        return cls(config.alerts.max_retries, config.alerts.retry_backoff_s)
+
+    def run(self, pool: ConnectionPool, work: Callable[[psycopg.Connection], T], what: str) -> T:
+        """``work(conn)`` on a pooled connection, again on a fresh one after an OperationalError."""
+        def attempt() -> T:
+            with pool.connection() as conn:
+                return work(conn)
+
+        return self.call(attempt, what)
+
+    def call(self, attempt: Callable[[], T], what: str) -> T:
+        """``attempt()``, retried after an OperationalError; the last one propagates."""
+        for n in range(self.retries + 1):
+            try:
+                return attempt()
+            except psycopg.OperationalError as err:
+                if n == self.retries:
+                    raise
+                delay = self.backoff_s * 2 ** n
+                log.warning("%s: PostgreSQL unavailable (%s); retry %d/%d in %.1f s",
+                            what, type(err).__name__, n + 1, self.retries, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+NO_RETRY = RetryPolicy(0, 0.0)
 
 
 def migrate(dsn: str) -> list[str]:

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from fraud.db import NO_RETRY, RetryPolicy
+
 log = logging.getLogger(__name__)
 
 _LATENCY_SQL = """
@@ -26,35 +28,40 @@ FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - produced_at) * 
 
 
 class BatchMetrics:
-    def __init__(self, pool: ConnectionPool):
+    def __init__(self, pool: ConnectionPool, retry: RetryPolicy = NO_RETRY):
         self.pool = pool
+        self.retry = retry
 
     def record(self, *, query_id: str, batch_id: int, started_at: datetime, input_rows_by_topic: dict[str, int],
                silver_rows: int, quarantine_rows: int, quarantine_by_reason: dict[str, int], gold_rows: int,
                alert_rows: int, step_ms: dict[str, float], model_version: str | None, alerts_applied: bool) -> None:
         """Upsert one batch's row (a replayed batch overwrites its own row, nothing else)."""
         total = sum(input_rows_by_topic.values())
-        with self.pool.connection() as conn, conn.transaction():
-            p50 = p95 = p99 = worst = None
-            if alerts_applied and alert_rows:
-                (quantiles, worst), = conn.execute(_LATENCY_SQL, (query_id, batch_id)).fetchall()
-                if quantiles:
-                    p50, p95, p99 = quantiles
-            conn.execute(
-                "INSERT INTO batch_metrics (query_id, batch_id, started_at, finished_at, input_rows,"
-                " input_rows_by_topic, bronze_rows, silver_rows, quarantine_rows, quarantine_by_reason, gold_rows,"
-                " alert_rows, step_ms, model_version, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_max_ms)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (query_id, batch_id) DO UPDATE SET finished_at = EXCLUDED.finished_at,"
-                " step_ms = EXCLUDED.step_ms,"
-                " latency_p50_ms = coalesce(EXCLUDED.latency_p50_ms, batch_metrics.latency_p50_ms),"
-                " latency_p95_ms = coalesce(EXCLUDED.latency_p95_ms, batch_metrics.latency_p95_ms),"
-                " latency_p99_ms = coalesce(EXCLUDED.latency_p99_ms, batch_metrics.latency_p99_ms),"
-                " latency_max_ms = coalesce(EXCLUDED.latency_max_ms, batch_metrics.latency_max_ms)",
-                (query_id, batch_id, started_at, datetime.now(timezone.utc), total, Jsonb(input_rows_by_topic), total,
-                 silver_rows, quarantine_rows, Jsonb(quarantine_by_reason), gold_rows, alert_rows, Jsonb(step_ms),
-                 model_version, p50, p95, p99, worst),
-            )
+
+        def upsert(conn) -> None:
+            with conn.transaction():
+                p50 = p95 = p99 = worst = None
+                if alerts_applied and alert_rows:
+                    (quantiles, worst), = conn.execute(_LATENCY_SQL, (query_id, batch_id)).fetchall()
+                    if quantiles:
+                        p50, p95, p99 = quantiles
+                conn.execute(
+                    "INSERT INTO batch_metrics (query_id, batch_id, started_at, finished_at, input_rows,"
+                    " input_rows_by_topic, bronze_rows, silver_rows, quarantine_rows, quarantine_by_reason, gold_rows,"
+                    " alert_rows, step_ms, model_version, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_max_ms)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (query_id, batch_id) DO UPDATE SET finished_at = EXCLUDED.finished_at,"
+                    " step_ms = EXCLUDED.step_ms,"
+                    " latency_p50_ms = coalesce(EXCLUDED.latency_p50_ms, batch_metrics.latency_p50_ms),"
+                    " latency_p95_ms = coalesce(EXCLUDED.latency_p95_ms, batch_metrics.latency_p95_ms),"
+                    " latency_p99_ms = coalesce(EXCLUDED.latency_p99_ms, batch_metrics.latency_p99_ms),"
+                    " latency_max_ms = coalesce(EXCLUDED.latency_max_ms, batch_metrics.latency_max_ms)",
+                    (query_id, batch_id, started_at, datetime.now(timezone.utc), total, Jsonb(input_rows_by_topic), total,
+                     silver_rows, quarantine_rows, Jsonb(quarantine_by_reason), gold_rows, alert_rows, Jsonb(step_ms),
+                     model_version, p50, p95, p99, worst),
+                )
+
+        self.retry.run(self.pool, upsert, f"metrics of batch {batch_id}")
 
     def record_lag(self, query_id: str, progress: dict | None) -> None:
         """Copy the Kafka lag of a finished batch from its progress report."""

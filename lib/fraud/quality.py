@@ -48,6 +48,7 @@ from pyspark.sql import functions as F
 
 from fraud.cli import UserError
 from fraud.config import DOMAINS, Config
+from fraud.db import RetryPolicy
 from fraud.features import NUMERIC_FEATURES
 from fraud.parse import parse_records, reason_codes
 
@@ -507,24 +508,25 @@ class StreamQuality:
         return self._validator
 
     def _store(self, query_id: str, batch_id: int, engine: str, summary: dict) -> None:
-        store_result(self.pool, run_id=query_id, batch_id=batch_id, suite=EVENT_SUITE, engine=engine,
-                     summary=summary)
+        RetryPolicy.of(self.config).run(
+            self.pool, lambda conn: store_result(conn, run_id=query_id, batch_id=batch_id, suite=EVENT_SUITE,
+                                                 engine=engine, summary=summary),
+            f"{engine} quality result of batch {batch_id}")
 
 
-def store_result(pool, *, run_id: str, batch_id: int, suite: str, engine: str, summary: dict) -> None:
+def store_result(conn, *, run_id: str, batch_id: int, suite: str, engine: str, summary: dict) -> None:
     """Upsert one validation's row (a replayed batch overwrites its own row)."""
-    with pool.connection() as conn:
-        conn.execute(
-            "INSERT INTO quality_results (run_id, batch_id, suite, engine, validated_at, success, rows_checked,"
-            " rows_failed, expectations, failed_expectations, failures)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (run_id, batch_id, suite, engine) DO UPDATE SET validated_at = EXCLUDED.validated_at,"
-            " success = EXCLUDED.success, rows_checked = EXCLUDED.rows_checked, rows_failed = EXCLUDED.rows_failed,"
-            " expectations = EXCLUDED.expectations, failed_expectations = EXCLUDED.failed_expectations,"
-            " failures = EXCLUDED.failures",
-            (run_id, batch_id, suite, engine, datetime.now(timezone.utc), summary["success"], summary.get("rows"),
-             summary.get("rows_failed"), summary["evaluated"], len(summary["failed"]), Jsonb(summary["failed"])),
-        )
+    conn.execute(
+        "INSERT INTO quality_results (run_id, batch_id, suite, engine, validated_at, success, rows_checked,"
+        " rows_failed, expectations, failed_expectations, failures)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (run_id, batch_id, suite, engine) DO UPDATE SET validated_at = EXCLUDED.validated_at,"
+        " success = EXCLUDED.success, rows_checked = EXCLUDED.rows_checked, rows_failed = EXCLUDED.rows_failed,"
+        " expectations = EXCLUDED.expectations, failed_expectations = EXCLUDED.failed_expectations,"
+        " failures = EXCLUDED.failures",
+        (run_id, batch_id, suite, engine, datetime.now(timezone.utc), summary["success"], summary.get("rows"),
+         summary.get("rows_failed"), summary["evaluated"], len(summary["failed"]), Jsonb(summary["failed"])),
+    )
 
 
 def describe(summary: dict, limit: int = 8) -> str:

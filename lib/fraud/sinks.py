@@ -25,7 +25,9 @@ from pyspark.sql import functions as F
 
 from fraud.alerts import AlertSink
 from fraud.config import Config
+from fraud.faults import crash_point
 from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
+from fraud.guard import CheckpointFiles
 from fraud.lake import LakeAppender
 from fraud.metrics import BatchMetrics
 from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
@@ -150,12 +152,7 @@ class BatchWriter:
     def query_id(self) -> str:
         """The streaming query's id from its checkpoint: stable across restarts, so it marks Delta commits."""
         if self._query_id is None:
-            from pyarrow import fs
-
-            filesystem, root = fs.FileSystem.from_uri(
-                self.checkpoint if "://" in self.checkpoint else f"file://{self.checkpoint}")
-            with filesystem.open_input_stream(f"{root}/metadata") as stream:
-                self._query_id = json.loads(stream.read())["id"]
+            self._query_id = CheckpointFiles(self.checkpoint).query_id()
         return self._query_id
 
     def _append(self, df: DataFrame, table: str, batch_id: int, partition_by: list[str], rows: int) -> None:
@@ -204,11 +201,16 @@ class BatchWriter:
             alert_rows = [_utc(r.asDict()) for r in gold_df.filter("is_alert").collect()]
         t = step("score", t)
         result = self.alerts.write(self.query_id, batch_id, alert_rows)
+        crash_point("after_pg_commit", batch_id)
         t = step("alerts", t)
 
+        def write_bronze():
+            self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id, ["domain", "ingest_date"],
+                         counts.total)
+            crash_point("after_bronze", batch_id)
+
         writes = {
-            "bronze": lambda: self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id,
-                                           ["domain", "ingest_date"], counts.total),
+            "bronze": write_bronze,
             "silver": lambda: self._append(with_batch_id(silver_df, batch_id), "silver", batch_id,
                                            ["domain", "event_date"], counts.valid),
             "quality": lambda: self.quality.after_batch(self.query_id, batch_id, batch_df, counts.by_reasons),
@@ -233,6 +235,7 @@ class BatchWriter:
         )
         log.info("batch %d: %d records, %d valid, %d alert rows, steps %s", batch_id, counts.total, counts.valid,
                  len(alert_rows), steps)
+        crash_point("before_checkpoint_commit", batch_id)
 
 
 def _utc(row: dict) -> dict:

@@ -9,14 +9,19 @@ Offsets live in the checkpoint; ``--once`` processes what is available and stops
 from __future__ import annotations
 
 import logging
+import time
+
+import psycopg
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
 from fraud.alerts import AlertSink
+from fraud.cli import UserError
 from fraud.config import Config
-from fraud.db import make_pool
+from fraud.db import RetryPolicy, make_pool
 from fraud.features import with_velocity_stream
+from fraud.guard import CheckpointLock, check_checkpoint
 from fraud.kafka import spark_source_options
 from fraud.metrics import BatchMetrics
 from fraud.quality import StreamQuality
@@ -41,30 +46,93 @@ def source(spark: SparkSession, config: Config) -> DataFrame:
 
 
 def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
-    """Start the query and block until it stops (``once``) or fails."""
+    """Run the query until it stops (``once``) or fails. Refuses to start beside another instance
+    on the same checkpoint, or on a checkpoint that does not match the tables (``fraud.guard``).
+    A batch failed by a PostgreSQL outage longer than the in-process retries is not the end: the
+    job waits for the server (``postgres.outage_wait_s``) and restarts the query from its checkpoint."""
     checkpoint = checkpoint_location(config)
     pool = make_pool(config)
-    metrics = BatchMetrics(pool)
+    metrics = BatchMetrics(pool, RetryPolicy.of(config))
     listener = LagListener(metrics)
     spark.streams.addListener(listener)
     try:
-        quality = StreamQuality(config, pool)
-        writer = BatchWriter(spark, config, checkpoint, ModelHolder(Registry.for_config(config)),
-                             AlertSink(config, pool), metrics, quality)
-        s = config.stream
-        features = with_velocity_stream(stream_records(source(spark, config), config, quality),
-                                        s.velocity_window_s, s.state_ttl_s)
-        stream_writer = (features.writeStream.queryName(QUERY_NAME).foreachBatch(writer)
-                         .option("checkpointLocation", checkpoint))
-        stream_writer = (stream_writer.trigger(availableNow=True) if once
-                         else stream_writer.trigger(processingTime=s.trigger_interval))
-        query = stream_writer.start()
-        log.info("query %s started (%s), checkpoint %s", query.id, "once" if once else s.trigger_interval, checkpoint)
-        query.awaitTermination()
-        quality.drain()
+        with CheckpointLock(pool.conninfo, checkpoint, RetryPolicy.of(config)) as lock:
+            check_checkpoint(spark, config, checkpoint)
+            quality = StreamQuality(config, pool)
+            models = ModelHolder(Registry.for_config(config))
+            s = config.stream
+            features = with_velocity_stream(stream_records(source(spark, config), config, quality),
+                                            s.velocity_window_s, s.state_ttl_s)
+            while True:
+                # A fresh writer per start: its lake appender reads each table's history again, as
+                # the first batch after a failure may be a replay that had partly landed.
+                writer = BatchWriter(spark, config, checkpoint, models, AlertSink(config, pool), metrics, quality)
+
+                def each_batch(batch_df: DataFrame, batch_id: int, writer=writer) -> None:
+                    lock.ensure()  # its connection may have died with a database restart
+                    writer(batch_df, batch_id)
+
+                if await_query(start_query(features, each_batch, checkpoint, s.trigger_interval, once)):
+                    break
+                wait_for_postgres(pool.conninfo, config.postgres.outage_wait_s)
+            quality.drain()
     finally:
         spark.streams.removeListener(listener)
         pool.close()
+
+
+_DATA_LOSS = ("KAFKA_DATA_LOSS", "Cannot fetch offset", "Some data may have been lost")
+
+
+def start_query(features: DataFrame, each_batch, checkpoint: str, trigger_interval: str, once: bool):
+    writer = (features.writeStream.queryName(QUERY_NAME).foreachBatch(each_batch)
+              .option("checkpointLocation", checkpoint))
+    writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime=trigger_interval)
+    query = writer.start()
+    log.info("query %s started (%s), checkpoint %s", query.id, "once" if once else trigger_interval, checkpoint)
+    return query
+
+
+def await_query(query) -> bool:
+    """Block until the query stops: True when it stopped, False when a PostgreSQL outage failed it.
+    Kafka data loss becomes a one-line error with the way out."""
+    from pyspark.errors import StreamingQueryException
+
+    try:
+        query.awaitTermination()
+        return True
+    except StreamingQueryException as err:
+        message = str(err)
+        # Spark reports it at planning (error class KAFKA_DATA_LOSS.*) or when a task cannot fetch
+        # an offset (inside foreachBatch's jobs); both messages tell how to set failOnDataLoss.
+        if any(marker in message for marker in _DATA_LOSS):
+            first = next((line for line in message.splitlines() if any(m in line for m in _DATA_LOSS)), "")
+            raise UserError(
+                "Kafka no longer holds records the checkpoint has not processed yet (deleted by retention"
+                f" before the job read them): {first.strip()[:300]}. The job stops rather than skip them;"
+                " to skip them knowingly, set kafka.fail_on_data_loss: false (see conf/local.yaml)") from None
+        if "psycopg.OperationalError" in message or "psycopg_pool.PoolTimeout" in message:
+            log.error("a batch failed: PostgreSQL stayed unavailable through the retries")
+            return False
+        raise
+
+
+def wait_for_postgres(dsn: str, timeout_s: float) -> None:
+    """Until a connection succeeds (the query then restarts from its checkpoint), or a one-line error."""
+    deadline = time.monotonic() + timeout_s
+    delay = 1.0
+    while True:
+        try:
+            psycopg.connect(dsn, connect_timeout=5).close()
+            log.info("PostgreSQL is back: restarting the query from its checkpoint")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() + delay > deadline:
+                raise UserError(f"PostgreSQL unavailable for more than postgres.outage_wait_s = {timeout_s:.0f} s;"
+                                " the job stops (restart it when the database is back: it resumes from its"
+                                " checkpoint)") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 class LagListener(StreamingQueryListener):

@@ -63,6 +63,28 @@ class Stack:
             PostgresState(None, postgres.port) if postgres else None,
         )
 
+    def stop_service(self, service: str) -> None:
+        """Stop one service, keeping its ports recorded (fault-injection tests: an outage)."""
+        kafka, postgres = self._load()
+        if service == "postgres":
+            self.postgres.stop(postgres)
+        elif service == "kafka":
+            self.kafka.stop(kafka)
+        else:
+            raise ValueError(service)
+
+    def start_service(self, service: str, config: Config) -> None:
+        """Start a service stopped with ``stop_service`` again, on its old ports when they are free."""
+        kafka, postgres = self._load()
+        if service == "postgres":
+            postgres = self.postgres.start(PostgresState(None, postgres.port) if postgres else None)
+        elif service == "kafka":
+            prev = BrokerState(None, kafka.port, kafka.controller_port) if kafka else None
+            kafka = self.kafka.start(prev, config.kafka.topic_list(), config.kafka.partitions)
+        else:
+            raise ValueError(service)
+        self._save(kafka, postgres)
+
     def status(self, config: Config) -> dict:
         kafka, postgres = self._load()
         kafka_up = self.kafka.is_running(kafka)

@@ -1,0 +1,316 @@
+"""Faults on the real stack: kill the job and count (DESIGN §8).
+
+One chaos pipeline (own topics, lake, checkpoint, database; the trained model copied in) takes
+every fault in turn, and after each campaign the invariants are checked against a reference
+pipeline that reads the same topics without ever being interrupted
+(``pipeline_support.check_invariants``).
+
+``FRAUD_CHAOS_KILLS`` sets the number of random SIGKILLs (10 in ``make test``, 50 in
+``make chaos``). Figures are printed (``-s``) and appended to ``var/chaos/results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from fraud.faults import ENV as FAULT_ENV
+from fraud.faults import POINTS
+from fraud.guard import CheckpointFiles
+from fraud.stack.process import wait_until
+from fraud.stream import checkpoint_location
+
+from conftest import ROOT
+from pipeline_support import (check_invariants, commit_batches, create_database, kill_group, make_pipeline,
+                              simulate_live, write_config)
+
+pytestmark = pytest.mark.integration
+
+RANDOM_KILLS = int(os.environ.get("FRAUD_CHAOS_KILLS", "10"))
+RESULTS = ROOT / "var" / "chaos" / "results.jsonl"
+
+
+def record(name: str, figures: dict) -> None:
+    print(f"\nchaos {name}: {figures}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as out:
+        out.write(json.dumps({"campaign": name, "kills": RANDOM_KILLS, **figures}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def chaos(stack, trained_pipeline, tmp_path_factory):
+    """The pipeline under test (small batches: more batch boundaries to crash at) and its reference."""
+    root = tmp_path_factory.mktemp("chaos")
+    pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=1500)
+    shutil.copytree(trained_pipeline.root / "lake" / "models", root / "lake" / "models")
+    ref_dsn = create_database(stack["postgres"]["dsn"], f"fraud_chaosref_{uuid.uuid4().hex[:8]}")
+    shutil.copytree(trained_pipeline.root / "lake" / "models", root / "reference" / "lake" / "models")
+    reference = write_config(root / "reference.yaml", topics=pipe.config.kafka.topics, dsn=ref_dsn,
+                             bootstrap=pipe.bootstrap, lake=root / "reference" / "lake",
+                             checkpoints=root / "reference" / "checkpoints")
+    return pipe, reference, ref_dsn
+
+
+def verify(spark, chaos) -> dict:
+    """Catch up (an uninterrupted --once run), bring the reference up to date, check the invariants."""
+    pipe, reference, ref_dsn = chaos
+    pipe.run_job(once=True)
+    pipe.run_job(once=True, config_path=reference)
+    return check_invariants(spark, pipe, ref_dsn)
+
+
+def next_batch(pipe) -> int:
+    """The id the job's next new micro-batch will get (after it replays a planned, uncommitted one)."""
+    planned = CheckpointFiles(checkpoint_location(pipe.config)).last_batch("offsets")
+    return 0 if planned is None else planned + 1
+
+
+def committed_to(spark, pipe, table: str, batch_id: int) -> bool:
+    return any(batch_id in batches for batches in commit_batches(spark, pipe.config.table_path(table)).values())
+
+
+def test_sigkill_at_each_named_point(spark, chaos):
+    pipe = chaos[0]
+    summary = simulate_live(pipe, "chaos-points", seconds=20.0, rate=400.0, seed=51)
+    assert summary.errors == 0
+    seen = {}
+    for point in POINTS:
+        batch = next_batch(pipe)
+        job = pipe.start_job(env={FAULT_ENV: f"{point}@{batch}"})
+        assert job.wait(timeout=600) == -9, f"the job killed itself at {point} of batch {batch}"
+        in_pg = batch in pipe.sink_batches()
+        in_bronze = committed_to(spark, pipe, "bronze", batch)
+        in_gold = committed_to(spark, pipe, "gold", batch)
+        in_commits = CheckpointFiles(checkpoint_location(pipe.config)).last_batch("commits") == batch
+        seen[point] = (in_pg, in_bronze, in_gold, in_commits)
+    # Each crash left the batch exactly where its point says.
+    assert seen["in_pg_transaction"] == (False, False, False, False)
+    assert seen["after_pg_commit"] == (True, False, False, False)
+    assert seen["after_bronze"][:2] == (True, True) and not seen["after_bronze"][3]
+    assert seen["before_checkpoint_commit"] == (True, True, True, False)
+    figures = verify(spark, chaos)
+    record("named points", {"kills": len(POINTS), **figures})
+
+
+@pytest.mark.timeout(600 + 90 * RANDOM_KILLS)  # a job start and a batch per kill
+def test_random_sigkills_under_load(spark, chaos):
+    pipe = chaos[0]
+    rng = random.Random(7)
+    kills = 0
+    for i in range(RANDOM_KILLS):
+        # Load arrives while the job runs and dies: a paced producer for the whole cycle.
+        producer = threading.Thread(target=simulate_live, args=(pipe, f"chaos-random-{i}", 30.0, 100.0, 100 + i))
+        producer.start()
+        before = pipe.sink_batches()
+        job = pipe.start_job()
+        try:
+            assert wait_until(lambda: job.poll() is not None or len(pipe.sink_batches() - before) >= 1, 600,
+                              interval_s=0.2), "the job committed a batch"
+            assert job.poll() is None, "the job is still running"
+            # The jitter is the fault injection, not synchronisation: the kill lands anywhere in the next batch.
+            threading.Event().wait(rng.uniform(0.0, 2.5))
+        finally:
+            kill_group(job)
+        kills += 1
+        producer.join()
+    figures = verify(spark, chaos)
+    record("random kills", {"kills": kills, **figures})
+
+
+class LiveJob:
+    """The continuous job under paced load (``seconds`` of the simulator beside it), for faults
+    injected while it runs; ``seconds=0``: no producer (the job works off a backlog)."""
+
+    def __init__(self, pipe, name: str, seconds: float, rate: float = 150.0, seed: int = 300):
+        self.pipe = pipe
+        self.producer = threading.Thread(target=simulate_live, args=(pipe, name, seconds, rate, seed))
+        if seconds:
+            self.producer.start()
+        self.job = pipe.start_job()
+
+    def commits(self, batches: int = 1, timeout_s: float = 600) -> None:
+        """Wait until the job has committed ``batches`` more batches, and assert it is still running."""
+        before = self.pipe.sink_batches()
+        assert wait_until(lambda: self.job.poll() is not None or len(self.pipe.sink_batches() - before) >= batches,
+                          timeout_s, interval_s=0.2), f"the job committed {batches} more batch(es)"
+        assert self.job.poll() is None, f"the job still runs: {self.log()[-3000:]}"
+
+    def log(self) -> str:
+        return self.job.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        kill_group(self.job)
+        if self.producer.is_alive():
+            self.producer.join()
+
+
+def outage(stack_service: str, down_s: float, config) -> None:
+    """Stop a service of the shared test stack for ``down_s`` seconds (the outage's length), then start it."""
+    from fraud.stack import default_stack
+
+    stack = default_stack()
+    stack.stop_service(stack_service)
+    try:
+        threading.Event().wait(down_s)
+    finally:
+        stack.start_service(stack_service, config)
+
+
+def test_postgres_connection_killed_and_server_down(spark, chaos, config):
+    pipe = chaos[0]
+    # A backlog of ~20 batches rather than a producer beside the job: the simulator writes its
+    # ground truth to the same server, which is down on purpose here.
+    simulate_live(pipe, "chaos-postgres", seconds=3.0, rate=10_000.0, seed=310)
+    live = LiveJob(pipe, "chaos-postgres", seconds=0)
+    try:
+        live.commits()
+        # 1. Every connection of the job killed mid-run (the lock's too): retried, lock taken again.
+        with pipe.connect() as conn:
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        assert killed >= 2
+        live.commits(2)
+        # 2. The server down 10 s: the batch's retries ride it out, in-process.
+        outage("postgres", 10, config)
+        live.commits(2)
+        assert "PostgreSQL unavailable" in live.log() and "PostgreSQL is back" not in live.log()
+        # 3. Down 120 s, past the retries: the batch fails, the job waits for the server and resumes.
+        outage("postgres", 120, config)
+        live.commits(2)
+        assert "PostgreSQL is back: restarting the query from its checkpoint" in live.log()
+    finally:
+        live.stop()
+    record("postgres faults", {"connections_killed": killed, **verify(spark, chaos)})
+
+
+def test_kafka_broker_restarted_under_load(spark, chaos, config):
+    pipe = chaos[0]
+    live = LiveJob(pipe, "chaos-broker", seconds=90.0, seed=320)
+    try:
+        live.commits()
+        outage("kafka", 10, config)
+        live.commits(3)
+    finally:
+        live.stop()
+    record("broker restart", verify(spark, chaos))
+
+
+def test_model_promoted_mid_stream(spark, chaos):
+    from fraud.registry import Registry
+
+    pipe = chaos[0]
+    registry = Registry.for_config(pipe.config)
+    before = registry.current_version()
+    newer = registry.next_version()
+    models = Path(pipe.config.table_path("models")) / "versions"
+    shutil.copytree(models / before, models / newer)  # the same model under a new version: alerts must not change
+    live = LiveJob(pipe, "chaos-promote", seconds=60.0, seed=330)
+    try:
+        live.commits()
+        registry.promote(newer)
+        with pipe.connect() as conn:
+            assert wait_until(lambda: conn.execute("SELECT count(*) FROM batch_metrics WHERE model_version = %s",
+                                                   (newer,)).fetchone()[0] > 0, 300, interval_s=0.5)
+        live.commits()
+    finally:
+        live.stop()
+    figures = verify(spark, chaos)
+    gold = spark.read.format("delta").load(pipe.config.table_path("gold"))
+    versions = {r[0] for r in gold.select("model_version").distinct().collect()}
+    assert {before, newer} <= versions, "gold records the version that scored each row"
+    record("model promoted", {"versions": sorted(versions), **figures})
+
+
+def test_second_instance_on_one_checkpoint_is_refused(chaos):
+    pipe = chaos[0]
+    first = pipe.start_job()
+    try:
+        assert wait_until(lambda: first.poll() is not None or " started " in first.log_path.read_text(), 300,
+                          interval_s=0.5)
+        assert first.poll() is None, "the first instance runs"
+        second = pipe.job_result(once=True)
+    finally:
+        kill_group(first)
+    # spark-submit's Python runner sends the driver's stderr to its stdout.
+    assert second.returncode == 2, second.stdout[-2000:]
+    assert "error: another instance of the streaming job is running" in second.stdout
+    assert "Traceback" not in second.stdout + second.stderr
+
+
+def test_checkpoint_deleted_or_behind_is_refused(spark, chaos, tmp_path):
+    pipe = chaos[0]
+    checkpoint = Path(checkpoint_location(pipe.config))
+    pipe.run_job(once=True)
+    backup = tmp_path / "checkpoint-backup"
+    shutil.copytree(checkpoint, backup)
+    simulate_live(pipe, "chaos-behind", seconds=6.0, rate=400.0, seed=61)
+    pipe.run_job(once=True)  # the tables move past the backup
+
+    current = tmp_path / "checkpoint-current"
+    checkpoint.rename(current)
+    deleted = pipe.job_result(once=True)
+    assert deleted.returncode == 2 and "is missing, but table" in deleted.stdout, deleted.stdout[-2000:]
+
+    shutil.copytree(backup, checkpoint)
+    behind = pipe.job_result(once=True)
+    assert behind.returncode == 2 and "is behind the tables" in behind.stdout, behind.stdout[-2000:]
+    assert "Traceback" not in deleted.stdout + behind.stdout
+
+    shutil.rmtree(checkpoint)
+    current.rename(checkpoint)  # the documented recovery: put the right checkpoint back
+    record("checkpoint guard", verify(spark, chaos))
+
+
+def test_kafka_data_loss_fails_loudly(stack, tmp_path):
+    """Records deleted from a topic (retention) before the job read them: the job stops with one line."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    pipe = make_pipeline(stack, tmp_path)
+    topic = pipe.config.kafka.topics["gaming"]
+    producer = Producer({"bootstrap.servers": pipe.bootstrap})
+    event = {"transaction_id": "t-0", "domain": "gaming", "actor_id": "a", "timestamp": "2026-12-01T00:00:00Z"}
+    for i in range(30):
+        producer.produce(topic, json.dumps({**event, "transaction_id": f"t-{i}"}).encode(), partition=0)
+    producer.flush(30)
+    pipe.run_job(once=True)
+    for i in range(30, 60):
+        producer.produce(topic, json.dumps({**event, "transaction_id": f"t-{i}"}).encode(), partition=0)
+    producer.flush(30)
+    admin = AdminClient({"bootstrap.servers": pipe.bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, 0, 60)]).values():
+        future.result(timeout=30)  # what retention does to records nobody read in time
+    result = pipe.job_result(once=True)
+    assert result.returncode == 2, result.stdout[-2000:]
+    # Spark's own log shows the failed batch; the job's last word is one line with the way out.
+    error = next(line for line in result.stdout.splitlines() if line.startswith("error: "))
+    assert "Kafka no longer holds records the checkpoint has not processed" in error
+    assert "fail_on_data_loss" in error and "Traceback" not in result.stdout.split(error)[-1]
+
+
+def test_job_logs_hold_no_password(chaos):
+    """The chaos pipeline's database password (a canary) never reaches a job log, faults included."""
+    pipe = chaos[0]
+    password = psycopg_password(pipe.dsn)
+    logs = list(pipe.root.glob("job-*.log"))
+    assert logs and password
+    assert not [p.name for p in logs if password in p.read_text(errors="replace")]
+
+
+def psycopg_password(dsn: str) -> str | None:
+    """The password the DSN authenticates with: inline, or the last field of its passfile's line."""
+    import psycopg
+
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    if params.get("password"):
+        return params["password"]
+    lines = Path(params["passfile"]).read_text().splitlines() if params.get("passfile") else []
+    return lines[0].rsplit(":", 1)[-1] if lines else None

@@ -1,0 +1,104 @@
+"""Bad input, fuzzed with Hypothesis, through the stream's own parse, quality and velocity code
+(real Spark, ANSI mode on): every record is either valid and lands once, kept verbatim, or is
+quarantined with the reason its mutation calls for."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+
+from fraud.sinks import batch_from_records
+
+from conftest import ROOT
+
+KNOWN = {"transaction_id", "domain", "test_id", "timestamp", "actor_id", "sequence_position", "pattern", "is_fraud",
+         "player_id", "game_id", "item_type", "item_name", "amount", "currency", "payment_method", "ip_address",
+         "device_id", "session_length_sec", "user_id", "cart_items", "shipping_address", "billing_address",
+         "device_fingerprint", "session_duration_sec", "account_from", "account_to", "transfer_type",
+         "country_from", "country_to", "purpose"}
+HOSTILE = ["'; DROP TABLE alerts; --", "\" OR 1=1 --", "Robert'); DELETE FROM sink_progress;--", "%s %s %(x)s",
+           "{}", "\\x00\\u2028", "😀 ünïcödé", "<script>alert(1)</script>", "$1; SELECT pg_sleep(10)"]
+FREE_TEXT = {"gaming": "item_name", "fintech": "purpose", "ecommerce": "device_fingerprint"}
+
+
+@pytest.fixture(scope="module")
+def base_events(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "events.jsonl"
+    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", "60", "--seed", "5", "--output", str(path)],
+                   check=True, capture_output=True, cwd=ROOT, timeout=120)
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    return {d: next(e for e in events if e["domain"] == d) for d in FREE_TEXT}
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                           | st.text(max_size=20), lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+extra_names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(lambda n: n not in KNOWN)
+
+mutation = st.one_of(
+    st.tuples(st.just("valid"), st.dictionaries(extra_names, json_values, max_size=2), st.sampled_from(HOSTILE)),
+    st.tuples(st.just("malformed_json"), st.floats(0.0, 0.99)),
+    st.tuples(st.just("missing_field"), st.sampled_from(["actor_id", "amount", "transaction_id", "timestamp"])),
+    # Strings Spark reads as numbers ("NaN", "Infinity") are out of range rather than badly typed.
+    st.tuples(st.just("bad_type:amount"), st.one_of(
+        st.text(max_size=8).filter(lambda t: not any(w in t.lower() for w in ("nan", "inf"))),
+        st.booleans(), st.lists(st.integers(), max_size=2))),
+    st.tuples(st.just("out_of_range:amount"), st.one_of(st.floats(max_value=0.0, allow_nan=False),
+                                                        st.floats(min_value=1e9, allow_infinity=False))),
+    st.tuples(st.just("unknown_domain"), st.text(min_size=1, max_size=10).filter(lambda d: d not in FREE_TEXT)),
+    st.tuples(st.just("oversize"), st.integers(70_000, 120_000)),
+)
+
+
+def mutate(event: dict, kind: tuple) -> tuple[bytes, str | None]:
+    """The record's value and the reason it must be quarantined with (None: valid)."""
+    name = kind[0]
+    if name == "valid":
+        _, extras, hostile = kind
+        return json.dumps({**event, **extras, FREE_TEXT[event["domain"]]: hostile}).encode(), None
+    if name == "malformed_json":
+        text = json.dumps(event)
+        return text[:int(len(text) * kind[1])].encode(), "malformed_json"
+    if name == "missing_field":
+        return json.dumps({k: v for k, v in event.items() if k != kind[1]}).encode(), f"missing_field:{kind[1]}"
+    if name == "bad_type:amount":
+        return json.dumps({**event, "amount": kind[1]}).encode(), name
+    if name == "out_of_range:amount":
+        return json.dumps({**event, "amount": kind[1]}).encode(), name
+    if name == "unknown_domain":
+        return json.dumps({**event, "domain": kind[1]}).encode(), name
+    return json.dumps({**event, "padding": "x" * kind[1]}).encode(), "oversize"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(cases=st.lists(st.tuples(st.sampled_from(sorted(FREE_TEXT)), mutation), min_size=1, max_size=10))
+def test_fuzzed_records_are_quarantined_with_a_reason_or_land_verbatim(spark, config, base_events, cases):
+    rows, expected = [], {}
+    for offset, (domain, kind) in enumerate(cases):
+        event = {**base_events[domain], "transaction_id": f"fz-{offset}-{base_events[domain]['transaction_id']}"}
+        value, reason = mutate(event, kind)
+        expected[offset] = (reason, event, kind)
+        rows.append((event["actor_id"].encode(), value, config.kafka.topics[domain], 0, offset, event["timestamp"]))
+    df = spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset long, ts string")
+    df = df.withColumn("timestamp", F.to_timestamp("ts") + F.expr("INTERVAL 2 SECONDS")).drop("ts")
+    out = {r["offset"]: r for r in batch_from_records(df, config).select(
+        "offset", "reasons", "transaction_id", "extra_fields", "item_name", "purpose", "device_fingerprint").collect()}
+
+    assert sorted(out) == sorted(expected), "every record comes out once"
+    for offset, (reason, event, kind) in expected.items():
+        row = out[offset]
+        if reason is None:
+            assert row["reasons"] == [], (kind, row["reasons"])
+            assert row["transaction_id"] == event["transaction_id"]
+            assert row[FREE_TEXT[event["domain"]]] == kind[2], "hostile text stored verbatim"
+            extras = row["extra_fields"] or {}
+            assert set(extras) == set(kind[1]), "new fields are kept"
+            assert all(extras[k] == v for k, v in kind[1].items() if isinstance(v, str)), "kept verbatim"
+        else:
+            assert reason in row["reasons"], (kind[0], row["reasons"])
