@@ -11,7 +11,6 @@ Every Kafka record lands in bronze and in exactly one of silver or quarantine.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
