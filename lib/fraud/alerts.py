@@ -52,15 +52,16 @@ class AlertBatchResult:
 
 
 class AlertSink:
-    """Writes one micro-batch's alert rows; owns the retry policy for transient failures."""
+    """Writes one micro-batch's alert rows, retrying transient failures (``fraud.db.RetryPolicy``)."""
 
     def __init__(self, config: Config, pool: ConnectionPool):
         self.config = config
         self.pool = pool
+        self.retry = RetryPolicy.of(config)
 
     def write(self, query_id: str, batch_id: int, rows: list[dict]) -> AlertBatchResult:
         """Bounded retries with exponential backoff; then the error propagates and the batch fails."""
-        return RetryPolicy.of(self.config).run(
+        return self.retry.run(
             self.pool, lambda conn: self._write_once(conn, query_id, batch_id, rows), f"alerts of batch {batch_id}")
 
     def _write_once(self, conn: psycopg.Connection, query_id: str, batch_id: int,
