@@ -33,17 +33,19 @@ class Pipeline:
 
     def run_job(self, *, once: bool = True, config_path: Path | None = None, timeout: int = 900) -> None:
         result = self.job_result(once=once, config_path=config_path, timeout=timeout)
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, result.stdout[-3000:]  # spark-submit's runner: the driver's stderr
 
     def job_result(self, *, once: bool = True, config_path: Path | None = None,
                    timeout: int = 900) -> subprocess.CompletedProcess:
         args = [str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path or self.config_path)]
-        return subprocess.run(args + (["--once"] if once else []), cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout, env=job_env())
+        result = subprocess.run(args + (["--once"] if once else []), cwd=ROOT, capture_output=True, text=True,
+                                timeout=timeout, env=job_env())
+        self.new_log_path().write_text(result.stdout + result.stderr)  # kept, like start_job's: the canary reads them
+        return result
 
     def start_job(self, config_path: Path | None = None, env: dict | None = None) -> subprocess.Popen:
         """The continuous job in its own process group (``kill_group`` ends it as a crash would)."""
-        log_path = self.root / f"job-{uuid.uuid4().hex[:6]}.log"
+        log_path = self.new_log_path()
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
                 [str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path or self.config_path)],
@@ -51,6 +53,9 @@ class Pipeline:
                 start_new_session=True)
         proc.log_path = log_path
         return proc
+
+    def new_log_path(self) -> Path:
+        return self.root / f"job-{uuid.uuid4().hex[:6]}.log"
 
     def sink_batches(self) -> set[int]:
         with self.connect() as conn:

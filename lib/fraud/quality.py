@@ -390,6 +390,7 @@ class StreamQuality:
     def __post_init__(self):
         self.suite = event_suite(self.config)
         self.checks = row_checks(self.suite)
+        self.retry = RetryPolicy.of(self.config)
         self._gx_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-checkpoint")
 
     @property
@@ -508,7 +509,7 @@ class StreamQuality:
         return self._validator
 
     def _store(self, query_id: str, batch_id: int, engine: str, summary: dict) -> None:
-        RetryPolicy.of(self.config).run(
+        self.retry.run(
             self.pool, lambda conn: store_result(conn, run_id=query_id, batch_id=batch_id, suite=EVENT_SUITE,
                                                  engine=engine, summary=summary),
             f"{engine} quality result of batch {batch_id}")

@@ -52,11 +52,12 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
     job waits for the server (``postgres.outage_wait_s``) and restarts the query from its checkpoint."""
     checkpoint = checkpoint_location(config)
     pool = make_pool(config)
-    metrics = BatchMetrics(pool, RetryPolicy.of(config))
+    retry = RetryPolicy.of(config)
+    metrics = BatchMetrics(pool, retry)
     listener = LagListener(metrics)
     spark.streams.addListener(listener)
     try:
-        with CheckpointLock(pool.conninfo, checkpoint, RetryPolicy.of(config)) as lock:
+        with CheckpointLock(pool.conninfo, checkpoint, retry) as lock:
             check_checkpoint(spark, config, checkpoint)
             quality = StreamQuality(config, pool)
             models = ModelHolder(Registry.for_config(config))
