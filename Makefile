@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test chaos clean-state bench bench-quick notebooks notebooks-strip
+.PHONY: setup up down status demo test test-fast chaos clean-state bench bench-quick notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
@@ -24,8 +24,13 @@ demo: up
 test: setup
 	@$(PY) -m pytest
 
+# The inner loop: every test that needs neither the local stack (Kafka, PostgreSQL) nor a job or
+# kernel in a JVM of its own (marker `integration`); one in-process Spark session.
+test-fast: setup
+	@$(PY) -m pytest -m "not integration"
+
 # The fault-injection suite's long version (tests/test_chaos.py): 50 random SIGKILLs instead of
-# the 10 of `make test`; figures appended to var/chaos/results.jsonl.
+# the 4 of `make test`; figures appended to var/chaos/results.jsonl.
 chaos: setup
 	@FRAUD_CHAOS_KILLS=50 $(PY) -m pytest tests/test_chaos.py -s
 

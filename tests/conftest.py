@@ -71,7 +71,17 @@ def trained_pipeline(stack, spark, tmp_path_factory):
                                 output=str(path))
         run_simulation(pipe.config, options)
         replay_file(pipe.config, path)
-    pipe.run_job(once=True)
+    pipe.catch_up(spark)
     status = run_training(spark, pipe.config, ["history-seed7"], ["history-seed8"], promote=True)
     assert status == 0, "the model trained on streamed history must pass the gate"
     return pipe
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that reaches the local stack (Kafka, PostgreSQL) carries the ``integration`` marker,
+    so ``make test-fast`` (``-m "not integration"``) never starts it: a test that uses the ``stack``
+    fixture, directly or through another fixture, without the marker stops the run at collection."""
+    unmarked = [item.nodeid for item in items
+                if "stack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError("tests that use the local stack need @pytest.mark.integration: " + ", ".join(unmarked))

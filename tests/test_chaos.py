@@ -5,8 +5,14 @@ every fault in turn, and after each campaign the invariants are checked against 
 pipeline that reads the same topics without ever being interrupted
 (``pipeline_support.check_invariants``).
 
-``FRAUD_CHAOS_KILLS`` sets the number of random SIGKILLs (10 in ``make test``, 50 in
+``FRAUD_CHAOS_KILLS`` sets the number of random SIGKILLs (4 in ``make test``, 50 in
 ``make chaos``). Figures are printed (``-s``) and appended to ``var/chaos/results.jsonl``.
+
+A job is started with spark-submit only where its process must die (a SIGKILL) or its exit is
+under test; catch-ups, reference runs and runs that must be refused run in this process on the
+tests' Spark session (``Pipeline.catch_up``). Outages are scaled down with the job's own retry
+settings (``SCALED_RETRIES``): the ratios that decide the path (outage shorter or longer than the
+retries) stay those of production.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from fraud.cli import UserError
 from fraud.faults import ENV as FAULT_ENV
 from fraud.faults import POINTS
 from fraud.guard import CheckpointFiles
@@ -34,7 +41,14 @@ from pipeline_support import (check_invariants, commit_batches, create_database,
 
 pytestmark = pytest.mark.integration
 
-RANDOM_KILLS = int(os.environ.get("FRAUD_CHAOS_KILLS", "10"))
+RANDOM_KILLS = int(os.environ.get("FRAUD_CHAOS_KILLS", "4"))
+# A unit of database work is retried for backoff 0.5 + 1 + 2 s plus, per retry, a wait of up to
+# 2 x connect_timeout_s for a pooled connection: ~9.5 s (conf/local.yaml: 15.5 + 5 x 10 s). A 3 s
+# outage (~4-5 s without a server, its restart included) is ridden out in the batch; a 25 s one
+# fails the batch, and the job waits for the server (up to 120 s) and resumes.
+SCALED_RETRIES = {"alerts__max_retries": 3, "alerts__retry_backoff_s": 0.5, "postgres__connect_timeout_s": 1,
+                  "postgres__outage_wait_s": 120}
+SHORT_OUTAGE_S, LONG_OUTAGE_S = 3, 25
 RESULTS = ROOT / "var" / "chaos" / "results.jsonl"
 
 
@@ -49,7 +63,7 @@ def record(name: str, figures: dict) -> None:
 def chaos(stack, trained_pipeline, tmp_path_factory):
     """The pipeline under test (small batches: more batch boundaries to crash at) and its reference."""
     root = tmp_path_factory.mktemp("chaos")
-    pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=1500)
+    pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=1500, **SCALED_RETRIES)
     shutil.copytree(trained_pipeline.root / "lake" / "models", root / "lake" / "models")
     ref_dsn = create_database(stack["postgres"]["dsn"], f"fraud_chaosref_{uuid.uuid4().hex[:8]}")
     shutil.copytree(trained_pipeline.root / "lake" / "models", root / "reference" / "lake" / "models")
@@ -62,8 +76,8 @@ def chaos(stack, trained_pipeline, tmp_path_factory):
 def verify(spark, chaos) -> dict:
     """Catch up (an uninterrupted --once run), bring the reference up to date, check the invariants."""
     pipe, reference, ref_dsn = chaos
-    pipe.run_job(once=True)
-    pipe.run_job(once=True, config_path=reference)
+    pipe.catch_up(spark)
+    pipe.catch_up(spark, config_path=reference)
     return check_invariants(spark, pipe, ref_dsn)
 
 
@@ -107,7 +121,7 @@ def test_random_sigkills_under_load(spark, chaos):
     kills = 0
     for i in range(RANDOM_KILLS):
         # Load arrives while the job runs and dies: a paced producer for the whole cycle.
-        producer = threading.Thread(target=simulate_live, args=(pipe, f"chaos-random-{i}", 30.0, 100.0, 100 + i))
+        producer = threading.Thread(target=simulate_live, args=(pipe, f"chaos-random-{i}", 25.0, 120.0, 100 + i))
         producer.start()
         before = pipe.sink_batches()
         job = pipe.start_job()
@@ -126,14 +140,10 @@ def test_random_sigkills_under_load(spark, chaos):
 
 
 class LiveJob:
-    """The continuous job under paced load (``seconds`` of the simulator beside it), for faults
-    injected while it runs; ``seconds=0``: no producer (the job works off a backlog)."""
+    """The continuous job (spark-submit, its own process group), for faults injected while it runs."""
 
-    def __init__(self, pipe, name: str, seconds: float, rate: float = 150.0, seed: int = 300):
+    def __init__(self, pipe):
         self.pipe = pipe
-        self.producer = threading.Thread(target=simulate_live, args=(pipe, name, seconds, rate, seed))
-        if seconds:
-            self.producer.start()
         self.job = pipe.start_job()
 
     def commits(self, batches: int = 1, timeout_s: float = 600) -> None:
@@ -148,8 +158,6 @@ class LiveJob:
 
     def stop(self) -> None:
         kill_group(self.job)
-        if self.producer.is_alive():
-            self.producer.join()
 
 
 def outage(stack_service: str, down_s: float, config) -> None:
@@ -164,46 +172,10 @@ def outage(stack_service: str, down_s: float, config) -> None:
         stack.start_service(stack_service, config)
 
 
-def test_postgres_connection_killed_and_server_down(spark, chaos, config):
-    pipe = chaos[0]
-    # A backlog of ~20 batches rather than a producer beside the job: the simulator writes its
-    # ground truth to the same server, which is down on purpose here.
-    simulate_live(pipe, "chaos-postgres", seconds=3.0, rate=10_000.0, seed=310)
-    live = LiveJob(pipe, "chaos-postgres", seconds=0)
-    try:
-        live.commits()
-        # 1. Every connection of the job killed mid-run (the lock's too): retried, lock taken again.
-        with pipe.connect() as conn:
-            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
-        assert killed >= 2
-        live.commits(2)
-        # 2. The server down 10 s: the batch's retries ride it out, in-process.
-        outage("postgres", 10, config)
-        live.commits(2)
-        assert "PostgreSQL unavailable" in live.log() and "PostgreSQL is back" not in live.log()
-        # 3. Down 120 s, past the retries: the batch fails, the job waits for the server and resumes.
-        outage("postgres", 120, config)
-        live.commits(2)
-        assert "PostgreSQL is back: restarting the query from its checkpoint" in live.log()
-    finally:
-        live.stop()
-    record("postgres faults", {"connections_killed": killed, **verify(spark, chaos)})
-
-
-def test_kafka_broker_restarted_under_load(spark, chaos, config):
-    pipe = chaos[0]
-    live = LiveJob(pipe, "chaos-broker", seconds=90.0, seed=320)
-    try:
-        live.commits()
-        outage("kafka", 10, config)
-        live.commits(3)
-    finally:
-        live.stop()
-    record("broker restart", verify(spark, chaos))
-
-
-def test_model_promoted_mid_stream(spark, chaos):
+def test_faults_while_the_job_runs(spark, chaos, config):
+    """One running job takes, in turn: a second instance started beside it (refused), every database
+    connection killed, the server down briefly and then past the retries, a model promoted, and the
+    broker restarted under load. One job start for all of them; the invariants after the campaign."""
     from fraud.registry import Registry
 
     pipe = chaos[0]
@@ -212,65 +184,80 @@ def test_model_promoted_mid_stream(spark, chaos):
     newer = registry.next_version()
     models = Path(pipe.config.table_path("models")) / "versions"
     shutil.copytree(models / before, models / newer)  # the same model under a new version: alerts must not change
-    live = LiveJob(pipe, "chaos-promote", seconds=60.0, seed=330)
+    # A backlog of ~20 batches rather than a producer beside the job for the database faults: the
+    # simulator writes its ground truth to the same server, which is down on purpose.
+    simulate_live(pipe, "chaos-live", seconds=3.0, rate=10_000.0, seed=310)
+    live = LiveJob(pipe)
+    producer = threading.Thread(target=simulate_live, args=(pipe, "chaos-broker", 30.0, 150.0, 320))
     try:
         live.commits()
+        # 1. A second instance on the same checkpoint is refused, and the first one runs on.
+        with pytest.raises(UserError, match="another instance of the streaming job is running"):
+            pipe.catch_up(spark)
+        # 2. Every connection of the job killed mid-run (the lock's too): retried, lock taken again.
+        with pipe.connect() as conn:
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        assert killed >= 2
+        live.commits(2)
+        # 3. The server down briefly: the batch's retries ride it out, in-process.
+        outage("postgres", SHORT_OUTAGE_S, config)
+        live.commits(2)
+        assert "PostgreSQL unavailable" in live.log() and "PostgreSQL is back" not in live.log()
+        # 4. Down past the retries: the batch fails, the job waits for the server and resumes.
+        outage("postgres", LONG_OUTAGE_S, config)
+        live.commits(2)
+        assert "PostgreSQL is back: restarting the query from its checkpoint" in live.log()
+        # 5. A model promoted: used from the next batch on, without a restart.
         registry.promote(newer)
         with pipe.connect() as conn:
             assert wait_until(lambda: conn.execute("SELECT count(*) FROM batch_metrics WHERE model_version = %s",
                                                    (newer,)).fetchone()[0] > 0, 300, interval_s=0.5)
+        # 6. The broker restarted under load (a paced producer beside the job from here on).
+        producer.start()
         live.commits()
+        outage("kafka", 5, config)
+        live.commits(3)
     finally:
         live.stop()
+        if producer.is_alive():
+            producer.join()
     figures = verify(spark, chaos)
     gold = spark.read.format("delta").load(pipe.config.table_path("gold"))
     versions = {r[0] for r in gold.select("model_version").distinct().collect()}
     assert {before, newer} <= versions, "gold records the version that scored each row"
-    record("model promoted", {"versions": sorted(versions), **figures})
-
-
-def test_second_instance_on_one_checkpoint_is_refused(chaos):
-    pipe = chaos[0]
-    first = pipe.start_job()
-    try:
-        assert wait_until(lambda: first.poll() is not None or " started " in first.log_path.read_text(), 300,
-                          interval_s=0.5)
-        assert first.poll() is None, "the first instance runs"
-        second = pipe.job_result(once=True)
-    finally:
-        kill_group(first)
-    # spark-submit's Python runner sends the driver's stderr to its stdout.
-    assert second.returncode == 2, second.stdout[-2000:]
-    assert "error: another instance of the streaming job is running" in second.stdout
-    assert "Traceback" not in second.stdout + second.stderr
+    record("faults while running", {"connections_killed": killed, "versions": sorted(versions), **figures})
 
 
 def test_checkpoint_deleted_or_behind_is_refused(spark, chaos, tmp_path):
     pipe = chaos[0]
     checkpoint = Path(checkpoint_location(pipe.config))
     if not checkpoint.exists():  # run alone (-k): no earlier test made one
-        pipe.run_job(once=True)
+        pipe.catch_up(spark)
     backup = tmp_path / "checkpoint-backup"
     shutil.copytree(checkpoint, backup)
     simulate_live(pipe, "chaos-behind", seconds=6.0, rate=400.0, seed=61)
-    pipe.run_job(once=True)  # the tables move past the backup
+    pipe.catch_up(spark)  # the tables move past the backup
 
     current = tmp_path / "checkpoint-current"
     checkpoint.rename(current)
-    deleted = pipe.job_result(once=True)
-    assert deleted.returncode == 2 and "is missing, but table" in deleted.stdout, deleted.stdout[-2000:]
+    # As a user meets it: spark-submit ends with exit 2 and one line, no traceback (spark-submit's
+    # Python runner sends the driver's stderr to its stdout).
+    deleted = pipe.job_result()
+    assert deleted.returncode == 2, deleted.stdout[-2000:]
+    error = next(line for line in deleted.stdout.splitlines() if line.startswith("error: "))
+    assert "is missing, but table" in error and "Traceback" not in deleted.stdout + deleted.stderr
 
     shutil.copytree(backup, checkpoint)
-    behind = pipe.job_result(once=True)
-    assert behind.returncode == 2 and "is behind the tables" in behind.stdout, behind.stdout[-2000:]
-    assert "Traceback" not in deleted.stdout + behind.stdout
+    with pytest.raises(UserError, match="is behind the tables"):
+        pipe.catch_up(spark)
 
     shutil.rmtree(checkpoint)
     current.rename(checkpoint)  # the documented recovery: put the right checkpoint back
     record("checkpoint guard", verify(spark, chaos))
 
 
-def test_kafka_data_loss_fails_loudly(stack, tmp_path):
+def test_kafka_data_loss_fails_loudly(spark, stack, tmp_path):
     """Records deleted from a topic (retention) before the job read them: the job stops with one line."""
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import AdminClient
@@ -282,19 +269,19 @@ def test_kafka_data_loss_fails_loudly(stack, tmp_path):
     for i in range(30):
         producer.produce(topic, json.dumps({**event, "transaction_id": f"t-{i}"}).encode(), partition=0)
     producer.flush(30)
-    pipe.run_job(once=True)
+    pipe.catch_up(spark)
     for i in range(30, 60):
         producer.produce(topic, json.dumps({**event, "transaction_id": f"t-{i}"}).encode(), partition=0)
     producer.flush(30)
     admin = AdminClient({"bootstrap.servers": pipe.bootstrap})
     for future in admin.delete_records([TopicPartition(topic, 0, 60)]).values():
         future.result(timeout=30)  # what retention does to records nobody read in time
-    result = pipe.job_result(once=True)
-    assert result.returncode == 2, result.stdout[-2000:]
-    # Spark's own log shows the failed batch; the job's last word is one line with the way out.
-    error = next(line for line in result.stdout.splitlines() if line.startswith("error: "))
+    # The job's last word is one line with the way out (a UserError: the CLI prints it alone, exit 2).
+    with pytest.raises(UserError) as refused:
+        pipe.catch_up(spark)
+    error = str(refused.value)
     assert "Kafka no longer holds records the checkpoint has not processed" in error
-    assert "fail_on_data_loss" in error and "Traceback" not in result.stdout.split(error)[-1]
+    assert "fail_on_data_loss" in error and "\n" not in error
 
 
 def test_job_logs_hold_no_password(chaos):

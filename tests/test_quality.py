@@ -84,6 +84,7 @@ def writer(spark, config, stack, tmp_path):
         pool.close()
 
 
+@pytest.mark.integration
 def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, writer):
     batch_writer, dsn, cfg = writer
     bad, expected = broken(events)
@@ -141,6 +142,7 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     assert "amount_range_gaming_usd" in text and "bad-amount = '9999.0'" in text
 
 
+@pytest.mark.integration
 def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writer):
     batch_writer, _, cfg = writer
     bad, _ = broken(events)

@@ -36,7 +36,7 @@ def lake(spark, pipe, table):
 def test_live_run_recall_and_precision(pipeline, spark):
     summary = simulate_live(pipeline, "e2e-live-1")
     assert summary.errors == 0
-    pipeline.run_job(once=True)
+    pipeline.catch_up(spark)
     result = evaluate_run(pipeline.dsn, "e2e-live-1")
     print("\nE2E live run:", json.dumps(result, indent=1))
     assert set(result["domains"]) == {"gaming", "fintech", "ecommerce"}
@@ -95,7 +95,7 @@ def test_quarantine_reasons_and_duplicates_from_real_records(pipeline, spark, tm
     for event in events + [twice]:  # the same event delivered twice, like a producer retry
         producer.produce(topics[event["domain"]], key=event["actor_id"].encode(), value=json.dumps(event).encode())
     assert producer.flush(30) == 0
-    pipeline.run_job(once=True)
+    pipeline.catch_up(spark)
 
     quarantined = {r["kafka_key"]: r["reasons"] for r in lake(spark, pipeline, "bronze").join(
         lake(spark, pipeline, "quarantine"), ["topic", "partition", "offset"], how="inner").collect()}
@@ -129,7 +129,7 @@ def test_sigkill_mid_run_then_restart_is_exactly_once(pipeline, spark, stack, tm
         assert wait_until(committed, 600, interval_s=0.5), "the job committed two batches"
     finally:
         kill_group(job)
-    pipeline.run_job(once=True)
+    pipeline.catch_up(spark)
 
     # Reference: the same records through an uninterrupted job on a fresh lake and database.
     # A fresh name every run: the test stack's database outlives test sessions.
@@ -138,7 +138,7 @@ def test_sigkill_mid_run_then_restart_is_exactly_once(pipeline, spark, stack, tm
     shutil.copytree(pipeline.root / "lake" / "models", ref_root / "lake" / "models")
     reference = write_config(tmp_path / "ref.yaml", topics=pipeline.config.kafka.topics, dsn=ref_dsn,
                              bootstrap=pipeline.bootstrap, lake=ref_root / "lake", checkpoints=ref_root / "ck")
-    pipeline.run_job(once=True, config_path=reference)
+    pipeline.catch_up(spark, config_path=reference)
     # History ran before any model existed, so only the live runs' alerts are comparable.
     figures = check_invariants(spark, pipeline, ref_dsn, test_id_like="e2e-%")
     assert figures["alerts_compared"] > 100
