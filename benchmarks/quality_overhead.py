@@ -7,7 +7,7 @@ checkpoint on that batch too. Median of several runs each, printed as a table.
     .venv/bin/python -m fraud.stack down
 
 The batch is simulator output (the Kafka-shaped records cached once) put through what the
-stream runs before its state operator, with each variant's routing (``batch_from_records``:
+stream runs before its state operator, with each variant's routing (``fraud.pipeline.batch_records``:
 parse, expectation reasons, velocity in batch), then handed to a fresh ``BatchWriter`` per run
 (own lake folder and query id, so every Delta append really commits); the time covers both.
 Without a registered model the batch is not scored: the base time is lower than the live
@@ -38,16 +38,16 @@ def main() -> None:
     parser.add_argument("--gx-runs", type=int, default=2, help="runs with the GX checkpoint (slow)")
     args = parser.parse_args()
 
-    from pyspark.sql import functions as F
-
     from fraud.alerts import AlertSink
     from fraud.config import load_config
     from fraud.db import make_pool, migrate, postgres_dsn
     from fraud.metrics import BatchMetrics
-    from fraud.quality import StreamQuality, records_from_jsonl
+    from fraud.parse import kafka_records
+    from fraud.pipeline import batch_records
+    from fraud.quality.stream import StreamQuality
     from fraud.registry import Registry
     from fraud.score import ModelHolder
-    from fraud.sinks import BatchWriter, batch_from_records
+    from fraud.sinks import BatchWriter
     from fraud.spark import build_session
 
     work = Path(tempfile.mkdtemp(prefix="quality-bench-"))
@@ -61,8 +61,7 @@ def main() -> None:
     dsn = postgres_dsn(base)
     migrate(dsn)
     pool = make_pool(base, dsn)
-    records = records_from_jsonl(spark, base, str(events))
-    records = spark.createDataFrame(records.collect(), records.schema).persist()  # what Kafka delivers
+    records = kafka_records(spark, base, events.read_text().splitlines()).persist()  # what Kafka delivers
     rows = records.count()
 
     def run_once(config, batch_id: int) -> tuple[float, dict]:
@@ -74,7 +73,7 @@ def main() -> None:
                              str(checkpoint), ModelHolder(Registry.for_config(config)), AlertSink(config, pool),
                              BatchMetrics(pool), quality)
         t0 = time.perf_counter()
-        writer(batch_from_records(records, config, quality), batch_id)
+        writer(batch_records(records, config, quality), batch_id)
         quality.drain()  # the GX checkpoint runs beside the stream; its cost is what is measured here
         elapsed = time.perf_counter() - t0
         with pool.connection() as conn:

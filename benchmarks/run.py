@@ -31,7 +31,7 @@ import yaml
 from fraud.cli import UserError, run
 from fraud.config import load_config
 from fraud.db import postgres_dsn
-from fraud.evaluate import evaluate_run
+from fraud.evaluate import evaluate_run, run_processed
 from fraud.project import ROOT
 from fraud.stack.process import wait_until
 from fraud.stream import checkpoint_location
@@ -103,14 +103,14 @@ def caught_up(lag: KafkaLag) -> bool:
     return lag() == 0
 
 
-def latency_runs(config_path: Path, lag: KafkaLag, dsn: str, level: str, seconds: int, repeats: int) -> dict:
+def latency_runs(config_path: Path, dsn: str, level: str, seconds: int, repeats: int) -> dict:
     """B3: the simulator at ``level`` for ``seconds``, ``repeats`` times; event produced -> alert committed."""
     runs = []
     for i in range(repeats):
         test_id = f"bench-{level}-{datetime.now(timezone.utc):%H%M%S}-{i}"
         started_at = datetime.now(timezone.utc)
         sim = simulate(config_path, test_id, "--load-level", level, "--duration", str(seconds))
-        wait_until(lambda: caught_up(lag), 900, interval_s=0.5)
+        wait_until(lambda: run_processed(dsn, test_id), 900, interval_s=0.5)
         result = evaluate_run(dsn, test_id)
         runs.append({"test_id": test_id, "latency_ms": result["latency_ms"], "simulator": sim,
                      "batches": batch_profile(dsn, started_at, datetime.now(timezone.utc)),
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> None:
                  "--duration", "30" if quick else "60")
         wait_until(lambda: caught_up(lag), 900, interval_s=0.5)
         results["latency"] = {
-            "normal": latency_runs(config_path, lag, dsn, "normal", 75 if quick else 300, 1 if quick else 3),
-            "peak": latency_runs(config_path, lag, dsn, "peak", 45 if quick else 300, 1 if quick else 3),
+            "normal": latency_runs(config_path, dsn, "normal", 75 if quick else 300, 1 if quick else 3),
+            "peak": latency_runs(config_path, dsn, "peak", 45 if quick else 300, 1 if quick else 3),
         }
         print(json.dumps({lvl: {k: v for k, v in r.items() if k != "runs"} for lvl, r in results["latency"].items()}),
               flush=True)

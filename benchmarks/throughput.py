@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from fraud.config import Config
+from fraud.guard import CheckpointFiles
 from fraud.kafka import client_settings
 from fraud.project import ROOT
 
@@ -45,13 +46,11 @@ class KafkaLag:
 
     def committed_offsets(self) -> int:
         """Sum of the end offsets of the last batch in ``commits/`` (0 before the first)."""
-        commits = [int(p.name) for p in (self.checkpoint / "commits").glob("*") if p.name.isdigit()]
-        if not commits:
+        files = CheckpointFiles(str(self.checkpoint))
+        last = files.last_batch("commits")
+        if last is None:
             return 0
-        lines = (self.checkpoint / "offsets" / str(max(commits))).read_text().splitlines()
-        # v1, then the batch metadata, then one JSON line per source: {topic: {partition: offset}}.
-        return sum(offset for line in lines[2:] for partitions in json.loads(line).values()
-                   for offset in partitions.values())
+        return sum(offset for partitions in files.end_offsets(last).values() for offset in partitions.values())
 
     def __call__(self) -> int:
         return self.end_offsets() - self.committed_offsets()

@@ -128,7 +128,7 @@ def loadtest_view(app_ctx: AppContext, selected: str | None):
 
 def model_view(app_ctx: AppContext, version: str | None, action: str | None):
     """(status, options, version, message, summary, f1 figure, importances, confusion, history)."""
-    from fraud.model import promote_version, rollback_version
+    from fraud.model.versions import promote_version, rollback_version
 
     message = ""
     if action in ("promote", "rollback"):

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from dash import dcc, html
 
 from dash_app.data import SEVERITIES, STATUSES, TIME_RANGES
+from fraud.classes import FRAUD_CLASSES
 from fraud.config import DOMAINS
 from fraud.labels import ACTIONS
-from fraud.simulate.patterns import FRAUD_CLASSES
 
 PAGES = (("/", "Live"), ("/load-tests", "Load tests"), ("/model", "Model"), ("/pipeline", "Pipeline"),
          ("/quality", "Data quality"))

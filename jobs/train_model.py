@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
 
-    from fraud.model import run_training
+    from fraud.model.training import run_training
     from fraud.spark import build_session
 
     spark = build_session(config, app_name="fraud-train")

@@ -45,21 +45,12 @@ echo "demo: waiting for the job to drain the topics"
 $PY - "$test_id" <<'PYEOF'
 import sys
 from fraud.config import load_config
-from fraud.db import connect, postgres_dsn
+from fraud.db import postgres_dsn
+from fraud.evaluate import evaluate_run, run_processed
 from fraud.stack.process import wait_until
-from fraud.evaluate import evaluate_run
 
 dsn = postgres_dsn(load_config("conf/local.yaml"))
-def drained():
-    # Caught up (lag 0) and at least the run's own events processed since it started: a lag of 0
-    # alone can be read from a batch planned before the run's last events arrived.
-    with connect(dsn) as conn:
-        caught_up = conn.execute("SELECT kafka_lag = 0 FROM batch_metrics ORDER BY finished_at DESC LIMIT 1").fetchone()
-        processed, sent = conn.execute(
-            "SELECT (SELECT coalesce(sum(input_rows), 0) FROM batch_metrics WHERE finished_at > r.started_at),"
-            " r.events_sent FROM simulation_runs r WHERE r.test_id = %s", (sys.argv[1],)).fetchone()
-    return caught_up == (True,) and processed >= sent
-wait_until(drained, 600, interval_s=2)
+wait_until(lambda: run_processed(dsn, sys.argv[1]), 600, interval_s=2)
 result = evaluate_run(dsn, sys.argv[1])
 for domain, d in sorted(result["domains"].items()):
     print(f"  {domain:10} recall {d.get('recall')}  precision {d.get('precision')}")

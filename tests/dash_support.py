@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from fraud.classes import MODEL_CLASSES
 from fraud.config import load_config
 from fraud.registry import Registry
-from fraud.simulate.patterns import MODEL_CLASSES
 from pipeline_support import ROOT, create_database
 
 QUERY_ID = "q-seed"
@@ -105,7 +105,7 @@ def seed_database(dsn: str) -> dict:
 
 def seed_registry(lake: Path) -> None:
     """Two versions (v0001, v0002), v0002 current after v0001: metadata only, no Spark model needed."""
-    from fraud.model import classification_metrics
+    from fraud.model.evaluation import classification_metrics
 
     registry = Registry(str(lake / "models"))
     for n, version in enumerate(("v0001", "v0002")):

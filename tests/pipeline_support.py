@@ -165,17 +165,11 @@ def simulate_live(pipe: Pipeline, test_id: str, seconds: float = 20.0, rate: flo
 
 def commit_batches(spark, path: str) -> dict[str, set[int]]:
     """query id -> the batch ids the stream committed to the Delta table at ``path``."""
-    from delta.tables import DeltaTable
-
-    from fraud.lake import parse_marker
+    from fraud.lake import stream_commits
 
     batches: dict[str, set[int]] = {}
-    if not DeltaTable.isDeltaTable(spark, path):
-        return batches
-    for row in DeltaTable.forPath(spark, path).history().select("userMetadata").collect():
-        marker = parse_marker(row["userMetadata"])
-        if marker is not None:
-            batches.setdefault(marker["query_id"], set()).add(marker["batch_id"])
+    for marker in stream_commits(spark, path):
+        batches.setdefault(marker["query_id"], set()).add(marker["batch_id"])
     return batches
 
 

@@ -93,7 +93,8 @@ def committed_to(spark, pipe, table: str, batch_id: int) -> bool:
 
 def test_sigkill_at_each_named_point(spark, chaos):
     pipe = chaos[0]
-    summary = simulate_live(pipe, "chaos-points", seconds=20.0, rate=400.0, seed=51)
+    # Four kills, each in a new batch of 1,500 records (kafka.max_offsets_per_trigger): 8,000 records.
+    summary = simulate_live(pipe, "chaos-points", seconds=5.0, rate=1600.0, seed=51)
     assert summary.errors == 0
     seen = {}
     for point in POINTS:

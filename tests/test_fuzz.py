@@ -11,9 +11,9 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pyspark.sql import functions as F
 
-from fraud.sinks import batch_from_records
+from fraud.parse import kafka_records
+from fraud.pipeline import batch_records
 
 from conftest import ROOT
 
@@ -76,18 +76,19 @@ def mutate(event: dict, kind: tuple) -> tuple[bytes, str | None]:
     return json.dumps({**event, "padding": "x" * kind[1]}).encode(), "oversize"
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(cases=st.lists(st.tuples(st.sampled_from(sorted(FREE_TEXT)), mutation), min_size=1, max_size=10))
+# Few examples of many records each: an example's cost is mostly the fixed planning of one batch.
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(cases=st.lists(st.tuples(st.sampled_from(sorted(FREE_TEXT)), mutation), min_size=1, max_size=30))
 def test_fuzzed_records_are_quarantined_with_a_reason_or_land_verbatim(spark, config, base_events, cases):
-    rows, expected = [], {}
+    events, values, expected = [], [], {}
     for offset, (domain, kind) in enumerate(cases):
         event = {**base_events[domain], "transaction_id": f"fz-{offset}-{base_events[domain]['transaction_id']}"}
         value, reason = mutate(event, kind)
         expected[offset] = (reason, event, kind)
-        rows.append((event["actor_id"].encode(), value, config.kafka.topics[domain], 0, offset, event["timestamp"]))
-    df = spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset long, ts string")
-    df = df.withColumn("timestamp", F.to_timestamp("ts") + F.expr("INTERVAL 2 SECONDS")).drop("ts")
-    out = {r["offset"]: r for r in batch_from_records(df, config).select(
+        events.append(event)
+        values.append(value)
+    df = kafka_records(spark, config, events, values=values)  # each travels on its domain's topic
+    out = {r["offset"]: r for r in batch_records(df, config).select(
         "offset", "reasons", "transaction_id", "extra_fields", "item_name", "purpose", "device_fingerprint").collect()}
 
     assert sorted(out) == sorted(expected), "every record comes out once"

@@ -1,21 +1,20 @@
 """Model: metrics arithmetic, the gate, leakage guards, the registry and hot model swaps."""
 
 import dataclasses
-import datetime as dt
-import json
 
 import pytest
 from pyspark.sql import functions as F
 
 from fraud.cli import UserError
 from fraud.features import CATEGORICAL_FEATURES, NON_FEATURES, NUMERIC_FEATURES
-from fraud.model import (FEATURE_COLUMNS, build_pipeline, classification_metrics, gate_failures,
-                         with_label)
+from fraud.model.evaluation import classification_metrics, gate_failures
+from fraud.model.forest import FEATURE_COLUMNS, build_pipeline, with_label
+from fraud.parse import kafka_records
+from fraud.pipeline import silver_from_records
 from fraud.registry import Registry
 from fraud.score import ModelHolder
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import run_simulation
-from fraud.sinks import silver_from_records
 
 
 def test_classification_metrics_by_hand():
@@ -51,12 +50,7 @@ def small_model(spark, config, tmp_path_factory):
     options = build_options(config, domain="all", load_level=None, rate=None, events=6000, duration=None,
                             fraud_rate=0.4, seed=3, test_id=None, pattern_weights=None, output=str(path))
     run_simulation(config, options)
-    topics = config.kafka.topics
-    lines = path.read_text().splitlines()
-    records = [(json.loads(l)["actor_id"].encode(), l.encode(), topics[json.loads(l)["domain"]], 0, i,
-                dt.datetime(2026, 1, 2)) for i, l in enumerate(lines)]
-    raw_df = spark.createDataFrame(records, "key binary, value binary, topic string, partition int, offset long, "
-                                            "timestamp timestamp")
+    raw_df = kafka_records(spark, config, path.read_text().splitlines())
     silver_df = silver_from_records(raw_df, config).cache()
     small = dataclasses.replace(config, model=dataclasses.replace(config.model, num_trees=8, max_depth=8))
     model = build_pipeline(small).fit(with_label(silver_df).withColumn("weight", F.lit(1.0)))

@@ -12,7 +12,6 @@ cell tagged ``summary`` printing one JSON line; the tests check it against the l
 """
 
 import dataclasses
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -22,19 +21,20 @@ import nbformat
 import pytest
 from pyspark.sql import functions as F
 
-from fraud.model import FEATURE_COLUMNS, evaluate, fit_model, with_label
+from fraud.model.evaluation import evaluate
+from fraud.model.forest import FEATURE_COLUMNS, fit_model, with_label
+from fraud.parse import kafka_records
+from fraud.pipeline import batch_records, to_bronze, to_quarantine, to_silver, with_batch_id
 from fraud.registry import Registry
 from fraud.score import LoadedModel, score_silver, with_scored_at
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import run_simulation
-from fraud.sinks import batch_from_records, bronze, quarantine, silver, with_batch_id
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "fraud-venv"
 # Two runs (train on the first, evaluate on the second); a high fraud share so all 10 classes appear.
 RUNS = {"history-seed11": (11, 5000), "history-seed12": (12, 2500)}
-RECORD_SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
 
 
 def rejected_records(event: dict) -> dict[str, bytes]:
@@ -47,17 +47,6 @@ def rejected_records(event: dict) -> dict[str, bytes]:
     }
 
 
-def kafka_records(lines: list[str], topics: dict, first_offset: int) -> list[tuple]:
-    """Simulated events as Kafka records: key = actor, Kafka timestamp = event time (as a producer sends)."""
-    records = []
-    for i, line in enumerate(lines):
-        event = json.loads(line)
-        produced = dt.datetime.fromisoformat(event["timestamp"]).astimezone(dt.timezone.utc).replace(tzinfo=None)
-        records.append((event["actor_id"].encode(), line.encode(), topics[event["domain"]], 0, first_offset + i,
-                        produced))
-    return records
-
-
 def append(df, config, table: str, partition_by: list[str]) -> None:
     df.write.format("delta").mode("append").partitionBy(*partition_by).save(config.table_path(table))
 
@@ -67,7 +56,6 @@ def small_lake(spark, config, tmp_path_factory):
     """Bronze, silver, quarantine and gold of two runs (two Delta versions each) and a registered v0001."""
     root = tmp_path_factory.mktemp("notebook-lake")
     lake_config = dataclasses.replace(config, lake_root=str(root / "lake"), models_root=None)
-    topics = lake_config.kafka.topics
     silver_by_run, batches, offset, rejected = {}, [], 0, {}
     for batch_id, (test_id, (seed, events)) in enumerate(RUNS.items()):
         path = root / f"{test_id}.jsonl"
@@ -75,19 +63,19 @@ def small_lake(spark, config, tmp_path_factory):
                                 fraud_rate=0.25, seed=seed, test_id=test_id, pattern_weights=None, output=str(path))
         run_simulation(lake_config, options)
         lines = path.read_text().splitlines()
-        records = kafka_records(lines, topics, offset)
-        offset += len(records)
+        raw_df = kafka_records(spark, lake_config, lines, first_offset=offset)
+        offset += len(lines)
         if batch_id == 1:  # the second batch also carries rejects, so quarantine has one commit
-            rejected = rejected_records(next(e for e in map(json.loads, lines) if e["domain"] == "gaming"))
-            records += [(reason.encode(), value, topics["gaming"], 1, n, records[0][5])
-                        for n, (reason, value) in enumerate(rejected.items())]
-        raw_df = spark.createDataFrame(records, RECORD_SCHEMA)
-        velocity_df = batch_from_records(raw_df, lake_config).cache()
-        silver_df = with_batch_id(silver(velocity_df), batch_id)
-        append(bronze(velocity_df, lake_config, batch_id), lake_config, "bronze", ["domain", "ingest_date"])
+            gaming = next(e for e in map(json.loads, lines) if e["domain"] == "gaming")
+            rejected = rejected_records(gaming)
+            raw_df = raw_df.union(kafka_records(spark, lake_config, [gaming] * len(rejected),
+                                                values=list(rejected.values()), partition=1))
+        velocity_df = batch_records(raw_df, lake_config).cache()
+        silver_df = velocity_df.transform(to_silver).transform(with_batch_id, batch_id)
+        append(to_bronze(velocity_df, lake_config, batch_id), lake_config, "bronze", ["domain", "ingest_date"])
         append(silver_df, lake_config, "silver", ["domain", "event_date"])
         if batch_id == 1:
-            append(quarantine(velocity_df, batch_id), lake_config, "quarantine", ["ingest_date"])
+            append(to_quarantine(velocity_df, batch_id), lake_config, "quarantine", ["ingest_date"])
         batches.append(batch_id)
         silver_by_run[test_id] = (spark.read.format("delta").load(lake_config.table_path("silver"))
                                   .filter(F.col("test_id") == test_id).cache())
@@ -166,6 +154,7 @@ def test_model_notebook_uses_the_library_not_copies():
         assert copied not in source, f"the notebook re-implements library code: {copied}"
 
 
+@pytest.mark.integration  # a kernel with a Spark JVM of its own
 def test_explore_notebook_against_the_small_lake(small_lake, kernel_env, tmp_path):
     summary, executed = run_notebook("01_explore_lake.ipynb", tmp_path, {"lake_root": small_lake["lake_root"]})
     events, rejected = sum(small_lake["events"].values()), len(small_lake["rejected"])
@@ -184,6 +173,7 @@ def test_explore_notebook_against_the_small_lake(small_lake, kernel_env, tmp_pat
     assert images(executed) >= 4, "the plots rendered"
 
 
+@pytest.mark.integration  # a kernel with a Spark JVM of its own
 def test_model_notebook_against_the_small_lake(small_lake, kernel_env, tmp_path):
     summary, executed = run_notebook("02_model_development.ipynb", tmp_path,
                                      {"lake_root": small_lake["lake_root"], "num_trees": 4, "max_depth": 6})

@@ -14,16 +14,21 @@ from pyspark.sql import functions as F
 
 from dash_app import data as dash_data
 from dash_app.callbacks import AppContext, quality_view
-from fraud import quality
 from fraud.alerts import AlertSink
+from fraud.classes import MODEL_CLASSES
 from fraud.cli import UserError
 from fraud.db import make_pool
 from fraud.metrics import BatchMetrics
-from fraud.model import train_and_register, with_label
+from fraud.model.forest import with_label
+from fraud.model.training import train_and_register
+from fraud.parse import kafka_records
+from fraud.pipeline import batch_records, silver_from_records
+from fraud.quality.gate import QualityGateFailed, gate_training_set
+from fraud.quality.stream import StreamQuality
+from fraud.quality.suites import EVENT_SUITE
 from fraud.registry import Registry
 from fraud.score import ModelHolder
-from fraud.sinks import BatchCounts, BatchWriter, batch_from_records, silver_from_records
-from fraud.simulate.patterns import MODEL_CLASSES
+from fraud.sinks import BatchCounts, BatchWriter
 
 from conftest import ROOT
 from pipeline_support import create_database
@@ -59,14 +64,6 @@ def broken(events):
         "bad-country": "shipping_country_format", "bad-payment": "payment_method_allowed"}
 
 
-def records_df(spark, config, events, offset=0):
-    """Kafka-shaped records of ``events`` (topic from the domain, Kafka time just after the event)."""
-    rows = [(e["actor_id"].encode(), json.dumps(e).encode(), config.kafka.topics.get(e["domain"], "unknown"), 0,
-             offset + i, e["timestamp"]) for i, e in enumerate(events)]
-    df = spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset long, ts string")
-    return df.withColumn("timestamp", F.to_timestamp("ts") + F.expr("INTERVAL 2 SECONDS")).drop("ts")
-
-
 @pytest.fixture
 def writer(spark, config, stack, tmp_path):
     """A real BatchWriter on its own database, lake and checkpoint (no model: no gold)."""
@@ -79,7 +76,7 @@ def writer(spark, config, stack, tmp_path):
     pool = make_pool(cfg, dsn)
     try:
         yield BatchWriter(spark, cfg, str(checkpoint), ModelHolder(Registry.for_config(cfg)), AlertSink(cfg, pool),
-                          BatchMetrics(pool), quality.StreamQuality(cfg, pool)), dsn, cfg
+                          BatchMetrics(pool), StreamQuality(cfg, pool)), dsn, cfg
     finally:
         pool.close()
 
@@ -90,7 +87,7 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     bad, expected = broken(events)
     malformed = {**first(events, "fintech"), "transaction_id": "no-amount"}
     del malformed["amount"]
-    batch_writer(batch_from_records(records_df(spark, cfg, events + bad + [malformed]), cfg), 0)
+    batch_writer(batch_records(kafka_records(spark, cfg, events + bad + [malformed]), cfg), 0)
     assert batch_writer.quality.drain() is None  # the GX checkpoint runs beside the stream
 
     silver_df = spark.read.format("delta").load(cfg.table_path("silver"))
@@ -105,7 +102,7 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     with psycopg.connect(dsn) as conn:
         rows = {r[0]: r[1:] for r in conn.execute(
             "SELECT engine, success, rows_checked, rows_failed, failures FROM quality_results"
-            " WHERE batch_id = 0 AND suite = %s", (quality.EVENT_SUITE,))}
+            " WHERE batch_id = 0 AND suite = %s", (EVENT_SUITE,))}
     success, checked, failed, failures = rows["spark"]
     assert (success, checked, failed) == (False, len(events) + len(bad), len(bad))
     by_name = {f["expectation"]: f for f in failures}
@@ -122,7 +119,7 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     assert "expectation:amount_range_gaming_usd" in by_reason
 
     # A good batch (the same events, later offsets) passes both engines and quarantines nothing.
-    batch_writer(batch_from_records(records_df(spark, cfg, events[:40], offset=1000), cfg), 1)
+    batch_writer(batch_records(kafka_records(spark, cfg, events[:40], first_offset=1000), cfg), 1)
     assert batch_writer.quality.drain() is None
     with psycopg.connect(dsn) as conn:
         good = dict(conn.execute("SELECT engine, success FROM quality_results WHERE batch_id = 1").fetchall())
@@ -146,32 +143,32 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
 def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writer):
     batch_writer, _, cfg = writer
     bad, _ = broken(events)
-    strict = quality.StreamQuality(replace(cfg, quality=replace(cfg.quality, fail_stream_on_failure=True,
-                                                                gx_every_n_batches=0)), batch_writer.metrics.pool)
-    routed_df = batch_from_records(records_df(spark, cfg, events[:20] + bad[:1]), cfg, strict).persist()
+    strict = StreamQuality(replace(cfg, quality=replace(cfg.quality, fail_stream_on_failure=True,
+                                                        gx_every_n_batches=0)), batch_writer.metrics.pool)
+    routed_df = batch_records(kafka_records(spark, cfg, events[:20] + bad[:1]), cfg, strict).persist()
     counts = BatchCounts.of(routed_df)
-    with pytest.raises(quality.QualityGateFailed, match="amount_range_gaming_usd"):
+    with pytest.raises(QualityGateFailed, match="amount_range_gaming_usd"):
         strict.after_batch("q-strict", 7, routed_df, counts.by_reasons)
-    lenient = quality.StreamQuality(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),
-                                    batch_writer.metrics.pool)
+    lenient = StreamQuality(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),
+                            batch_writer.metrics.pool)
     summary = lenient.after_batch("q-lenient", 7, routed_df, counts.by_reasons)
     assert summary["success"] is False and summary["rows_failed"] == 1
 
 
 def test_training_gate_passes_a_good_set_and_refuses_a_bad_one(spark, config, events):
-    silver_df = silver_from_records(records_df(spark, config, events), config).persist()
+    silver_df = silver_from_records(kafka_records(spark, config, events), config).persist()
     labelled_df = with_label(silver_df)
     present = sorted({r["label"] for r in labelled_df.select("label").distinct().collect()})
     lenient = replace(config, quality=replace(config.quality, min_class_rows=1, min_regular_share=0.1,
                                               data_docs_dir=None))
-    summary = quality.gate_training_set(labelled_df, lenient, present)
+    summary = gate_training_set(labelled_df, lenient, present)
     assert summary["success"] and summary["rows"] == len(events)
 
     # The real training entry refuses a set with holes before fitting, in one line naming what failed.
     assert len(present) < len(MODEL_CLASSES)
     holed_df = silver_df.withColumn("v_count", F.when(F.col("domain") == "gaming", None).otherwise(F.col("v_count")))
     gaming = holed_df.filter(F.col("domain") == "gaming").count()
-    with pytest.raises(quality.QualityGateFailed) as err:
+    with pytest.raises(QualityGateFailed) as err:
         train_and_register(spark, config, holed_df, holed_df, {}, progress=lambda _: None)
     message = str(err.value)
     assert isinstance(err.value, UserError) and "\n" not in message, "fraud.cli prints it as one line, exit 2"

@@ -14,11 +14,17 @@ class UserError(Exception):
     """
 
 
+OWN_LOGGERS = ("fraud", "emr", "dash_app", "benchmarks", "__main__")
+
+
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run a CLI ``main(argv)`` and exit with its status, turning UserError into one line."""
+    # Libraries (Great Expectations, py4j, urllib3) at WARNING: their INFO lines drown the job's own.
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
     try:
         status = main(argv)
     except UserError as err:

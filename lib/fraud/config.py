@@ -134,7 +134,7 @@ class ModelConfig:
     max_bins: int
     min_instances_per_node: int
     subsampling_rate: float
-    # Features tried per split: "onethird" measured steadier than the default sqrt (fraud/model.py).
+    # Features tried per split: "onethird" measured steadier than the default sqrt (fraud/model/forest.py).
     feature_subset_strategy: str
     seed: int
     # Row weight (inverse class frequency) ** power: 0 = none, 1 = fully balanced classes.

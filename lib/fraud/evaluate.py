@@ -50,6 +50,18 @@ FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(t.xmin) - t.produced_at
 """
 
 
+def run_processed(dsn: str, test_id: str) -> bool:
+    """Whether the job has processed a simulator run: its last batch saw no Kafka lag, and the batches
+    finished since the run started hold at least the run's events (a lag of 0 alone can be read from
+    a batch planned before the run's last events arrived)."""
+    with connect(dsn) as conn:
+        caught_up = conn.execute("SELECT kafka_lag = 0 FROM batch_metrics ORDER BY finished_at DESC LIMIT 1").fetchone()
+        counts = conn.execute(
+            "SELECT (SELECT coalesce(sum(input_rows), 0) FROM batch_metrics WHERE finished_at > r.started_at),"
+            " r.events_sent FROM simulation_runs r WHERE r.test_id = %s", (test_id,)).fetchone()
+    return caught_up == (True,) and counts is not None and counts[0] >= counts[1]
+
+
 def evaluate_run(dsn: str, test_id: str) -> dict:
     with connect(dsn) as conn:
         run_row = conn.execute("SELECT status, events_sent, achieved_rate_per_s FROM simulation_runs"

@@ -39,6 +39,8 @@ VELOCITY_FEATURES = [
     "v_distinct_users", "v_distinct_devices", "v_distinct_ips", "v_distinct_ship", "v_chain_hops",
 ]
 NUMERIC_FEATURES = STATIC_NUMERIC_FEATURES + VELOCITY_FEATURES
+# What ``with_static_features`` appends, in order (``top_category`` feeds the categorical features).
+STATIC_FEATURE_COLUMNS = [*STATIC_NUMERIC_FEATURES, "top_category"]
 # Never model inputs: ground truth and run bookkeeping (the leakage guard tests this).
 NON_FEATURES = ["pattern", "is_fraud", "test_id", "sequence_position"]
 

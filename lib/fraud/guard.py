@@ -62,6 +62,17 @@ class CheckpointFiles:
         ids = [int(i.base_name) for i in infos if i.base_name.isdigit()]
         return max(ids) if ids else None
 
+    def end_offsets(self, batch_id: int) -> dict[str, dict[str, int]]:
+        """Where batch ``batch_id`` ends in Kafka: {topic: {partition: offset}} from ``offsets/<id>``."""
+        with self.fs.open_input_stream(f"{self.root}/offsets/{batch_id}") as stream:
+            lines = stream.read().decode().splitlines()
+        # v1, then the batch metadata, then one JSON line per source: {topic: {partition: offset}}.
+        ends: dict[str, dict[str, int]] = {}
+        for line in lines[2:]:
+            for topic, partitions in json.loads(line).items():
+                ends.setdefault(topic, {}).update(partitions)
+        return ends
+
 
 def lock_key(checkpoint: str) -> int:
     """A signed 64-bit advisory-lock key for a checkpoint location."""
@@ -126,20 +137,13 @@ class LakePosition:
 
 def lake_positions(spark: SparkSession, config: Config, tables=("bronze", "silver")) -> list[LakePosition]:
     """The newest commit each table holds from the stream (tables the stream has not written are left out)."""
-    from delta.tables import DeltaTable
-
-    from fraud.lake import parse_marker
+    from fraud.lake import stream_commits
 
     positions = []
     for table in tables:
-        path = config.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
-            continue
-        for row in DeltaTable.forPath(spark, path).history(20).select("userMetadata").collect():
-            marker = parse_marker(row["userMetadata"])
-            if marker is not None:
-                positions.append(LakePosition(table, marker["query_id"], marker["batch_id"]))
-                break
+        markers = stream_commits(spark, config.table_path(table), limit=20)
+        if markers:
+            positions.append(LakePosition(table, markers[0]["query_id"], markers[0]["batch_id"]))
     return positions
 
 

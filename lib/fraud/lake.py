@@ -61,19 +61,26 @@ class LakeAppender:
     def committed(self, path: str, query_id: str, batch_id: int) -> bool:
         """Whether the table at ``path`` holds this query's commit of ``batch_id``: newest commits first,
         until one of this query's earlier batches (its commits come in batch order)."""
-        if not DeltaTable.isDeltaTable(self.spark, path):
-            return False
-        table = DeltaTable.forPath(self.spark, path)
-        for history in (table.history(_RECENT_COMMITS), table.history()):
-            for row in history.select("version", "userMetadata").collect():
-                marker = parse_marker(row["userMetadata"])
-                if marker is None or marker["query_id"] != query_id:
+        for limit in (_RECENT_COMMITS, None):
+            for marker in stream_commits(self.spark, path, limit):
+                if marker["query_id"] != query_id:
                     continue
                 if marker["batch_id"] == batch_id:
                     return True
                 if marker["batch_id"] < batch_id:
                     return False
         return False
+
+
+def stream_commits(spark: SparkSession, path: str, limit: int | None = None) -> list[dict]:
+    """The stream's markers (``query_id``, ``batch_id``) among the table's last ``limit`` commits (all
+    when None), newest first; empty when there is no table yet."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return []
+    table = DeltaTable.forPath(spark, path)
+    history = table.history(limit) if limit else table.history()
+    markers = (parse_marker(row["userMetadata"]) for row in history.select("userMetadata").collect())
+    return [m for m in markers if m is not None]
 
 
 def commit_marker(query_id: str, batch_id: int) -> str:

@@ -22,9 +22,12 @@ velocity state, silver, gold, bronze, quarantine) is a projection of that frame,
 is read once per record.
 """
 
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -76,7 +79,8 @@ def with_parsed_event(raw_df: DataFrame, config: Config) -> DataFrame:
 @lru_cache(maxsize=8)
 def _parse_columns(topics: tuple[tuple[str, str], ...], stream: StreamConfig) -> tuple[tuple[str, Column], ...]:
     value_str = F.col("value").cast("string")
-    size_ok = F.length("value") <= stream.max_record_bytes  # oversize records are not parsed at all
+    # Oversize records are not parsed at all; a null value (a tombstone) is a size-ok malformed record.
+    size_ok = F.coalesce(F.length("value") <= stream.max_record_bytes, F.lit(True))
     json_map = F.when(size_ok, F.from_json(value_str, T.MapType(T.StringType(), T.StringType())))
     event = F.when(size_ok, F.from_json(value_str, EVENT_SCHEMA, {"mode": "PERMISSIVE"}))
     return (
@@ -211,3 +215,37 @@ KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "kafka_timestam
 RECORD_COLUMNS = [*KAFKA_COLUMNS, "reasons", *EVENT_COLUMNS, "extra_fields"]
 # Silver's event part: the flattened event, extra fields, the record's Kafka position.
 SILVER_EVENT_COLUMNS = [*EVENT_COLUMNS, "extra_fields", "topic", "partition", "offset", "kafka_timestamp"]
+
+
+# --- Kafka-shaped records built in batch (tests, notebooks, benchmarks, the quality CLI) ----------
+
+KAFKA_RECORD_SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+# A producer sends an event just after it happens: the Kafka timestamp is the event time plus this.
+PRODUCE_LAG = timedelta(seconds=2)
+
+
+def kafka_records(spark: SparkSession, config: Config, events: Iterable[dict | str], *,
+                  values: Sequence[bytes] | None = None, partition: int = 0, first_offset: int = 0) -> DataFrame:
+    """Events (dicts or JSON lines, e.g. a simulator file) as the Kafka source delivers them: key =
+    actor, topic from the event's domain, consecutive offsets, Kafka time = event time + ``PRODUCE_LAG``
+    (now when the event has no readable time). ``values`` replaces the value bytes one for one
+    (mutated or broken records that still travel as their event would)."""
+    rows = []
+    for i, item in enumerate(events):
+        event = json.loads(item) if isinstance(item, str) else item
+        value = values[i] if values is not None else (item if isinstance(item, str) else json.dumps(item)).encode()
+        actor = event.get("actor_id")
+        rows.append((None if actor is None else str(actor).encode(), value,
+                     config.kafka.topics.get(event.get("domain"), "unknown-topic"), partition, first_offset + i,
+                     _produced_at(event.get("timestamp"))))
+    return spark.createDataFrame(rows, KAFKA_RECORD_SCHEMA)
+
+
+def _produced_at(timestamp) -> datetime:
+    try:
+        event_time = datetime.fromisoformat(timestamp)
+    except (TypeError, ValueError):
+        return datetime.now(timezone.utc)
+    if event_time.tzinfo is None:
+        event_time = event_time.replace(tzinfo=timezone.utc)
+    return event_time + PRODUCE_LAG

@@ -11,9 +11,9 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from fraud.classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.registry import Registry
-from fraud.simulate.patterns import MODEL_CLASSES
 
 log = logging.getLogger(__name__)
 

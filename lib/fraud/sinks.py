@@ -1,12 +1,11 @@
-"""The per-micro-batch sink: Delta bronze / quarantine / silver / gold and PostgreSQL alerts.
+"""The per-micro-batch writers: Delta bronze / quarantine / silver / gold and PostgreSQL alerts;
+the frames they write come from ``fraud.pipeline``.
 
 ``BatchWriter`` is the ``foreachBatch`` function. Each Delta append is marked with the
 streaming query id and the batch id, so a batch replayed after a crash is not appended
 twice (``fraud.lake``); the PostgreSQL side is guarded by its ``sink_progress`` row
 (``fraud.alerts``). Either may run first; together they give exactly-once effects with
 Kafka offsets kept in the query checkpoint.
-
-Every Kafka record lands in bronze and in exactly one of silver or quarantine.
 """
 
 from __future__ import annotations
@@ -20,66 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from fraud.alerts import AlertSink
 from fraud.config import Config
 from fraud.faults import crash_point
-from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
 from fraud.guard import CheckpointFiles
 from fraud.lake import LakeAppender
 from fraud.metrics import BatchMetrics
-from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
-from fraud.quality import StreamQuality
+from fraud.pipeline import to_bronze, to_quarantine, to_silver, with_batch_id
+from fraud.quality.stream import StreamQuality
 from fraud.score import ModelHolder, score_silver, with_scored_at
 
 log = logging.getLogger(__name__)
-
-
-def bronze(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
-    now = F.current_timestamp()
-    return batch_df.select(
-        F.col("key").cast("string").alias("kafka_key"), "value", "topic", "partition", "offset", "kafka_timestamp",
-        topic_domain(config).alias("domain"), now.alias("ingest_time"), F.to_date(now).alias("ingest_date"),
-        F.lit(batch_id).alias("batch_id"),
-    )
-
-
-def quarantine(batch_df: DataFrame, batch_id: int) -> DataFrame:
-    now = F.current_timestamp()
-    return batch_df.filter(F.size("reasons") > 0).select(
-        "value", "topic", "partition", "offset", "kafka_timestamp", "reasons",
-        now.alias("ingest_time"), F.to_date(now).alias("ingest_date"), F.lit(batch_id).alias("batch_id"),
-    )
-
-
-def silver(batch_df: DataFrame) -> DataFrame:
-    """Valid, first-seen events: typed, flattened, velocity and static features (no ``batch_id``:
-    a per-batch literal here would recompile this whole stage every batch; ``with_batch_id`` adds it)."""
-    valid = batch_df.filter(F.size("reasons") == 0)
-    return with_static_features(valid.select(*SILVER_EVENT_COLUMNS, *VELOCITY_FEATURES))
-
-
-def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
-    return df.withColumn("batch_id", F.lit(batch_id))
-
-
-def stream_records(records_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
-    """Kafka records -> what ``BatchWriter`` receives in the stream, before the state operator: the
-    record frame with every contract and data-quality reason (fraud.parse, fraud.quality)."""
-    return quality.with_expectation_reasons(parse_records(records_df, config))
-
-
-def batch_from_records(records_df: DataFrame, config: Config, quality: StreamQuality | None = None) -> DataFrame:
-    """What ``BatchWriter`` receives, computed in batch from Kafka-shaped records (key, value, topic,
-    partition, offset, timestamp) with the stream's own parse, quality and velocity code."""
-    records = stream_records(records_df, config, quality or StreamQuality(config, pool=None))
-    return with_velocity_batch(records, config.stream.velocity_window_s)
-
-
-def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:
-    """Silver rows from Kafka-shaped records, exactly as the stream would write them (tests, notebooks)."""
-    return with_batch_id(silver(batch_from_records(records_df, config)), -1)
 
 
 def materialize(batch_df: DataFrame) -> tuple[DataFrame, Callable[[], None]]:
@@ -192,7 +143,7 @@ class BatchWriter:
             release()
             return
 
-        silver_df = silver(batch_df)
+        silver_df = to_silver(batch_df)
         model = self.models.current()
         gold_df = score_silver(silver_df, model, self.config).persist() if model else None
         alert_rows = []
@@ -204,7 +155,7 @@ class BatchWriter:
         t = step("alerts", t)
 
         def write_bronze():
-            self._append(bronze(batch_df, self.config, batch_id), "bronze", batch_id, ["domain", "ingest_date"],
+            self._append(to_bronze(batch_df, self.config, batch_id), "bronze", batch_id, ["domain", "ingest_date"],
                          counts.total)
             crash_point("after_bronze", batch_id)
 
@@ -215,7 +166,7 @@ class BatchWriter:
             "quality": lambda: self.quality.after_batch(self.query_id, batch_id, batch_df, counts.by_reasons),
         }
         if counts.valid < counts.total:  # most batches have no rejects; an empty Delta commit costs a second
-            writes["quarantine"] = lambda: self._append(quarantine(batch_df, batch_id), "quarantine", batch_id,
+            writes["quarantine"] = lambda: self._append(to_quarantine(batch_df, batch_id), "quarantine", batch_id,
                                                         ["ingest_date"], counts.total - counts.valid)
         if gold_df is not None:
             writes["gold"] = lambda: self._append(with_scored_at(gold_df), "gold", batch_id, ["domain", "event_date"],

@@ -1,14 +1,15 @@
 """The streaming job: one query over the three topics, from Kafka to Delta and PostgreSQL.
 
-Plan: Kafka source -> parse + validate + data-quality reasons (JVM expressions) -> velocity
-features with each actor's window in RocksDB (``transformWithState``, JVM) -> ``foreachBatch``
-sinks (``fraud.sinks``).
+Plan: the Kafka source -> ``fraud.pipeline.stream_records`` (parse, contract and expectation
+reasons, velocity features with each actor's window in RocksDB) -> ``foreachBatch`` writers
+(``fraud.sinks``).
 Offsets live in the checkpoint; ``--once`` processes what is available and stops.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import psycopg
@@ -20,14 +21,14 @@ from fraud.alerts import AlertSink
 from fraud.cli import UserError
 from fraud.config import Config
 from fraud.db import RetryPolicy, make_pool
-from fraud.features import with_velocity_stream
 from fraud.guard import CheckpointLock, check_checkpoint
 from fraud.kafka import spark_source_options
 from fraud.metrics import BatchMetrics
-from fraud.quality import StreamQuality
+from fraud.pipeline import stream_records
+from fraud.quality.stream import StreamQuality
 from fraud.registry import Registry
 from fraud.score import ModelHolder
-from fraud.sinks import BatchWriter, stream_records
+from fraud.sinks import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,7 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
             check_checkpoint(spark, config, checkpoint)
             quality = StreamQuality(config, pool)
             models = ModelHolder(Registry.for_config(config))
-            s = config.stream
-            features = with_velocity_stream(stream_records(source(spark, config), config, quality),
-                                            s.velocity_window_s, s.state_ttl_s)
+            records = source(spark, config).transform(stream_records, config, quality)
             while True:
                 # A fresh writer per start: its lake appender reads each table's history again, as
                 # the first batch after a failure may be a replay that had partly landed.
@@ -73,7 +72,9 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
                     lock.ensure()  # its connection may have died with a database restart
                     writer(batch_df, batch_id)
 
-                if await_query(start_query(features, each_batch, checkpoint, s.trigger_interval, once)):
+                query = start_query(records, each_batch, checkpoint, config.stream.trigger_interval, once)
+                if await_query(query):
+                    listener.wait_for(query.lastProgress)  # the last batch's lag, before the pool closes
                     break
                 wait_for_postgres(pool.conninfo, config.postgres.outage_wait_s)
             quality.drain()
@@ -85,8 +86,8 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
 _DATA_LOSS = ("KAFKA_DATA_LOSS", "Cannot fetch offset", "Some data may have been lost")
 
 
-def start_query(features: DataFrame, each_batch, checkpoint: str, trigger_interval: str, once: bool):
-    writer = (features.writeStream.queryName(QUERY_NAME).foreachBatch(each_batch)
+def start_query(records: DataFrame, each_batch, checkpoint: str, trigger_interval: str, once: bool):
+    writer = (records.writeStream.queryName(QUERY_NAME).foreachBatch(each_batch)
               .option("checkpointLocation", checkpoint))
     writer = writer.trigger(availableNow=True) if once else writer.trigger(processingTime=trigger_interval)
     query = writer.start()
@@ -142,6 +143,16 @@ class LagListener(StreamingQueryListener):
 
     def __init__(self, metrics: BatchMetrics):
         self.metrics = metrics
+        self._seen = threading.Condition()
+        self._last_batch = -1
+
+    def wait_for(self, progress, timeout_s: float = 30.0) -> None:
+        """Until the report of ``progress``'s batch has been handled: the listener bus delivers
+        reports asynchronously, the last one possibly after the query stopped."""
+        if progress is not None:
+            batch_id = progress["batchId"]
+            with self._seen:
+                self._seen.wait_for(lambda: self._last_batch >= batch_id, timeout=timeout_s)
 
     def onQueryStarted(self, event) -> None:
         pass
@@ -151,6 +162,10 @@ class LagListener(StreamingQueryListener):
             self.metrics.record_lag(str(event.progress.id), event.progress)
         except Exception:  # a metrics hiccup must not disturb the query; the batch row stays without lag
             log.exception("could not record Kafka lag of batch %s", event.progress.batchId)
+        finally:
+            with self._seen:
+                self._last_batch = max(self._last_batch, event.progress.batchId)
+                self._seen.notify_all()
 
     def onQueryIdle(self, event) -> None:
         pass

@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fraud.classes import FRAUD_CLASSES
 from fraud.reference import HIGH_RISK_COUNTRIES, VPN_IP_PREFIXES
 
 # --- shared vocabularies ------------------------------------------------------
@@ -388,10 +389,9 @@ PATTERNS: dict[str, Pattern] = {
     )
 }
 
-FRAUD_CLASSES = tuple(name for name, p in PATTERNS.items() if p.is_fraud)
-# The model's 10 classes: every fraud pattern, and all regular patterns folded into one.
-MODEL_CLASSES = ("regular", *FRAUD_CLASSES)
-
-
-def model_class(pattern: str) -> str:
-    return pattern if PATTERNS[pattern].is_fraud else "regular"
+# The classes are the contract's (fraud.schemas), not derived from this catalogue: it must draw exactly
+# those fraud patterns, and the model labels an event by its pattern's name (fraud_* or regular_*).
+assert {name for name, p in PATTERNS.items() if p.is_fraud} == set(FRAUD_CLASSES), (
+    "fraud patterns differ from fraud.schemas.FRAUD_CLASSES")
+assert all(name.startswith("fraud_" if p.is_fraud else "regular_") for name, p in PATTERNS.items()), (
+    "a pattern's name must start with fraud_ or regular_ as it is fraud or not")

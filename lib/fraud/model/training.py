@@ -1,0 +1,126 @@
+"""The training job's flow: silver snapshot, fit, evaluate, gate, register (and maybe promote).
+
+``jobs/train_model.py`` calls ``run_training``; the registered version's metadata says what
+it was trained on (Delta version and simulator runs), with which code and parameters.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from fraud.classes import MODEL_CLASSES
+from fraud.cli import UserError
+from fraud.config import Config
+from fraud.model.evaluation import evaluate, gate_failures
+from fraud.model.forest import FEATURE_COLUMNS, fit_model, with_label
+from fraud.model.versions import mirror_to_postgres
+from fraud.registry import Registry
+
+
+@dataclass
+class TrainingResult:
+    version: str | None
+    metrics: dict
+    failures: list[str]
+    training_seconds: float
+    model_size_bytes: int
+    promoted: bool
+
+
+def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: DataFrame, training_data: dict,
+                       promote: bool | None = None, progress=print) -> TrainingResult:
+    """Fit on ``train_df``, evaluate on ``eval_df``, register if the gate passes, promote if asked
+    (or if no version is current yet)."""
+    model, _, training_seconds = fit_model(config, train_df, progress)
+    progress(f"fitted {config.model.num_trees} trees in {training_seconds} s; evaluating on the held-out set")
+    metrics = evaluate(model, with_label(eval_df), config)
+    failures = gate_failures(metrics, config)
+    registry = Registry.for_config(config)
+    if failures:
+        return TrainingResult(None, metrics, failures, training_seconds, 0, False)
+
+    version = registry.next_version()
+    model.write().overwrite().save(registry.model_path(version))
+    size = _size_bytes(registry.model_path(version))
+    metadata = {
+        "version": version, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "metrics": metrics, "features": FEATURE_COLUMNS, "classes": list(MODEL_CLASSES),
+        "training_data": training_data, "code_revision": _code_revision(), "params": _params(config),
+        "training_seconds": training_seconds, "model_size_bytes": size,
+    }
+    registry.write_metadata(version, metadata)
+    do_promote = promote if promote is not None else registry.current_version() is None
+    if do_promote:
+        registry.promote(version)
+    mirror_to_postgres(config, metadata, do_promote)
+    return TrainingResult(version, metrics, [], training_seconds, size, do_promote)
+
+
+def _params(config: Config) -> dict:
+    m = config.model
+    return {"num_trees": m.num_trees, "max_depth": m.max_depth, "max_bins": m.max_bins,
+            "min_instances_per_node": m.min_instances_per_node, "subsampling_rate": m.subsampling_rate,
+            "feature_subset_strategy": m.feature_subset_strategy,
+            "seed": m.seed, "class_weight_power": m.class_weight_power}
+
+
+def _size_bytes(uri: str) -> int:
+    from pyarrow import fs
+
+    filesystem, root = fs.FileSystem.from_uri(uri if "://" in uri else f"file://{uri}")
+    infos = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+    return sum(i.size or 0 for i in infos if i.type == fs.FileType.File)
+
+
+def _code_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def silver_snapshot(spark, config: Config, test_ids: list[str]) -> tuple[DataFrame, dict]:
+    """Labelled silver rows of the given simulator runs, pinned to the table's current Delta version."""
+    from delta.tables import DeltaTable
+
+    path = config.table_path("silver")
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise UserError(f"no silver table at {path}: run history through the streaming job first")
+    version = DeltaTable.forPath(spark, path).history(1).select("version").first()["version"]
+    df = (spark.read.format("delta").option("versionAsOf", version).load(path)
+          .filter(F.col("test_id").isin(*test_ids)))
+    return df, {"table": path, "delta_version": int(version), "test_ids": test_ids}
+
+
+def run_training(spark, config: Config, train_ids: list[str], eval_ids: list[str], promote: bool | None) -> int:
+    """The training job: snapshot, fit, evaluate, gate, register. Returns the exit status."""
+    train_df, train_meta = silver_snapshot(spark, config, train_ids)
+    eval_df, eval_meta = silver_snapshot(spark, config, eval_ids)
+    train_df, eval_df = train_df.cache(), eval_df.cache()
+    if eval_df.isEmpty():
+        raise UserError(f"no silver rows for evaluation runs {', '.join(eval_ids)}")
+    result = train_and_register(spark, config, train_df, eval_df,
+                                {"train": train_meta, "evaluation": eval_meta}, promote=promote,
+                                progress=lambda msg: print(f"[train] {msg}", flush=True))
+    m = result.metrics
+    print(f"[train] held-out: accuracy {m['accuracy']:.4f}, weighted F1 {m['weighted_f1']:.4f}, "
+          f"macro F1 {m['macro_f1']:.4f}, sequence recall {m['sequence_detection']['recall']}")
+    print("[train] per class (precision/recall/F1): " + ", ".join(
+        f"{c} {v['precision']:.3f}/{v['recall']:.3f}/{v['f1']:.3f}" for c, v in m["per_class"].items()))
+    labels, counts = m["confusion_matrix"]["labels"], m["confusion_matrix"]["counts"]
+    for truth, row in zip(labels, counts):
+        errors = {labels[j]: n for j, n in enumerate(row) if n and labels[j] != truth}
+        if errors:
+            print(f"[train] confused {truth} -> {errors}")
+    if result.failures:
+        print("[train] gate failed, model NOT registered: " + "; ".join(result.failures))
+        return 1
+    print(f"[train] registered {result.version} ({result.model_size_bytes / 1e6:.1f} MB, "
+          f"{result.training_seconds} s to fit){', promoted to current' if result.promoted else ''}")
+    return 0

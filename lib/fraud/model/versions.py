@@ -1,0 +1,69 @@
+"""Registered versions beyond the registry: the PostgreSQL mirror, promote/rollback, summaries.
+
+The registry (``fraud.registry``) is the source of truth; ``model_versions`` in PostgreSQL
+mirrors it for the Dash model page.
+"""
+
+from __future__ import annotations
+
+from fraud.config import Config
+from fraud.registry import Registry
+
+
+def mirror_to_postgres(config: Config, metadata: dict, is_current: bool) -> None:
+    """Metrics for the Dash model page; the registry stays the source of truth."""
+    from psycopg.types.json import Jsonb
+
+    from fraud.db import connect, postgres_dsn
+
+    with connect(postgres_dsn(config)) as conn, conn.transaction():
+        if is_current:
+            conn.execute("UPDATE model_versions SET is_current = false WHERE is_current")
+        conn.execute(
+            "INSERT INTO model_versions (version, created_at, metrics, features, training_data, code_revision,"
+            " is_current, promoted_at) VALUES (%s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)"
+            " ON CONFLICT (version) DO UPDATE SET metrics = EXCLUDED.metrics",
+            (metadata["version"], metadata["created_at"], Jsonb(metadata["metrics"]), Jsonb(metadata["features"]),
+             Jsonb(metadata["training_data"]), metadata["code_revision"], is_current, is_current),
+        )
+
+
+def set_current_in_postgres(config: Config, version: str) -> None:
+    from fraud.db import connect, postgres_dsn
+
+    with connect(postgres_dsn(config)) as conn, conn.transaction():
+        conn.execute("UPDATE model_versions SET is_current = (version = %s),"
+                     " promoted_at = CASE WHEN version = %s THEN now() ELSE promoted_at END", (version, version))
+
+
+def promote_version(config: Config, version: str) -> dict:
+    """Move the registry's ``current`` pointer to ``version`` and mirror it to PostgreSQL."""
+    pointer = Registry.for_config(config).promote(version)
+    set_current_in_postgres(config, pointer["version"])
+    return pointer
+
+
+def rollback_version(config: Config) -> dict:
+    """Point ``current`` back to the version promoted before it, in the registry and PostgreSQL."""
+    pointer = Registry.for_config(config).rollback()
+    set_current_in_postgres(config, pointer["version"])
+    return pointer
+
+
+def summary(entry) -> dict:
+    """What ``show --json`` prints: the version and its headline metrics."""
+    metrics = entry.metadata["metrics"]
+    return {
+        "version": entry.version,
+        "created_at": entry.metadata["created_at"],
+        "accuracy": metrics["accuracy"],
+        "weighted_f1": metrics["weighted_f1"],
+        "macro_f1": metrics["macro_f1"],
+        "per_class_f1": metrics["per_class_f1"],
+        "sequence_recall": metrics["sequence_detection"]["recall"],
+        "training_data": entry.metadata["training_data"],
+        "code_revision": entry.metadata["code_revision"],
+        "model_size_bytes": entry.metadata["model_size_bytes"],
+        "training_seconds": entry.metadata["training_seconds"],
+        "path": entry.model_path,
+    }

@@ -1,0 +1,92 @@
+"""The path of a record, top to bottom in the order records move: ``DataFrame -> DataFrame`` steps
+chained with ``df.transform``. The stream and every batch user (training, tests, notebooks,
+benchmarks) run this one chain.
+
+    Kafka records (key, value, topic, partition, offset, timestamp)
+      -> with_reasons       parse, contract reasons (fraud.parse) and expectation reasons (fraud.quality)
+      -> with_velocity      each actor's recent past (fraud.features; state store in the stream)
+    ---- one micro-batch (``foreachBatch``) from here on: fraud.sinks.BatchWriter ----
+      -> to_silver          valid rows, static features, the explicit ``SILVER_COLUMNS``
+      -> score_silver       gold rows: classes, probabilities, score, severity (fraud.score)
+    and beside them:
+      -> to_bronze          every record as it came
+      -> to_quarantine      the rejected ones with their reasons
+
+Every record lands in bronze and in exactly one of silver or quarantine.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from fraud.config import Config
+from fraud.features import (STATIC_FEATURE_COLUMNS, VELOCITY_FEATURES, with_static_features, with_velocity_batch,
+                            with_velocity_stream)
+from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
+from fraud.quality.stream import StreamQuality
+
+# Silver, as gold has ``fraud.score.GOLD_COLUMNS``: the flattened event and its Kafka position, then
+# the features (``batch_id`` is added per batch by ``with_batch_id``).
+SILVER_COLUMNS = [*SILVER_EVENT_COLUMNS, *VELOCITY_FEATURES, *STATIC_FEATURE_COLUMNS]
+
+
+def with_reasons(records_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
+    """The record frame (``fraud.parse.RECORD_COLUMNS``) whose ``reasons`` hold every contract and
+    expectation failure; a record is valid when the list is empty."""
+    return quality.with_expectation_reasons(parse_records(records_df, config))
+
+
+def is_valid() -> F.Column:
+    return F.size("reasons") == 0
+
+
+def to_silver(batch_df: DataFrame) -> DataFrame:
+    """Valid, first-seen events: typed, flattened, velocity and static features, ``SILVER_COLUMNS``
+    in order. No ``batch_id``: a per-batch literal here would recompile this whole stage every
+    batch; ``with_batch_id`` adds it at the write."""
+    valid_df = batch_df.filter(is_valid()).select(*SILVER_EVENT_COLUMNS, *VELOCITY_FEATURES)
+    return with_static_features(valid_df).select(*SILVER_COLUMNS)
+
+
+def to_bronze(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
+    now = F.current_timestamp()
+    return batch_df.select(
+        F.col("key").cast("string").alias("kafka_key"), "value", "topic", "partition", "offset", "kafka_timestamp",
+        topic_domain(config).alias("domain"), now.alias("ingest_time"), F.to_date(now).alias("ingest_date"),
+        F.lit(batch_id).alias("batch_id"),
+    )
+
+
+def to_quarantine(batch_df: DataFrame, batch_id: int) -> DataFrame:
+    now = F.current_timestamp()
+    return batch_df.filter(~is_valid()).select(
+        "value", "topic", "partition", "offset", "kafka_timestamp", "reasons",
+        now.alias("ingest_time"), F.to_date(now).alias("ingest_date"), F.lit(batch_id).alias("batch_id"),
+    )
+
+
+def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
+    return df.withColumn("batch_id", F.lit(batch_id))
+
+
+# --- the chain up to the micro-batch, streaming and batch ---------------------------------------
+
+def stream_records(source_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
+    """The Kafka source -> what each ``foreachBatch`` call receives: reasons, then velocity features
+    with each actor's window in the state store."""
+    s = config.stream
+    return (source_df.transform(with_reasons, config, quality)
+            .transform(with_velocity_stream, s.velocity_window_s, s.state_ttl_s))
+
+
+def batch_records(records_df: DataFrame, config: Config, quality: StreamQuality | None = None) -> DataFrame:
+    """What ``foreachBatch`` would receive, computed in batch over whole actor histories from
+    Kafka-shaped records (``fraud.parse.kafka_records``, or bronze)."""
+    return (records_df.transform(with_reasons, config, quality or StreamQuality(config, pool=None))
+            .transform(with_velocity_batch, config.stream.velocity_window_s))
+
+
+def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:
+    """Silver rows from Kafka-shaped records, exactly as the stream writes them (``batch_id`` -1)."""
+    return batch_records(records_df, config).transform(to_silver).transform(with_batch_id, -1)
