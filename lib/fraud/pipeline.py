@@ -4,7 +4,8 @@ benchmarks) run this one chain.
 
     Kafka records (key, value, topic, partition, offset, timestamp)
       -> with_reasons       parse, contract reasons (fraud.parse) and expectation reasons (fraud.quality)
-      -> with_velocity      each actor's recent past (fraud.features; state store in the stream)
+      -> velocity features  each actor's recent past (fraud.features.with_velocity_stream, state store;
+                            with_velocity_batch over whole histories)
     ---- one micro-batch (``foreachBatch``) from here on: fraud.sinks.BatchWriter ----
       -> to_silver          valid rows, static features, the explicit ``SILVER_COLUMNS``
       -> score_silver       gold rows: classes, probabilities, score, severity (fraud.score)

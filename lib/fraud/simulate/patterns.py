@@ -389,9 +389,9 @@ PATTERNS: dict[str, Pattern] = {
     )
 }
 
-# The classes are the contract's (fraud.schemas), not derived from this catalogue: it must draw exactly
+# The classes are the contract's (fraud.classes), not derived from this catalogue: it must draw exactly
 # those fraud patterns, and the model labels an event by its pattern's name (fraud_* or regular_*).
 assert {name for name, p in PATTERNS.items() if p.is_fraud} == set(FRAUD_CLASSES), (
-    "fraud patterns differ from fraud.schemas.FRAUD_CLASSES")
+    "fraud patterns differ from fraud.classes.FRAUD_CLASSES")
 assert all(name.startswith("fraud_" if p.is_fraud else "regular_") for name, p in PATTERNS.items()), (
     "a pattern's name must start with fraud_ or regular_ as it is fraud or not")
