@@ -204,8 +204,8 @@ def alert_detail(src: DataSource, alert_id: str) -> dict | None:
     return {
         "alert": alert,
         "transactions": src.rows(
-            "SELECT transaction_id, event_time, amount, fraud_score, predicted_class, produced_at, batch_id"
-            " FROM alert_transactions WHERE alert_id = %s ORDER BY event_time", (alert_id,)),
+            "SELECT transaction_id, event_time, amount, currency, fraud_score, predicted_class, quality_flags,"
+            " produced_at, batch_id FROM alert_transactions WHERE alert_id = %s ORDER BY event_time", (alert_id,)),
         "timeline": src.rows(
             "SELECT t.event_time, t.amount, t.fraud_score, t.predicted_class, a.alert_id"
             " FROM alert_transactions t JOIN alerts a USING (alert_id)"
@@ -406,8 +406,8 @@ def cost_estimate(batches: list[dict], costs) -> dict | None:
 def quality_history(src: DataSource, window_min: int, limit: int = 2000) -> list[dict]:
     """Validations of the stream's event suite in the window (both engines), oldest first."""
     rows = src.rows(
-        "SELECT run_id, batch_id, suite, engine, validated_at, success, rows_checked, rows_failed, expectations,"
-        " failed_expectations FROM quality_results WHERE validated_at >= now() - make_interval(mins => %s)"
+        "SELECT run_id, batch_id, suite, engine, validated_at, success, rows_checked, rows_failed, rows_flagged,"
+        " expectations, failed_expectations FROM quality_results WHERE validated_at >= now() - make_interval(mins => %s)"
         " ORDER BY validated_at DESC LIMIT %s", (window_min, limit))
     return rows[::-1]
 
@@ -416,6 +416,7 @@ def quality_failures(src: DataSource, window_min: int, limit: int = 20) -> list[
     """The latest failed expectations, one row each, with their examples, newest first."""
     return src.rows(
         "SELECT q.validated_at, q.run_id, q.batch_id, q.suite, q.engine, f.value->>'expectation' AS expectation,"
+        " f.value->>'action' AS action,"
         " f.value->>'column' AS column, (f.value->>'unexpected')::bigint AS unexpected, f.value->'examples' AS examples"
         " FROM quality_results q CROSS JOIN LATERAL jsonb_array_elements(q.failures) AS f"
         " WHERE NOT q.success AND q.validated_at >= now() - make_interval(mins => %s)"

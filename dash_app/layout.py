@@ -159,9 +159,11 @@ def detail_body(detail: dict, probabilities_fig, timeline_fig) -> list:
     fields = [html.Tr([html.Th(k), html.Td(severity_badge(v) if k == "severity" else _fmt(v, 3))])
               for k, v in alert.items() if k != "class_probabilities"]
     txns = _table("related-transactions",
-                  ["transaction", "event time", "amount", "fraud score", "predicted class", "produced", "batch"],
-                  [[t["transaction_id"], _fmt(t["event_time"]), f"{t['amount']:,.2f}", f"{t['fraud_score']:.3f}",
-                    t["predicted_class"], _fmt(t["produced_at"]), t["batch_id"]] for t in detail["transactions"]],
+                  ["transaction", "event time", "amount", "fraud score", "predicted class", "quality flags", "produced",
+                   "batch"],
+                  [[t["transaction_id"], _fmt(t["event_time"]), f"{t['amount']:,.2f} {t['currency'] or ''}".rstrip(),
+                    f"{t['fraud_score']:.3f}", t["predicted_class"], ", ".join(t["quality_flags"]),
+                    _fmt(t["produced_at"]), t["batch_id"]] for t in detail["transactions"]],
                   row_class="txn-row", empty_text="no related transactions")
     actions = _table("action-history", ["when", "action", "analyst", "note"],
                      [[_fmt(a["at"]), a["action"], a["actor"], a["note"] or ""] for a in detail["actions"]],
@@ -347,10 +349,12 @@ def quality_kpis(validations: list[dict]) -> list:
     rows = [v for v in validations if v["engine"] == "spark"]
     checked = sum(v["rows_checked"] or 0 for v in rows)
     failed = sum(v["rows_failed"] or 0 for v in rows)
+    flagged = sum(v["rows_flagged"] or 0 for v in rows)
     runs = [v for v in validations if v["engine"] == "great_expectations"]
     return [
         _kpi("rows passing the event suite", f"{100 * (1 - failed / checked):.2f} %" if checked else "n/a", "kpi-q-rate"),
-        _kpi("rows quarantined by an expectation", f"{failed:,} of {checked:,}", "kpi-q-failed"),
+        _kpi("rows scored with quality flags", f"{flagged:,} of {checked:,}", "kpi-q-flagged"),
+        _kpi("rows quarantined by an expectation", f"{failed - flagged:,} of {checked:,}", "kpi-q-failed"),
         _kpi("GX checkpoint runs passed", f"{sum(v['success'] for v in runs)} / {len(runs)}", "kpi-q-gx"),
     ]
 
@@ -359,8 +363,9 @@ def quality_failures(rows: list[dict]) -> html.Table:
     def examples(r):
         return ", ".join(f"{e.get('transaction_id', '')} = {e.get('value')!r}".lstrip(" =")
                          for e in (r["examples"] or []))
-    return _table("q-failure-table", ["validated", "batch", "suite", "engine", "expectation", "column", "rows",
-                                      "examples"],
-                  [[_fmt(r["validated_at"]), r["batch_id"], r["suite"], r["engine"], r["expectation"], r["column"] or "",
-                    r["unexpected"] if r["unexpected"] is not None else "", examples(r)] for r in rows],
+    return _table("q-failure-table", ["validated", "batch", "suite", "engine", "expectation", "action", "column",
+                                      "rows", "examples"],
+                  [[_fmt(r["validated_at"]), r["batch_id"], r["suite"], r["engine"], r["expectation"], r["action"] or "",
+                    r["column"] or "", r["unexpected"] if r["unexpected"] is not None else "", examples(r)]
+                   for r in rows],
                   row_class="failure-row", empty_text="no failed expectations in this time range")

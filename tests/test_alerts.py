@@ -17,9 +17,9 @@ T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
 
 def row(txn, seconds, actor="fi-1", kind="fraud_structuring", score=0.8, amount=9800.0):
     return {"transaction_id": txn, "domain": "fintech", "actor_id": actor, "predicted_class": kind,
-            "event_time": T0 + dt.timedelta(seconds=seconds), "amount": amount, "fraud_score": score,
+            "event_time": T0 + dt.timedelta(seconds=seconds), "amount": amount, "currency": "USD", "fraud_score": score,
             "class_probabilities": {kind: score, "regular": 1 - score}, "kafka_timestamp": T0,
-            "model_version": "v0001", "test_id": "t"}
+            "model_version": "v0001", "test_id": "t", "quality_flags": []}
 
 
 @pytest.fixture

@@ -56,6 +56,10 @@ def test_environment_overrides_deployment_settings(tmp_path):
         ("  fail_on_data_loss: true\n", "  fail_on_data_loss: 7\n", "kafka.fail_on_data_loss: expected bool"),
         ("  ui_enabled: false\n", "  ui_enabled: false\n  colour: blue\n", "spark.colour: unknown key"),
         ("kafka:\n", "kafka: 5\nunused:\n", "kafka: expected a mapping"),
+        ("  actions: {}\n", "  actions: {currency_known: drop}\n",
+         "quality.actions.currency_known: must be flag or quarantine, got 'drop'"),
+        ("    item_type: [", "    item_type: skin\n    x: [", "quality.expected_values.item_type: expected a list"),
+        ("    fintech: 5000000\n", "", "quality.max_amount_usd: needs exactly the domains"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, old, new, message):
@@ -91,3 +95,18 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {path}: kafka.partitions: expected int, got 'many'"
     ]
+
+
+def test_the_currency_table_is_data(tmp_path):
+    from fraud.cli import UserError
+    from fraud.reference import currencies
+
+    iso = currencies(None)
+    assert (iso["JPY"].minor_units, iso["KWD"].minor_units, iso["USD"].per_usd) == (0, 3, 1.0)
+    assert iso["JPY"].per_usd > 100 * iso["USD"].per_usd, "JPY amounts are ~150x their USD value"
+    own = tmp_path / "currencies.csv"
+    own.write_text("code,minor_units,per_usd,name\nUSD,2,1,US Dollar\nXBT,8,0.00001,Bitcoin\n")
+    with pytest.raises(UserError, match=r"currencies.csv, line 3: needs a 3-letter upper-case code, 0-4 minor units"):
+        currencies(str(own))
+    path = write(tmp_path, local_text().replace("  currencies_file: null\n", "  currencies_file: currencies.csv\n"))
+    assert load_config(path, environ={}).quality.currencies_file == str(own)

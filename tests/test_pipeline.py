@@ -58,9 +58,12 @@ def test_kafka_records_travel_as_a_producer_sends_them(spark, config, events):
 
 def test_reasons_name_every_failure_and_nothing_on_good_records(spark, config, mixed, events):
     batch_df, offsets = mixed
-    reasons = {r["offset"]: r["reasons"] for r in batch_df.select("offset", "reasons").collect()}
+    rows = {r["offset"]: r for r in batch_df.select("offset", "reasons", "quality_flags").collect()}
+    reasons = {offset: r["reasons"] for offset, r in rows.items()}
     assert all(reasons[i] == [] for i in range(len(events))), "simulated events are valid"
-    assert reasons[offsets["cash"]] == ["expectation:payment_method_allowed"]
+    assert all(rows[i]["quality_flags"] == [] for i in range(len(events))), "and unflagged"
+    # An unlisted payment method is unusual, not unscorable: valid, with a flag.
+    assert (reasons[offsets["cash"]], rows[offsets["cash"]]["quality_flags"]) == ([], ["payment_method_known"])
     assert reasons[offsets["tombstone"]] == ["malformed_json"]
     assert reasons[offsets["broken"]] == ["malformed_json"]
     assert "out_of_range:amount" in reasons[offsets["negative"]]
@@ -69,7 +72,7 @@ def test_reasons_name_every_failure_and_nothing_on_good_records(spark, config, m
 def test_with_reasons_keeps_the_record_columns(spark, config, events):
     reasons_df = kafka_records(spark, config, events[:5]).transform(with_reasons, config,
                                                                    StreamQuality(config, pool=None))
-    assert reasons_df.columns == RECORD_COLUMNS
+    assert reasons_df.columns == [*RECORD_COLUMNS, "quality_flags"]
 
 
 def test_every_record_lands_in_bronze_and_in_exactly_one_of_silver_or_quarantine(config, mixed, events):
@@ -79,7 +82,7 @@ def test_every_record_lands_in_bronze_and_in_exactly_one_of_silver_or_quarantine
     quarantined = {r["offset"] for r in to_quarantine(batch_df, 3).select("offset").collect()}
     assert bronze == set(range(len(events) + len(offsets)))
     assert silver | quarantined == bronze and not silver & quarantined
-    assert quarantined == set(offsets.values())
+    assert quarantined == {offset for name, offset in offsets.items() if name != "cash"}, "cash is only flagged"
 
 
 def test_silver_has_the_explicit_columns_and_only_valid_rows(mixed):

@@ -17,6 +17,7 @@ from dash_app.callbacks import AppContext, quality_view
 from fraud.alerts import AlertSink
 from fraud.classes import MODEL_CLASSES
 from fraud.cli import UserError
+from fraud.config import ConfigError
 from fraud.db import make_pool
 from fraud.metrics import BatchMetrics
 from fraud.model.forest import with_label
@@ -50,7 +51,8 @@ def first(events, domain):
 
 
 def broken(events):
-    """Contract-valid events (the parser accepts them) that each break one expectation of the suite."""
+    """Contract-valid events (the parser accepts them) that each fail one expectation of the suite, and
+    traffic in other currencies that fails none; ``{transaction id: expectation}`` of the failing ones."""
     gaming, ecommerce, fintech = (dict(first(events, d)) for d in ("gaming", "ecommerce", "fintech"))
     too_big = {**gaming, "transaction_id": "bad-amount", "amount": 9_999.0}
     odd_currency = {**fintech, "transaction_id": "bad-currency", "currency": "XAU"}
@@ -59,9 +61,14 @@ def broken(events):
     bad_country = {**ecommerce, "transaction_id": "bad-country",
                    "shipping_address": {**ecommerce["shipping_address"], "country": "usa"}}
     cash = {**gaming, "transaction_id": "bad-payment", "payment_method": "cash"}
-    return [too_big, odd_currency, bad_cart, bad_country, cash], {
-        "bad-amount": "amount_range_gaming_usd", "bad-currency": "currency_allowed", "bad-cart": "cart_items_well_formed",
-        "bad-country": "shipping_country_format", "bad-payment": "payment_method_allowed"}
+    half_yen = {**gaming, "transaction_id": "bad-yen", "currency": "JPY", "amount": 1_500.5}
+    ordinary = [{**fintech, "transaction_id": "chf-wire", "currency": "CHF", "amount": 250_000.0},
+                {**gaming, "transaction_id": "yen-skin", "currency": "JPY", "amount": 120_000.0},
+                {**fintech, "transaction_id": "kwd-wire", "currency": "KWD", "amount": 1_234.567}]
+    return [too_big, odd_currency, bad_cart, bad_country, cash, half_yen] + ordinary, {
+        "bad-amount": "amount_range_gaming", "bad-currency": "currency_known", "bad-cart": "cart_categories_known",
+        "bad-country": "shipping_country_format", "bad-payment": "payment_method_known",
+        "bad-yen": "amount_minor_units"}
 
 
 @pytest.fixture
@@ -69,7 +76,8 @@ def writer(spark, config, stack, tmp_path):
     """A real BatchWriter on its own database, lake and checkpoint (no model: no gold)."""
     dsn = create_database(stack["postgres"]["dsn"], f"fraud_q_{uuid.uuid4().hex[:8]}")
     cfg = replace(config, lake_root=str(tmp_path / "lake"),
-                  quality=replace(config.quality, gx_every_n_batches=1, data_docs_dir=str(tmp_path / "docs")))
+                  quality=replace(config.quality, gx_every_n_batches=1, data_docs_dir=str(tmp_path / "docs"),
+                                  actions={"payment_method_known": "quarantine"}))
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
     (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
@@ -82,7 +90,7 @@ def writer(spark, config, stack, tmp_path):
 
 
 @pytest.mark.integration
-def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, writer):
+def test_unusual_rows_are_scored_and_flagged_and_only_configured_ones_quarantined(spark, events, writer):
     batch_writer, dsn, cfg = writer
     bad, expected = broken(events)
     malformed = {**first(events, "fintech"), "transaction_id": "no-amount"}
@@ -93,22 +101,26 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     silver_df = spark.read.format("delta").load(cfg.table_path("silver"))
     quarantine_df = spark.read.format("delta").load(cfg.table_path("quarantine"))
     reasons = {json.loads(r["value"])["transaction_id"]: r["reasons"] for r in quarantine_df.collect()}
-    assert reasons == {**{txn: [f"expectation:{name}"] for txn, name in expected.items()},
-                       "no-amount": ["missing_field:amount"]}
-    silver_ids = [r["transaction_id"] for r in silver_df.select("transaction_id").collect()]
-    assert len(silver_ids) + len(reasons) == len(events) + len(bad) + 1, "every record in exactly one of the two"
-    assert not set(silver_ids) & set(reasons)
+    # The contract quarantines what cannot be scored; of the expectations only the one configured so.
+    assert reasons == {"bad-payment": ["expectation:payment_method_known"], "no-amount": ["missing_field:amount"]}
+    flags = {r["transaction_id"]: r["quality_flags"] for r in silver_df.select("transaction_id", "quality_flags").collect()}
+    assert len(flags) + len(reasons) == len(events) + len(bad) + 1, "every record in exactly one of the two"
+    assert not set(flags) & set(reasons)
+    flagged = {txn: [name] for txn, name in expected.items() if txn != "bad-payment"}
+    assert {txn: f for txn, f in flags.items() if f} == flagged, "other currencies' ordinary rows carry no flag"
 
     with psycopg.connect(dsn) as conn:
         rows = {r[0]: r[1:] for r in conn.execute(
-            "SELECT engine, success, rows_checked, rows_failed, failures FROM quality_results"
+            "SELECT engine, success, rows_checked, rows_failed, rows_flagged, failures FROM quality_results"
             " WHERE batch_id = 0 AND suite = %s", (EVENT_SUITE,))}
-    success, checked, failed, failures = rows["spark"]
-    assert (success, checked, failed) == (False, len(events) + len(bad), len(bad))
+    success, checked, failed, flagged_rows, failures = rows["spark"]
+    assert (success, checked, failed, flagged_rows) == (False, len(events) + len(bad), len(expected), len(flagged))
     by_name = {f["expectation"]: f for f in failures}
     assert set(by_name) == set(expected.values())
-    assert by_name["amount_range_gaming_usd"]["examples"] == [{"transaction_id": "bad-amount", "value": "9999.0"}]
-    gx_success, _, _, gx_failures = rows["great_expectations"]
+    assert {name: f["action"] for name, f in by_name.items()} == {
+        name: "quarantine" if name == "payment_method_known" else "flag" for name in expected.values()}
+    assert by_name["amount_range_gaming"]["examples"] == [{"transaction_id": "bad-amount", "value": "9999.0"}]
+    gx_success, _, _, _, gx_failures = rows["great_expectations"]
     assert gx_success is False
     # The Spark expressions count exactly what the GX checkpoint counts, expectation by expectation.
     assert {f["expectation"]: f["unexpected"] for f in gx_failures} == {n: 1 for n in expected.values()}
@@ -116,7 +128,7 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     assert (Path(cfg.quality.data_docs_dir) / "index.html").exists(), "the checkpoint built the data docs"
     by_reason = {r[0] for r in psycopg.connect(dsn).execute(
         "SELECT jsonb_object_keys(quarantine_by_reason) FROM batch_metrics WHERE batch_id = 0")}
-    assert "expectation:amount_range_gaming_usd" in by_reason
+    assert by_reason == {"expectation:payment_method_known", "missing_field:amount"}
 
     # A good batch (the same events, later offsets) passes both engines and quarantines nothing.
     batch_writer(batch_records(kafka_records(spark, cfg, events[:40], first_offset=1000), cfg), 1)
@@ -133,10 +145,11 @@ def test_bad_batch_is_quarantined_with_the_expectation_name(spark, events, write
     finally:
         source.close()
     assert status is None
-    assert list(figure.data[0].y) == [round(1 - len(bad) / (len(events) + len(bad)), 4), 1.0]
+    assert list(figure.data[0].y) == [round(1 - len(expected) / (len(events) + len(bad)), 4), 1.0]
     assert list(figure.data[1].y) == [0.0, 1.0], "GX checkpoint: batch 0 failed, batch 1 passed"
     text = str(table)
-    assert "amount_range_gaming_usd" in text and "bad-amount = '9999.0'" in text
+    assert "amount_range_gaming" in text and "bad-amount = '9999.0'" in text
+    assert f"{len(flagged):,} of" in str(kpis) and "quarantine" in text
 
 
 @pytest.mark.integration
@@ -147,12 +160,18 @@ def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writ
                                                         gx_every_n_batches=0)), batch_writer.metrics.pool)
     routed_df = batch_records(kafka_records(spark, cfg, events[:20] + bad[:1]), cfg, strict).persist()
     counts = BatchCounts.of(routed_df)
-    with pytest.raises(QualityGateFailed, match="amount_range_gaming_usd"):
-        strict.after_batch("q-strict", 7, routed_df, counts.by_reasons)
+    with pytest.raises(QualityGateFailed, match="amount_range_gaming"):
+        strict.after_batch("q-strict", 7, routed_df, counts.by_outcome)
     lenient = StreamQuality(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),
                             batch_writer.metrics.pool)
-    summary = lenient.after_batch("q-lenient", 7, routed_df, counts.by_reasons)
-    assert summary["success"] is False and summary["rows_failed"] == 1
+    summary = lenient.after_batch("q-lenient", 7, routed_df, counts.by_outcome)
+    assert summary["success"] is False and summary["rows_failed"] == summary["rows_flagged"] == 1
+
+
+def test_an_action_for_no_expectation_is_a_config_error(config):
+    with pytest.raises(ConfigError, match="quality.actions.payment_method_allowed: no row-level expectation"):
+        StreamQuality(replace(config, quality=replace(config.quality, actions={"payment_method_allowed": "flag"})),
+                      pool=None)
 
 
 def test_training_gate_passes_a_good_set_and_refuses_a_bad_one(spark, config, events):

@@ -76,7 +76,17 @@ def bad_records(gaming_event: dict, fintech_event: dict) -> dict[str, bytes]:
     }
 
 
-def test_quarantine_reasons_and_duplicates_from_real_records(pipeline, spark, tmp_path):
+def unusual_copies(events: list[dict]) -> list[dict]:
+    """Gaming fraud sequences again, as another platform would send them: a currency missing from the
+    currency table, a payment method and an item type nobody listed (new actors and ids)."""
+    actors = sorted({e["actor_id"] for e in events if e["domain"] == "gaming" and e["is_fraud"]})[:8]
+    return [{**e, "actor_id": e["actor_id"] + "-x", "player_id": e["player_id"] + "-x",
+             "transaction_id": e["transaction_id"] + "-x", "test_id": "e2e-unusual", "currency": "XBT",
+             "payment_method": "steam_wallet", "item_type": "emote"}
+            for e in events if e["actor_id"] in actors]
+
+
+def test_contract_violations_are_quarantined_and_unusual_records_scored_from_real_records(pipeline, spark, tmp_path):
     history = (tmp_path / "h.jsonl")
     options = build_options(pipeline.config, domain="all", load_level=None, rate=None, events=3000, duration=None,
                             fraud_rate=0.5, seed=77, test_id="e2e-quarantine", pattern_weights=None,
@@ -87,11 +97,12 @@ def test_quarantine_reasons_and_duplicates_from_real_records(pipeline, spark, tm
     fintech = {**next(e for e in events if e["domain"] == "fintech"), "transaction_id": "misrouted"}
     structuring = [e for e in events if e["pattern"] == "fraud_structuring"]
     twice = structuring[0]
+    unusual = unusual_copies(events)
     producer = Producer({"bootstrap.servers": pipeline.bootstrap})
     topics = pipeline.config.kafka.topics
     for reason, value in bad_records({**gaming, "transaction_id": "bad-one"}, fintech).items():
         producer.produce(topics["gaming"], key=reason.encode(), value=value)
-    for event in events + [twice]:  # the same event delivered twice, like a producer retry
+    for event in events + [twice] + unusual:  # the same event delivered twice, like a producer retry
         producer.produce(topics[event["domain"]], key=event["actor_id"].encode(), value=json.dumps(event).encode())
     assert producer.flush(30) == 0
     pipeline.catch_up(spark)
@@ -107,4 +118,14 @@ def test_quarantine_reasons_and_duplicates_from_real_records(pipeline, spark, tm
     with pipeline.connect() as conn:
         hits = conn.execute("SELECT count(*) FROM alert_transactions WHERE transaction_id = %s",
                             (twice["transaction_id"],)).fetchone()[0]
+        unusual_alerted = conn.execute("SELECT quality_flags FROM alert_transactions WHERE transaction_id LIKE"
+                                       " '%%-x' AND currency = 'XBT'").fetchall()
     assert hits == 1, "one alert row for the duplicated event"
+
+    # Unusual but scorable: every one in gold, with its flags, and able to raise alerts.
+    expected_flags = ["currency_known", "payment_method_known", "item_type_known"]
+    gold = lake(spark, pipeline, "gold").filter(F.col("test_id") == "e2e-unusual")
+    assert sorted(r["transaction_id"] for r in gold.collect()) == sorted(e["transaction_id"] for e in unusual)
+    assert {tuple(r["quality_flags"]) for r in gold.select("quality_flags").collect()} == {tuple(expected_flags)}
+    assert unusual_alerted and all(flags == expected_flags for (flags,) in unusual_alerted)
+    print(f"\nunusual gaming fraud: {len(unusual)} events, {len(unusual_alerted)} alerted")

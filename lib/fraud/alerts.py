@@ -121,14 +121,15 @@ class AlertSink:
                  for e in episodes for r in [e.first_row or e.rows[0]]],
             )
             related = [
-                (e.alert_id, r["transaction_id"], r["event_time"], r["amount"], r["fraud_score"],
-                 r["predicted_class"], Jsonb(r["class_probabilities"]), r["kafka_timestamp"], query_id, batch_id)
+                (e.alert_id, r["transaction_id"], r["event_time"], r["amount"], r["currency"], r["fraud_score"],
+                 r["predicted_class"], Jsonb(r["class_probabilities"]), r["kafka_timestamp"], r["quality_flags"],
+                 query_id, batch_id)
                 for e in episodes for r in e.rows
             ]
             cur.executemany(
-                "INSERT INTO alert_transactions (alert_id, transaction_id, event_time, amount, fraud_score,"
-                " predicted_class, class_probabilities, produced_at, query_id, batch_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO alert_transactions (alert_id, transaction_id, event_time, amount, currency, fraud_score,"
+                " predicted_class, class_probabilities, produced_at, quality_flags, query_id, batch_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 related,
             )
             severity = self.config.alerts.severity

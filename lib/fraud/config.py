@@ -172,12 +172,36 @@ class CostsConfig:
 
 
 @dataclass(frozen=True)
+class ExpectedValues:
+    """The values each enumerated field is expected to take; any other value fails its expectation."""
+
+    payment_method: tuple[str, ...]
+    item_type: tuple[str, ...]
+    cart_category: tuple[str, ...]
+    transfer_type: tuple[str, ...]
+
+
+# What a contract-valid row failing an expectation of the event suite becomes.
+FLAG, QUARANTINE = "flag", "quarantine"
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     """Data quality (fraud.quality): the event suite on the stream, the training gate."""
 
-    # Row-level expectations of the event suite on every batch (Spark expressions): failing rows
-    # go to quarantine as "expectation:<name>", results per batch to PostgreSQL quality_results.
+    # Row-level expectations of the event suite on every batch (Spark expressions), results per
+    # batch to PostgreSQL quality_results.
     enabled: bool
+    # Expectation name -> "flag" (scored; the name joins the row's quality_flags in silver and gold)
+    # or "quarantine" (not scored; reason "expectation:<name>"). Expectations not named: "flag".
+    actions: dict[str, str]
+    expected_values: ExpectedValues
+    # Amounts above this many US dollars (at the currency table's rates), per domain, are flagged.
+    max_amount_usd: dict[str, float]
+    # The currency table (CSV: code,minor_units,per_usd,name); null: fraud's packaged ISO 4217 table.
+    currencies_file: str | None
+    # Event times further ahead of their Kafka timestamp than this are flagged (event_time_skew).
+    max_clock_skew_s: int
     # The Great Expectations checkpoint itself on every Nth batch (0: never in the stream); it
     # costs seconds per run on the Spark engine, hence not on every batch.
     gx_every_n_batches: int
@@ -235,19 +259,21 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
         if environ.get(var):
             _set_dotted(raw, key, environ[var])
     config = _build(Config, {**raw, "source_path": str(path)}, str(path), "")
-    _check_domains(config, str(path))
+    _check_values(config, str(path))
     base = path.resolve().parent
     return dataclasses.replace(
         config,
         lake_root=_resolve_location(config.lake_root, base),
         checkpoint_root=_resolve_location(config.checkpoint_root, base),
         models_root=_resolve_location(config.models_root, base) if config.models_root else None,
-        quality=dataclasses.replace(config.quality, data_docs_dir=_resolve_location(config.quality.data_docs_dir, base))
-        if config.quality.data_docs_dir else config.quality,
+        quality=dataclasses.replace(
+            config.quality,
+            data_docs_dir=config.quality.data_docs_dir and _resolve_location(config.quality.data_docs_dir, base),
+            currencies_file=config.quality.currencies_file and _resolve_location(config.quality.currencies_file, base)),
     )
 
 
-def _check_domains(config: Config, source: str) -> None:
+def _check_values(config: Config, source: str) -> None:
     for key, mapping in (("kafka.topics", config.kafka.topics), ("simulator.fraud_share", config.simulator.fraud_share)):
         if sorted(mapping) != sorted(DOMAINS):
             raise ConfigError(f"{source}: {key}: needs exactly the domains {', '.join(DOMAINS)}")
@@ -257,6 +283,11 @@ def _check_domains(config: Config, source: str) -> None:
     for domain, share in config.simulator.fraud_share.items():
         if not 0.0 <= share <= 1.0:
             raise ConfigError(f"{source}: simulator.fraud_share.{domain}: must be between 0 and 1, got {share}")
+    if sorted(config.quality.max_amount_usd) != sorted(DOMAINS):
+        raise ConfigError(f"{source}: quality.max_amount_usd: needs exactly the domains {', '.join(DOMAINS)}")
+    for name, action in config.quality.actions.items():
+        if action not in (FLAG, QUARANTINE):
+            raise ConfigError(f"{source}: quality.actions.{name}: must be {FLAG} or {QUARANTINE}, got {action!r}")
 
 
 def _resolve_location(value: str, base: Path) -> str:
@@ -311,6 +342,11 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             _coerce(key_type, k, source, key): _coerce(value_type, v, source, f"{key}.{k}")
             for k, v in value.items()
         }
+    if origin is tuple:
+        (item_type, _) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key}: expected a list, got {value!r}")
+        return tuple(_coerce(item_type, v, source, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if isinstance(value, bool):
             return value

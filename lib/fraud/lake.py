@@ -53,7 +53,9 @@ class LakeAppender:
                 log.info("batch %d is already in %s: not appended again", batch_id, table)
                 return False
         tasks = max(1, math.ceil(rows / self.config.stream.rows_per_file))
-        (df.coalesce(tasks).write.format("delta").mode("append")
+        # mergeSchema: a table written by an earlier version gains the columns added since (silver and
+        # gold's quality_flags); a column whose type changed still fails the append.
+        (df.coalesce(tasks).write.format("delta").mode("append").option("mergeSchema", "true")
          .option("userMetadata", commit_marker(query_id, batch_id))
          .partitionBy(*partition_by).save(path))
         return True

@@ -3,7 +3,8 @@ chained with ``df.transform``. The stream and every batch user (training, tests,
 benchmarks) run this one chain.
 
     Kafka records (key, value, topic, partition, offset, timestamp)
-      -> with_reasons       parse, contract reasons (fraud.parse) and expectation reasons (fraud.quality)
+      -> with_reasons       parse and contract reasons (fraud.parse: what cannot be scored), then the
+                            expectations (fraud.quality): ``quality_flags``, or reasons where configured
       -> velocity features  each actor's recent past (fraud.features.with_velocity_stream, state store;
                             with_velocity_batch over whole histories)
     ---- one micro-batch (``foreachBatch``) from here on: fraud.sinks.BatchWriter ----
@@ -27,15 +28,16 @@ from fraud.features import (STATIC_FEATURE_COLUMNS, VELOCITY_FEATURES, with_stat
 from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
 from fraud.quality.stream import StreamQuality
 
-# Silver, as gold has ``fraud.score.GOLD_COLUMNS``: the flattened event and its Kafka position, then
-# the features (``batch_id`` is added per batch by ``with_batch_id``).
-SILVER_COLUMNS = [*SILVER_EVENT_COLUMNS, *VELOCITY_FEATURES, *STATIC_FEATURE_COLUMNS]
+# Silver, as gold has ``fraud.score.GOLD_COLUMNS``: the flattened event and its Kafka position, the
+# expectations it failed, then the features (``batch_id`` is added per batch by ``with_batch_id``).
+SILVER_COLUMNS = [*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES, *STATIC_FEATURE_COLUMNS]
 
 
 def with_reasons(records_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
-    """The record frame (``fraud.parse.RECORD_COLUMNS``) whose ``reasons`` hold every contract and
-    expectation failure; a record is valid when the list is empty."""
-    return quality.with_expectation_reasons(parse_records(records_df, config))
+    """The record frame (``fraud.parse.RECORD_COLUMNS``) plus ``quality_flags``: ``reasons`` hold what
+    keeps a record from being scored (a record is valid when the list is empty), ``quality_flags``
+    the expectations a valid record fails (it is scored all the same)."""
+    return quality.with_expectation_checks(parse_records(records_df, config))
 
 
 def is_valid() -> F.Column:
@@ -46,7 +48,7 @@ def to_silver(batch_df: DataFrame) -> DataFrame:
     """Valid, first-seen events: typed, flattened, velocity and static features, ``SILVER_COLUMNS``
     in order. No ``batch_id``: a per-batch literal here would recompile this whole stage every
     batch; ``with_batch_id`` adds it at the write."""
-    valid_df = batch_df.filter(is_valid()).select(*SILVER_EVENT_COLUMNS, *VELOCITY_FEATURES)
+    valid_df = batch_df.filter(is_valid()).select(*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES)
     return with_static_features(valid_df).select(*SILVER_COLUMNS)
 
 

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 assert MODEL_CLASSES[0] == "regular", "fraud_score is 1 - P(regular), the first class"
 
 GOLD_COLUMNS = [
-    "transaction_id", "domain", "actor_id", "test_id", "event_time", "event_date", "amount", "kafka_timestamp",
+    "transaction_id", "domain", "actor_id", "test_id", "event_time", "event_date", "amount", "currency",
+    "kafka_timestamp", "quality_flags",
     "predicted_class", "class_probabilities", "fraud_score", "severity", "is_alert", "model_version",
     "pattern", "is_fraud", "scored_at",
 ]

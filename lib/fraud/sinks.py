@@ -50,20 +50,20 @@ def materialize(batch_df: DataFrame) -> tuple[DataFrame, Callable[[], None]]:
 
 @dataclass(frozen=True)
 class BatchCounts:
-    """Rows of one micro-batch per topic and per distinct reasons list (``()``: valid)."""
+    """Rows of one micro-batch per topic and per distinct (reasons, quality_flags) pair (``()``: none)."""
 
     by_topic: dict[str, int]
-    by_reasons: dict[tuple[str, ...], int]
+    by_outcome: dict[tuple[tuple[str, ...], tuple[str, ...]], int]
 
     @classmethod
     def of(cls, batch_df: DataFrame) -> "BatchCounts":
-        """One Spark job; the distinct reasons lists of a batch are few."""
+        """One Spark job; the distinct outcomes of a batch are few."""
         by_topic: Counter = Counter()
-        by_reasons: Counter = Counter()
-        for r in batch_df.groupBy("topic", "reasons").count().collect():
+        by_outcome: Counter = Counter()
+        for r in batch_df.groupBy("topic", "reasons", "quality_flags").count().collect():
             by_topic[r["topic"]] += r["count"]
-            by_reasons[tuple(r["reasons"])] += r["count"]
-        return cls(dict(by_topic), dict(by_reasons))
+            by_outcome[(tuple(r["reasons"]), tuple(r["quality_flags"]))] += r["count"]
+        return cls(dict(by_topic), dict(by_outcome))
 
     @property
     def total(self) -> int:
@@ -71,12 +71,12 @@ class BatchCounts:
 
     @property
     def valid(self) -> int:
-        return self.by_reasons.get((), 0)
+        return sum(n for (reasons, _), n in self.by_outcome.items() if not reasons)
 
     def by_reason(self) -> dict[str, int]:
         """Rejected rows per reason code (a row with two reasons counts under both)."""
         counts: Counter = Counter()
-        for reasons, n in self.by_reasons.items():
+        for (reasons, _), n in self.by_outcome.items():
             for reason in reasons:
                 counts[reason] += n
         return dict(counts)
@@ -163,7 +163,7 @@ class BatchWriter:
             "bronze": write_bronze,
             "silver": lambda: self._append(with_batch_id(silver_df, batch_id), "silver", batch_id,
                                            ["domain", "event_date"], counts.valid),
-            "quality": lambda: self.quality.after_batch(self.query_id, batch_id, batch_df, counts.by_reasons),
+            "quality": lambda: self.quality.after_batch(self.query_id, batch_id, batch_df, counts.by_outcome),
         }
         if counts.valid < counts.total:  # most batches have no rejects; an empty Delta commit costs a second
             writes["quarantine"] = lambda: self._append(to_quarantine(batch_df, batch_id), "quarantine", batch_id,

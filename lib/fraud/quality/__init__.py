@@ -1,11 +1,18 @@
 """Data quality with Great Expectations 1.x: the event suite on the stream, the training gate.
 
+Two tiers on the stream. The *contract* (``fraud.parse``) quarantines what cannot be scored:
+unparseable, missing or mistyped fields, impossible values, unknown domain, oversize, duplicates.
+The *expectations* here describe what traffic is expected to look like; a row failing one is
+unusual, not unscorable: it is scored and carries the expectation's name in ``quality_flags``
+(silver, gold, alert transactions), unless ``quality.actions`` makes that expectation quarantine.
+
 Two suites, both plain GX ``ExpectationSuite``s built in code (``fraud.quality.suites``):
 
-- ``event_contract`` on silver-shaped rows (typed, flattened events plus a few derived
-  check columns, ``with_quality_columns``): non-null keys, column types, amount ranges per
-  domain and currency, event-time sanity, allowed domains and enumerations, address and
-  cart structure for e-commerce.
+- ``event_expectations`` on contract-valid, silver-shaped rows (typed, flattened events plus a
+  few derived check columns, ``with_quality_columns``): currencies in the currency table
+  (``fraud.reference``), amounts within their currency's minor units and a per-domain bound in
+  US dollars, clock skew, expected enumerations (``quality.expected_values``), address and cart
+  structure for e-commerce.
 - ``training_set`` on labelled silver (plus ``training_classes`` on its class counts):
   every class present with enough rows, regular share within bounds, model inputs
   non-null and within their ranges.
@@ -16,10 +23,10 @@ runs a Spark job or more per expectation (measured 10-15 s for this suite on a
 
 - every batch: each row-level expectation of the suite (``column_values`` kinds with
   their ``row_condition``) is turned into the Spark ``Column`` of its failing rows
-  (``fraud.quality.checks.failing_rows``; a test checks it counts exactly what GX counts).
-  Rows failing one get the reason ``expectation:<name>`` and go to quarantine instead of
-  silver; per expectation counts and a few examples go to PostgreSQL ``quality_results``
-  (engine ``spark``). All of it is JVM work: no per-row Python.
+  (``fraud.quality.checks.failing_rows``; a test checks it counts exactly what GX counts),
+  which sets the row's flags (or reasons); per expectation counts, actions and a few examples
+  go to PostgreSQL ``quality_results`` (engine ``spark``). All of it is JVM work: no per-row
+  Python.
 - every ``quality.gx_every_n_batches``-th batch (optionally on a sample): the GX
   checkpoint itself on the Spark data source, the batch passed at run time, in a
   background thread so the stream does not wait for it; its result is stored too
@@ -31,12 +38,13 @@ Modules, in the order the data meets them:
 
 - ``suites``: the expectation suites (event contract, feature ranges, training set).
 - ``checks``: row-level expectations as Spark columns of failing rows, and the
-  ``expectation:<name>`` reason codes built from them.
+  ``quality_flags`` / ``expectation:<name>`` reasons built from them.
 - ``validator``: the ephemeral GX context that runs a suite; plain summaries of its results.
-- ``stream``: ``StreamQuality``, what the stream calls per batch (reasons, results to
-  PostgreSQL, the background GX checkpoint).
+- ``stream``: ``StreamQuality``, what the stream calls per batch (flags and reasons, results
+  to PostgreSQL, the background GX checkpoint).
 - ``gate``: the training-set gate and ``QualityGateFailed``.
-- ``__main__``: the CLI, ``python -m fraud.quality docs --input events.jsonl``: validates a
+- ``__main__``: the CLI: ``python -m fraud.quality expectations`` lists the suite with each
+  expectation's action; ``python -m fraud.quality docs --input events.jsonl`` validates a
   simulator file against the event suite and builds the data docs.
 """
 

@@ -1,5 +1,6 @@
-"""``python -m fraud.quality docs --input events.jsonl``: validate a simulator file against the
-event suite and build the data docs (``quality.data_docs_dir``)."""
+"""``python -m fraud.quality expectations``: the event suite's expectations and what each does to a
+failing row (``quality.actions``). ``python -m fraud.quality docs --input events.jsonl``: validate a
+simulator file against the event suite and build the data docs (``quality.data_docs_dir``)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,28 @@ import os
 from pyspark.sql import DataFrame
 
 from fraud.cli import ArgumentParser, UserError, run
-from fraud.config import Config, load_config
+from fraud.config import FLAG, Config, load_config
 from fraud.parse import parse_records
-from fraud.quality.suites import EVENT_SUITE, event_suite, with_quality_columns
+from fraud.quality.checks import ROW_LEVEL
+from fraud.quality.suites import EVENT_SUITE, event_suite, expectation_name, with_quality_columns
 from fraud.quality.validator import Validator, describe
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m fraud.quality",
-                            description="Validate a simulator JSON-lines file against the event suite with "
-                                        "Great Expectations and build the data docs (quality.data_docs_dir).")
-    parser.add_argument("command", choices=["docs"])
-    parser.add_argument("--input", required=True, help="JSON lines, e.g. from `python -m fraud.simulate --output`")
+                            description="expectations: list the event suite's expectations and their action "
+                                        "(quality.actions). docs: validate a simulator JSON-lines file against the "
+                                        "event suite with Great Expectations and build the data docs "
+                                        "(quality.data_docs_dir).")
+    parser.add_argument("command", choices=["expectations", "docs"])
+    parser.add_argument("--input", help="docs: JSON lines, e.g. from `python -m fraud.simulate --output`")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    if args.command == "expectations":
+        return list_expectations(config)
+    if not args.input:
+        raise UserError("docs needs --input FILE")
     if not os.path.exists(args.input):
         raise UserError(f"no such file: {args.input}")
 
@@ -45,7 +53,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def silver_shaped(records_df: DataFrame, config: Config) -> DataFrame:
     """Kafka-shaped records -> typed, flattened event columns plus the suite's derived columns."""
-    return with_quality_columns(parse_records(records_df, config))
+    return with_quality_columns(parse_records(records_df, config), config)
+
+
+def list_expectations(config: Config) -> int:
+    """One line per expectation: name, action on a failing row, the column it checks."""
+    for expectation in event_suite(config).expectations:
+        name = expectation_name(expectation)
+        row_level = isinstance(expectation, ROW_LEVEL)
+        action = config.quality.actions.get(name, FLAG) if row_level else "report (GX checkpoint only)"
+        print(f"{name:32} {action:28} {expectation.column}")
+    return 0
 
 
 if __name__ == "__main__":

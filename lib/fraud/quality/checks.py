@@ -1,8 +1,10 @@
-"""Row-level expectations as Spark columns: the rows each one fails, and the stream's reason codes.
+"""Row-level expectations as Spark columns: the rows each one fails, and what that makes of a row.
 
 Every batch of the stream checks the event suite's row-level expectations (``column_values``
-kinds with their ``row_condition``) as plain ``Column`` expressions, JVM work only; a row failing
-one gets the reason ``expectation:<name>``. A test checks these columns count exactly what GX counts.
+kinds with their ``row_condition``) as plain ``Column`` expressions, JVM work only. A row failing
+one is flagged (the name joins its ``quality_flags``) or, when the expectation's action is
+``quarantine``, gets the reason ``expectation:<name>``. A test checks these columns count exactly
+what GX counts.
 """
 
 from __future__ import annotations
@@ -38,14 +40,19 @@ def _condition(condition) -> Column:
     raise TypeError(f"row condition {condition!r} has no Spark translation")
 
 
-def failing_rows(expectation) -> Column | None:
-    """The rows a row-level expectation marks unexpected, as a boolean Spark column (never null).
+# The row-level kinds: each marks single rows unexpected (types and aggregates are GX's alone).
+ROW_LEVEL = (gxe.ExpectColumnValuesToNotBeNull, gxe.ExpectColumnValuesToBeBetween, gxe.ExpectColumnValuesToBeInSet,
+             gxe.ExpectColumnValuesToMatchRegex)
+
+
+def failing_rows(expectation) -> Column:
+    """The rows a row-level expectation (``ROW_LEVEL``) marks unexpected, as a boolean Spark column
+    (never null).
 
     Same semantics as GX: ``row_condition`` selects the rows checked; except for the
-    not-null kind, a null value is not unexpected. None for expectations that are not
-    row-level (types, aggregates): GX alone checks those.
+    not-null kind, a null value is not unexpected.
     """
-    column = F.col(expectation.column) if hasattr(expectation, "column") else None
+    column = F.col(expectation.column)
     if isinstance(expectation, gxe.ExpectColumnValuesToNotBeNull):
         unexpected = column.isNull()
     elif isinstance(expectation, gxe.ExpectColumnValuesToBeBetween):
@@ -57,10 +64,8 @@ def failing_rows(expectation) -> Column | None:
         unexpected = column.isNotNull() & ~ok
     elif isinstance(expectation, gxe.ExpectColumnValuesToBeInSet):
         unexpected = column.isNotNull() & ~column.isin(*expectation.value_set)
-    elif isinstance(expectation, gxe.ExpectColumnValuesToMatchRegex):
-        unexpected = column.isNotNull() & ~column.rlike(expectation.regex)
     else:
-        return None
+        unexpected = column.isNotNull() & ~column.rlike(expectation.regex)
     if expectation.row_condition is not None:
         unexpected = _condition(expectation.row_condition) & unexpected
     return F.coalesce(unexpected, F.lit(False))
@@ -68,12 +73,7 @@ def failing_rows(expectation) -> Column | None:
 
 def row_checks(suite: Suite) -> dict[str, tuple[object, Column]]:
     """name -> (expectation, failing-rows column) for the suite's row-level expectations."""
-    checks = {}
-    for expectation in suite.expectations:
-        unexpected = failing_rows(expectation)
-        if unexpected is not None:
-            checks[expectation_name(expectation)] = (expectation, unexpected)
-    return checks
+    return {expectation_name(e): (e, failing_rows(e)) for e in suite.expectations if isinstance(e, ROW_LEVEL)}
 
 
 def contract_valid(reasons: Column) -> Column:
@@ -81,9 +81,22 @@ def contract_valid(reasons: Column) -> Column:
     return F.forall(reasons, lambda r: r.startswith(REASON_PREFIX))
 
 
-def expectation_reasons(checks: dict[str, tuple[object, Column]]) -> Column:
-    """The ``reasons`` column with ``expectation:<name>`` for each of ``checks`` (``row_checks``) a row
-    fails, for rows with no parse/contract reason; other rows keep their reasons."""
-    failed = reason_codes([F.when(unexpected, F.lit(REASON_PREFIX + name))
-                           for name, (_, unexpected) in checks.items()])
-    return F.when(F.size("reasons") == 0, failed).otherwise(F.col("reasons")).alias("reasons")
+def expectation_outcomes(checks: dict[str, tuple[object, Column]], quarantined: set[str]) -> tuple[Column, Column]:
+    """``reasons`` and ``quality_flags`` of a record frame after the suite's ``checks`` (``row_checks``).
+
+    Rows with a contract reason keep their reasons and get no flags (they were not checked). The
+    others get ``expectation:<name>`` reasons for the failed checks named in ``quarantined`` and
+    the names of the other failed checks as flags."""
+    def failed(names: list[str], prefix: str) -> Column:
+        codes = [F.when(checks[n][1], F.lit(prefix + n)) for n in names]
+        return reason_codes(codes) if codes else no_codes()
+
+    checked = F.size("reasons") == 0
+    to_quarantine = [n for n in checks if n in quarantined]
+    to_flag = [n for n in checks if n not in quarantined]
+    return (F.when(checked, failed(to_quarantine, REASON_PREFIX)).otherwise(F.col("reasons")).alias("reasons"),
+            F.when(checked, failed(to_flag, "")).otherwise(no_codes()).alias("quality_flags"))
+
+
+def no_codes() -> Column:
+    return F.array().cast("array<string>")

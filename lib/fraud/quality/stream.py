@@ -1,8 +1,8 @@
 """The stream's side of data quality: what ``fraud.sinks`` calls per batch.
 
-Every batch: expectation reasons on the record frame (``fraud.quality.checks``; failing rows go
-to quarantine), per-expectation counts and examples upserted into PostgreSQL
-``quality_results`` (engine ``spark``). Every ``quality.gx_every_n_batches``-th batch: the GX
+Every batch: the event suite's checks on the record frame (``fraud.quality.checks``: a failing row
+is flagged, or quarantined where ``quality.actions`` says so), per-expectation counts and examples
+upserted into PostgreSQL ``quality_results`` (engine ``spark``). Every ``quality.gx_every_n_batches``-th batch: the GX
 checkpoint on a sample, in a background thread, its result stored too (engine
 ``great_expectations``).
 """
@@ -19,9 +19,9 @@ from psycopg.types.json import Jsonb
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fraud.config import Config
+from fraud.config import QUARANTINE, Config, ConfigError
 from fraud.db import RetryPolicy
-from fraud.quality.checks import REASON_PREFIX, contract_valid, expectation_reasons, row_checks
+from fraud.quality.checks import REASON_PREFIX, contract_valid, expectation_outcomes, no_codes, row_checks
 from fraud.quality.gate import QualityGateFailed
 from fraud.quality.suites import EVENT_SUITE, event_suite, with_quality_columns
 from fraud.quality.validator import EXAMPLES_PER_EXPECTATION, Validator, describe
@@ -41,6 +41,12 @@ class StreamQuality:
     def __post_init__(self):
         self.suite = event_suite(self.config)
         self.checks = row_checks(self.suite)
+        actions = self.config.quality.actions
+        unknown = sorted(set(actions) - set(self.checks))
+        if unknown:
+            raise ConfigError(f"{self.config.source_path}: quality.actions.{unknown[0]}: no row-level expectation of"
+                              f" that name (see `python -m fraud.quality expectations`)")
+        self.quarantined = {name for name, action in actions.items() if action == QUARANTINE}
         self.retry = RetryPolicy.of(self.config)
         self._gx_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-checkpoint")
 
@@ -48,21 +54,25 @@ class StreamQuality:
     def enabled(self) -> bool:
         return self.config.quality.enabled
 
-    def with_expectation_reasons(self, records_df: DataFrame) -> DataFrame:
-        """A record frame (``fraud.parse.parse_records``) with ``expectation:<name>`` as the reasons of
-        contract-valid rows failing row-level expectations. Lazy and JVM only: one projection."""
+    def with_expectation_checks(self, records_df: DataFrame) -> DataFrame:
+        """A record frame (``fraud.parse.parse_records``) plus ``quality_flags``: the expectations each
+        contract-valid row fails, as flags, or as ``expectation:<name>`` reasons where the action is
+        quarantine. Lazy and JVM only: one projection."""
         if not self.enabled:
-            return records_df
-        return with_quality_columns(records_df).select(
-            *[expectation_reasons(self.checks) if c == "reasons" else c for c in records_df.columns])
+            return records_df.select("*", no_codes().alias("quality_flags"))
+        reasons, flags = expectation_outcomes(self.checks, self.quarantined)
+        return with_quality_columns(records_df, self.config).select(
+            *[reasons if c == "reasons" else c for c in records_df.columns], flags)
 
-    def after_batch(self, query_id: str, batch_id: int, batch_df: DataFrame,
-                    rows_by_reasons: dict[tuple[str, ...], int]) -> dict | None:
+    def action(self, name: str) -> str:
+        return QUARANTINE if name in self.quarantined else "flag"
+
+    def after_batch(self, query_id: str, batch_id: int, batch_df: DataFrame, rows_by_outcome: dict) -> dict | None:
         """Store this batch's results and start the GX checkpoint when this batch is due.
 
-        ``batch_df`` is the materialized record frame after ``with_expectation_reasons``;
-        ``rows_by_reasons`` counts its rows per distinct reasons list (the writer's one counting
-        job computes it). The GX checkpoint runs on a copy of its sample in a background thread
+        ``batch_df`` is the materialized record frame after ``with_expectation_checks``;
+        ``rows_by_outcome`` counts its rows per distinct (reasons, quality_flags) pair (the writer's
+        one counting job computes it). The GX checkpoint runs on a copy of its sample in a background thread
         (seconds of Spark jobs per run: on the batch's path it stalled the stream, the p99
         detection latency with it), unless ``quality.fail_stream_on_failure``: then it runs here
         and a failure raises ``QualityGateFailed``, which fails the batch.
@@ -70,7 +80,7 @@ class StreamQuality:
         if not self.enabled:
             return None
         q = self.config.quality
-        summary = self.summarize_failures(batch_df, rows_by_reasons)
+        summary = self.summarize_failures(batch_df, rows_by_outcome)
         self._store(query_id, batch_id, "spark", summary)
         if q.gx_every_n_batches > 0 and batch_id % q.gx_every_n_batches == 0:
             if q.fail_stream_on_failure:
@@ -88,9 +98,9 @@ class StreamQuality:
         """The rows the checkpoint validates, cached now (one small job): the batch's own rows are
         freed when the batch ends, before a background checkpoint reads them."""
         q = self.config.quality
-        view_df = with_quality_columns(batch_df.filter(contract_valid(F.col("reasons"))))
+        view_df = with_quality_columns(batch_df.filter(contract_valid(F.col("reasons"))), self.config)
         sample_df = view_df.limit(q.gx_sample_rows) if q.gx_sample_rows > 0 else view_df
-        sample_df = sample_df.drop("cart_items", "extra_fields", "key", "value").persist()
+        sample_df = sample_df.drop("cart_items", "extra_fields", "key", "value", "quality_flags").persist()
         sample_df.count()
         return sample_df
 
@@ -115,35 +125,39 @@ class StreamQuality:
             return None
         return self._gx_running.exception(timeout=timeout_s)
 
-    def summarize_failures(self, batch_df: DataFrame, rows_by_reasons: dict[tuple[str, ...], int]) -> dict:
-        """Rows checked (the contract-valid ones), rows failing an expectation, the count per expectation;
-        examples from the failing rows only, so a clean batch costs no Spark job here."""
-        checked = {reasons: n for reasons, n in rows_by_reasons.items()
+    def summarize_failures(self, batch_df: DataFrame, rows_by_outcome: dict) -> dict:
+        """Rows checked (the contract-valid ones), rows failing an expectation, rows scored with flags,
+        the count per expectation with its action; examples from the failing rows only, so a clean
+        batch costs no Spark job here."""
+        checked = {(reasons, flags): n for (reasons, flags), n in rows_by_outcome.items()
                    if all(r.startswith(REASON_PREFIX) for r in reasons)}
         counts = Counter()
-        for reasons, n in checked.items():
-            for reason in reasons:
-                counts[reason.removeprefix(REASON_PREFIX)] += n
+        for (reasons, flags), n in checked.items():
+            for name in [r.removeprefix(REASON_PREFIX) for r in reasons] + list(flags):
+                counts[name] += n
         examples = self._examples(batch_df) if counts else {}
-        failures = [{"expectation": name, "type": expectation.expectation_type, "column": expectation.column,
-                     "unexpected": counts[name], "examples": examples.get(name, [])}
+        failures = [{"expectation": name, "action": self.action(name), "type": expectation.expectation_type,
+                     "column": expectation.column, "unexpected": counts[name], "examples": examples.get(name, [])}
                     for name, (expectation, _) in self.checks.items() if name in counts]
         return {"success": not failures, "evaluated": len(self.checks), "failed": failures,
-                "rows": sum(checked.values()), "rows_failed": sum(n for reasons, n in checked.items() if reasons)}
+                "rows": sum(checked.values()),
+                "rows_failed": sum(n for (reasons, flags), n in checked.items() if reasons or flags),
+                "rows_flagged": sum(n for (reasons, flags), n in checked.items() if flags and not reasons)}
 
     def _examples(self, batch_df: DataFrame) -> dict[str, list[dict]]:
         """Up to EXAMPLES_PER_EXPECTATION (transaction id, offending value) per failed expectation,
         from a bounded number of failing rows."""
-        failed = F.filter("reasons", lambda r: r.startswith(REASON_PREFIX))
-        failing_df = with_quality_columns(batch_df.filter(contract_valid(F.col("reasons")) & (F.size(failed) > 0)))
+        failed = F.concat(F.transform(F.filter("reasons", lambda r: r.startswith(REASON_PREFIX)),
+                                      lambda r: F.substring(r, len(REASON_PREFIX) + 1, 1000)), "quality_flags")
+        failing_df = with_quality_columns(batch_df.filter(contract_valid(F.col("reasons")) & (F.size(failed) > 0)),
+                                          self.config)
         columns = sorted({expectation.column for expectation, _ in self.checks.values()})
         rows = (failing_df.select(failed.alias("_failed"), "transaction_id",
                                   *[F.col(c).cast("string").alias(c) for c in columns])
                 .limit(EXAMPLES_PER_EXPECTATION * len(self.checks)).collect())
         examples: dict[str, list[dict]] = {}
         for row in rows:
-            for reason in row["_failed"]:
-                name = reason.removeprefix(REASON_PREFIX)
+            for name in row["_failed"]:
                 found = examples.setdefault(name, [])
                 if len(found) < EXAMPLES_PER_EXPECTATION:
                     found.append({"transaction_id": row["transaction_id"], "value": row[self.checks[name][0].column]})
@@ -165,12 +179,14 @@ def store_result(conn, *, run_id: str, batch_id: int, suite: str, engine: str, s
     """Upsert one validation's row (a replayed batch overwrites its own row)."""
     conn.execute(
         "INSERT INTO quality_results (run_id, batch_id, suite, engine, validated_at, success, rows_checked,"
-        " rows_failed, expectations, failed_expectations, failures)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " rows_failed, rows_flagged, expectations, failed_expectations, failures)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (run_id, batch_id, suite, engine) DO UPDATE SET validated_at = EXCLUDED.validated_at,"
         " success = EXCLUDED.success, rows_checked = EXCLUDED.rows_checked, rows_failed = EXCLUDED.rows_failed,"
+        " rows_flagged = EXCLUDED.rows_flagged,"
         " expectations = EXCLUDED.expectations, failed_expectations = EXCLUDED.failed_expectations,"
         " failures = EXCLUDED.failures",
         (run_id, batch_id, suite, engine, datetime.now(timezone.utc), summary["success"], summary.get("rows"),
-         summary.get("rows_failed"), summary["evaluated"], len(summary["failed"]), Jsonb(summary["failed"])),
+         summary.get("rows_failed"), summary.get("rows_flagged"), summary["evaluated"], len(summary["failed"]),
+         Jsonb(summary["failed"])),
     )
