@@ -286,9 +286,20 @@ def model_summary(registry: dict, version: str) -> html.Table:
             ["created", meta.get("created_at")], ["accuracy", _fmt(metrics.get("accuracy"), 4)],
             ["weighted F1", _fmt(metrics.get("weighted_f1"), 4)], ["macro F1", _fmt(metrics.get("macro_f1"), 4)],
             ["sequence recall", _fmt(seq.get("recall"), 4)], ["held-out events", _fmt(metrics.get("events"))],
+            ["alert threshold", _fmt(meta.get("alert_threshold"), 2)],
+            *_out_of_profile_rows(metrics.get("out_of_profile")),
             ["training data", ", ".join(meta.get("training_data", {}).get("train", {}).get("test_ids", []))],
             ["code revision", meta.get("code_revision")], ["training seconds", _fmt(meta.get("training_seconds"))]]
     return _table("model-metrics", ["", "value"], rows)
+
+
+def _out_of_profile_rows(oop: dict | None) -> list[list]:
+    """Per domain, recall / precision on traffic from a profile the model never trained on."""
+    if not oop:
+        return [["out of profile", "not evaluated"]]
+    return [[f"out of profile ({oop['profile']}): {domain}",
+             f"recall {_fmt(f['recall'], 4)}, precision {_fmt(f['precision'], 4)}"]
+            for domain, f in oop["by_domain"].items()]
 
 
 def model_versions(registry: dict) -> html.Table:

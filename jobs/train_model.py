@@ -1,6 +1,8 @@
 """spark-submit entry point of model training.
 
-    .venv/bin/spark-submit jobs/train_model.py --train-test-id history-seed7 --eval-test-id history-seed8
+    .venv/bin/spark-submit jobs/train_model.py $(.venv/bin/python -m fraud.simulate.history var/history)
+
+(after those runs went through the streaming job; ``--train-test-id`` / ``--eval-test-id`` repeat).
 """
 
 import argparse
@@ -13,7 +15,8 @@ def main(argv=None) -> int:
     parser = ArgumentParser(
         prog="train_model.py",
         description="Train the 10-class RandomForest on labelled silver (simulated history that went through "
-        "the streaming job), evaluate it on runs from another seed, register it if it passes the gate.",
+        "the streaming job), choose its alert threshold on runs from other seeds, evaluate it there and on "
+        "out-of-profile traffic (model.gate.out_of_profile), register it if it passes the gate.",
     )
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     parser.add_argument("--train-test-id", action="append", required=True,

@@ -12,13 +12,12 @@ mkdir -p "$DEMO" var/history
 
 if ! $PY -m fraud.model show >/dev/null 2>&1; then
   echo "demo: no model yet: simulating history and training one (first run only, a few minutes)"
-  [ -f var/history/seed7.jsonl ] || $PY -m fraud.simulate --events 100000 --seed 7 --output var/history/seed7.jsonl
-  [ -f var/history/seed8.jsonl ] || $PY -m fraud.simulate --events 40000 --seed 8 --output var/history/seed8.jsonl
-  $PY -m fraud.simulate --replay var/history/seed7.jsonl
-  $PY -m fraud.simulate --replay var/history/seed8.jsonl
+  # Three simulator profiles (fraud.simulate.history): the model learns behaviour, not one surface.
+  train_args=$($PY -m fraud.simulate.history var/history 2>/dev/null)
+  for history in var/history/history-*.jsonl; do $PY -m fraud.simulate --replay "$history"; done
   .venv/bin/spark-submit jobs/stream_fraud.py --once > "$DEMO/history.log" 2>&1
-  .venv/bin/spark-submit jobs/train_model.py --train-test-id history-seed7 --eval-test-id history-seed8 --promote \
-    2>>"$DEMO/train.log" | grep '^\[train\]'
+  # shellcheck disable=SC2086  # train_args is a list of options
+  .venv/bin/spark-submit jobs/train_model.py $train_args --promote 2>>"$DEMO/train.log" | grep '^\[train\]'
 fi
 
 if [ -f "$DEMO/job.pid" ] && kill -0 "$(cat "$DEMO/job.pid")" 2>/dev/null; then
@@ -38,8 +37,9 @@ else
 fi
 
 test_id="demo-$(date -u +%Y%m%d-%H%M%S)"
-echo "demo: simulator at normal load for ${DEMO_SECONDS:-120} s, test id $test_id"
-$PY -m fraud.simulate --domain all --load-level normal --duration "${DEMO_SECONDS:-120}" --test-id "$test_id"
+echo "demo: simulator at normal load for ${DEMO_SECONDS:-120} s (then the sequences it started finish), test id $test_id"
+$PY -m fraud.simulate --domain all --load-level normal --duration "${DEMO_SECONDS:-120}" --finish-sequences \
+  --test-id "$test_id"
 
 echo "demo: waiting for the job to drain the topics"
 $PY - "$test_id" <<'PYEOF'

@@ -63,21 +63,16 @@ def trained_pipeline(stack, spark, tmp_path_factory):
     """A pipeline with a registered model trained on history that went through the job (the
     end-to-end tests score with it; the chaos tests copy its model)."""
     from fraud.model.training import run_training
-    from fraud.simulate.__main__ import build_options
-    from fraud.simulate.run import replay_file, run_simulation
+    from fraud.simulate.history import test_ids, write_history
+    from fraud.simulate.run import replay_file
     from pipeline_support import make_pipeline
 
     root = tmp_path_factory.mktemp("e2e")
     pipe = make_pipeline(stack, root)
-    for seed, events in ((7, 100_000), (8, 40_000)):
-        path = root / f"history-{seed}.jsonl"
-        options = build_options(pipe.config, domain="all", load_level=None, rate=None, events=events,
-                                duration=None, fraud_rate=None, seed=seed, test_id=None, pattern_weights=None,
-                                output=str(path))
-        run_simulation(pipe.config, options)
+    for path in write_history(pipe.config, root / "history"):  # the demo's history: three profiles
         replay_file(pipe.config, path)
     pipe.catch_up(spark)
-    status = run_training(spark, pipe.config, ["history-seed7"], ["history-seed8"], promote=True)
+    status = run_training(spark, pipe.config, test_ids("train"), test_ids("eval"), promote=True)
     assert status == 0, "the model trained on streamed history must pass the gate"
     return pipe
 

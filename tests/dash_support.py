@@ -114,8 +114,11 @@ def seed_registry(lake: Path) -> None:
         metrics = classification_metrics(confusion)
         metrics["sequence_detection"] = {"recall": 0.98 + 0.01 * n, "fraud_sequences": 100, "caught": 98 + n}
         metrics["feature_importances"] = {"amount": 0.4, "actor_txn_count": 0.3, "session_length_sec": 0.2 - 0.1 * n}
+        metrics["out_of_profile"] = {"profile": "eu_marketplace", "seed": 9001, "events": 20000, "macro_f1": 0.97,
+                                     "by_domain": {"gaming": {"recall": 0.99, "precision": 0.95 + 0.01 * n}}}
         registry.write_metadata(version, {
             "version": version, "created_at": f"2026-11-2{n}T10:00:00Z", "metrics": metrics, "features": [],
+            "alert_threshold": 0.85,
             "classes": list(MODEL_CLASSES), "training_data": {"train": {"test_ids": [f"history-seed{7 + n}"]}},
             "code_revision": "abc123", "params": {}, "training_seconds": 60.0, "model_size_bytes": 1000})
         registry.promote(version)

@@ -153,13 +153,18 @@ def end_offsets(bootstrap: str, topics: list[str]) -> int:
         consumer.close()
 
 
-def simulate_live(pipe: Pipeline, test_id: str, seconds: float = 20.0, rate: float = 300.0, seed: int = 31):
-    """Paced simulator traffic into the pipeline's topics, ground truth into its database."""
+def simulate_live(pipe: Pipeline, test_id: str, seconds: float = 20.0, rate: float = 300.0, seed: int = 31,
+                  profile: str | None = None, finish_sequences: bool = False):
+    """Paced simulator traffic into the pipeline's topics, ground truth into its database.
+    ``finish_sequences`` for a run whose recall is measured: in a 20-second run most fraud sequences
+    (spread over up to a minute and a half) would be cut after their first event, and recall would
+    measure the end of the run rather than detection."""
     from fraud.simulate.__main__ import build_options
     from fraud.simulate.run import run_simulation
 
     options = build_options(pipe.config, domain="all", load_level=None, rate=rate, events=None, duration=seconds,
-                            fraud_rate=None, seed=seed, test_id=test_id, pattern_weights=None, output=None)
+                            fraud_rate=None, seed=seed, test_id=test_id, pattern_weights=None, output=None,
+                            profile=profile, finish_sequences=finish_sequences)
     return run_simulation(pipe.config, options)
 
 

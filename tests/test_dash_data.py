@@ -143,6 +143,9 @@ def test_model_view_promote_and_rollback(app_ctx, seeded):  # noqa: F811
     assert status is None and options == ["v0002", "v0001"] and version == "v0002"
     assert list(confusion.data[0].x)[0] == "regular" and len(f1.data[0].x) == 10
     assert importances.data[0].y[-1] == "amount"  # largest last in a horizontal bar chart
+    text = str(summary)
+    assert "alert threshold" in text and "0.85" in text
+    assert "out of profile (eu_marketplace): gaming" in text and "recall 0.9900, precision 0.9600" in text
     _, _, version, message, *_ = model_view(app_ctx, "v0001", "promote")
     assert version == "v0001" and "now v0001" in message
     assert Registry(str(seeded.lake / "models")).current_version() == "v0001"

@@ -1,6 +1,7 @@
 """Features: the velocity function (JVM, run here through its batch path) and the static features."""
 
 import datetime as dt
+import math
 
 from chispa import assert_approx_df_equality
 
@@ -10,7 +11,7 @@ T0 = dt.datetime(2026, 1, 1)
 
 # A record frame with just what the velocity operator reads (fraud.parse.RECORD_COLUMNS has more).
 RECORD_DDL = ("key binary, topic string, partition int, offset long, reasons array<string>, transaction_id string, "
-              "actor_id string, event_time timestamp, amount double, account_to string, account_from string, "
+              "actor_id string, event_time timestamp, amount_usd double, account_to string, account_from string, "
               "user_id string, device_id string, device_fingerprint string, ip_address string, "
               + ", ".join(f"shipping_{p} string" for p in ("street", "city", "state", "zip", "country")))
 
@@ -91,7 +92,9 @@ def test_window_keeps_at_most_64_events(spark):
 
 
 def test_static_features(spark):
-    schema = ("domain string, amount double, ip_address string, session_length_sec int, session_duration_sec int, "
+    """Amounts count in US dollars (``amount_usd``): a JPY cart and a CHF wire look like their USD twins."""
+    schema = ("domain string, amount double, amount_usd double, v_amount_mean double, ip_address string, "
+              "session_length_sec int, session_duration_sec int, "
               "cart_items array<struct<product_id:string,category:string,price:double,quantity:int>>, "
               + ", ".join(f"{side}_{p} string" for side in ("shipping", "billing")
                           for p in ("street", "city", "state", "zip", "country"))
@@ -99,17 +102,17 @@ def test_static_features(spark):
     addr = ("1 Oak St", "Austin", "TX", "73301", "US")
     other = ("9 Elm St", "Boston", "MA", "02101", "US")
     rows = [
-        ("ecommerce", 30.0, "185.220.101.7", None, 60, [("p1", "books", 10.0, 1), ("p2", "toys", 20.0, 1)],
-         *addr, *other, None, None),
-        ("fintech", 9800.0, "24.1.1.1", None, None, None, *([None] * 10), "US", "KY"),
-        ("gaming", None, None, 300, None, None, *([None] * 10), None, None),
+        ("ecommerce", 4500.0, 30.0, 15.0, "185.220.101.7", None, 60,
+         [("p1", "books", 1500.0, 1), ("p2", "toys", 3000.0, 1)], *addr, *other, None, None),
+        ("fintech", 7840.0, 9800.0, 9800.0, "24.1.1.1", None, None, None, *([None] * 10), "US", "KY"),
+        ("gaming", 5.0, 5.0, 10.0, None, 300, None, None, *([None] * 10), None, None),
     ]
     out_df = with_static_features(spark.createDataFrame(rows, schema)).select(
-        "f_is_vpn_ip", "f_session_s", "f_n_items", "f_max_item_price", "f_ship_ne_bill", "f_to_high_risk_country",
-        "f_near_ctr_threshold", "top_category")
+        "f_log_amount", "f_amount_to_mean", "f_is_vpn_ip", "f_session_s", "f_n_items", "f_max_item_price",
+        "f_ship_ne_bill", "f_to_high_risk_country", "f_near_ctr_threshold", "top_category")
     expected_df = spark.createDataFrame([
-        (1.0, 60.0, 2.0, 20.0, 1.0, 0.0, 0.0, "toys"),
-        (0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0, None),
-        (0.0, 300.0, 0.0, 0.0, 0.0, 0.0, 0.0, None),
+        (math.log1p(30.0), 2.0, 1.0, 60.0, 2.0, 20.0, 1.0, 0.0, 0.0, "toys"),
+        (math.log1p(9800.0), 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 1.0, None),
+        (math.log1p(5.0), 0.5, 0.0, 300.0, 0.0, 0.0, 0.0, 0.0, 0.0, None),
     ], out_df.schema)
     assert_approx_df_equality(out_df, expected_df, 1e-9, ignore_nullable=True)

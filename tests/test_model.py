@@ -7,7 +7,8 @@ from pyspark.sql import functions as F
 
 from fraud.cli import UserError
 from fraud.features import CATEGORICAL_FEATURES, NON_FEATURES, NUMERIC_FEATURES
-from fraud.model.evaluation import classification_metrics, gate_failures
+from fraud.model.evaluation import (alerting_by_threshold, choose_threshold, classification_metrics, gate_failures,
+                                   sequence_detection)
 from fraud.model.forest import FEATURE_COLUMNS, build_pipeline, with_label
 from fraud.parse import kafka_records
 from fraud.pipeline import silver_from_records
@@ -33,9 +34,39 @@ def test_classification_metrics_by_hand():
 def test_gate_names_each_failing_metric(config):
     metrics = {"accuracy": 0.99, "weighted_f1": 0.97, "macro_f1": 0.95,
                "per_class_f1": {"regular": 0.99, "fraud_promo_abuse": 0.42}}
-    assert gate_failures(metrics, config) == ["weighted_f1 0.9700 < 0.975", "f1[fraud_promo_abuse] 0.4200 < 0.85"]
+    assert gate_failures(metrics, config) == ["weighted_f1 0.9700 < 0.975", "f1[fraud_promo_abuse] 0.4200 < 0.7"]
     metrics.update(weighted_f1=0.98, per_class_f1={"regular": 0.99})
     assert gate_failures(metrics, config) == []
+    metrics["out_of_profile"] = {"by_domain": {"gaming": {"recall": 0.97, "precision": 0.88},
+                                               "fintech": {"recall": None, "precision": None}}}
+    metrics.update(alert_threshold=0.85, alerting={"0.85": {"ecommerce": {"recall": 0.89, "precision": 0.99}}})
+    assert gate_failures(metrics, config) == ["held-out recall[ecommerce] 0.89 < 0.9",
+                                              "out-of-profile precision[gaming] 0.88 < 0.9",
+                                              "out-of-profile recall[fintech] None < 0.9",
+                                              "out-of-profile precision[fintech] None < 0.9"]
+
+
+def test_the_alert_threshold_is_chosen_for_the_worst_domain():
+    """Per domain and threshold: recall of fraud sequences (an alert of their own class) and precision
+    of alerts (one per actor and class); the chosen threshold maximises the worst domain's F1."""
+    fraud = {("gaming", "fraud_gold_farming"): 2, ("fintech", "fraud_structuring"): 2}
+    rows = [("gaming", "g1", "fraud_gold_farming", "fraud_gold_farming", 0.95),
+            ("gaming", "g2", "fraud_gold_farming", "fraud_gold_farming", 0.62),
+            ("gaming", "g3", "regular", "fraud_gold_farming", 0.58),  # a regular player, scored as fraud
+            ("fintech", "f1", "fraud_structuring", "fraud_structuring", 0.99),
+            ("fintech", "f2", "fraud_structuring", "fraud_synthetic_identity", 0.9)]  # caught, wrong type
+    table = alerting_by_threshold((fraud, rows))
+    assert table["0.55"]["gaming"] == {"fraud_sequences": 2, "caught": 2, "recall": 1.0, "alerts": 3,
+                                       "precision": round(2 / 3, 4)}
+    assert table["0.60"]["gaming"]["precision"] == 1.0 and table["0.65"]["gaming"]["recall"] == 0.5
+    assert table["0.60"]["fintech"] == {"fraud_sequences": 2, "caught": 1, "recall": 0.5, "alerts": 2,
+                                        "precision": 0.5}
+    threshold, by_domain = choose_threshold(table)
+    # Up to 0.90 fintech is stuck at F1 0.5 and gaming is perfect from 0.60; above 0.90 fintech's
+    # wrong-type alert goes (F1 0.67) while gaming drops to F1 0.67 too: 0.95 is the highest tie.
+    assert threshold == 0.95 and by_domain == table["0.95"]
+    assert sequence_detection((fraud, rows), 0.6)["recall_by_class"] == {"fraud_gold_farming": 1.0,
+                                                                        "fraud_structuring": 0.5}
 
 
 def test_ground_truth_is_never_a_feature():

@@ -210,6 +210,8 @@ def test_regular_traffic_has_hard_negatives():
     (["--pattern-weights", "fraud_card_testing"], "error: --pattern-weights: expected name=number, got 'fraud_card_testing'"),
     (["--events", "0"], "error: --events must be positive, got 0"),
     (["--events", "ten"], "error: argument --events: invalid int value: 'ten' (see --help)"),
+    (["--profile", "absent"], "error: no profile 'absent': neither a file nor one of apac_super_app, default, "
+                              "eu_marketplace, latam_wallets"),
 ])
 def test_bad_arguments_give_one_line(tmp_path, args, message):
     base = ["--output", str(tmp_path / "o.jsonl")]
@@ -223,5 +225,78 @@ def test_bad_arguments_give_one_line(tmp_path, args, message):
 def test_help_lists_the_options():
     out = simulate("--help").stdout
     for option in ("--domain", "--load-level", "--rate", "--events", "--duration", "--fraud-rate", "--seed",
-                   "--test-id", "--output", "--pattern-weights"):
+                   "--test-id", "--output", "--pattern-weights", "--profile"):
         assert option in out
+
+
+# --- distribution profiles ----------------------------------------------------------
+
+def test_the_default_profile_file_is_the_simulator_itself(tmp_path):
+    plain, profiled = tmp_path / "plain.jsonl", tmp_path / "profiled.jsonl"
+    simulate("--events", "2000", "--seed", "5", "--output", str(plain))
+    simulate("--events", "2000", "--seed", "5", "--profile", "default", "--output", str(profiled))
+    assert plain.read_bytes() == profiled.read_bytes()
+
+
+def test_a_profile_shifts_the_surface_and_keeps_the_patterns(tmp_path):
+    from fraud.reference import currencies
+    from fraud.simulate.profile import load_profile
+
+    profile = load_profile("eu_marketplace")
+    path = tmp_path / "eu.jsonl"
+    simulate("--events", "6000", "--seed", "8", "--fraud-rate", "0.5", "--profile", "eu_marketplace",
+             "--output", str(path))
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all(contract_violations(e) == [] for e in events), "still the contract"
+    assert {e["pattern"] for e in events} == set(PATTERNS), "every pattern still drawn"
+    table = currencies(None)
+    for domain, mix in profile.currencies.items():
+        seen = {e["currency"] for e in events if e["domain"] == domain}
+        assert seen == set(mix), (domain, seen)
+    for e in events:
+        digits = table[e["currency"]].minor_units
+        assert round(e["amount"], digits) == e["amount"], e
+    by_actor = defaultdict(set)
+    for e in events:
+        by_actor[e["actor_id"]].add(e["currency"])
+    assert all(len(c) == 1 for c in by_actor.values()), "an actor keeps its currency"
+    methods = {e["payment_method"] for e in events if "payment_method" in e}
+    assert methods <= set(profile.rename["payment_method"].values()) and "klarna" in methods
+    categories = {i["category"] for e in events for i in e.get("cart_items", [])}
+    assert categories <= set(profile.rename["category"].values())
+    chf = [e["amount"] for e in events if e["currency"] == "CHF" and e["pattern"] == "fraud_structuring"]
+    assert chf and all(6_800 < a < 8_800 for a in chf), "USD 9,500-9,999 at 0.8 CHF per USD, +-10 %"
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("  fintech: {EUR: 0.5, CHF: 0.3, GBP: 0.2}\n", "  fintech: {EUR: 0.5, XYZ: 0.5}\n",
+     "currencies.fintech: needs ISO 4217 codes with non-negative weights (XYZ is not one)"),
+    ("noise: 0.1\n", "noise: 1.5\n", "noise: must be in [0, 1), got 1.5"),
+    ("rename:\n", "rename:\n  game_id: {g-starfall: g-other}\n", "rename.game_id: only payment_method, item_type"),
+    ("gap_scale: 1.3\n", "", "gap_scale: missing"),
+])
+def test_a_bad_profile_gives_one_line(tmp_path, old, new, message):
+    text = (ROOT / "lib" / "fraud" / "simulate" / "profiles" / "eu_marketplace.yaml").read_text()
+    assert old in text
+    path = tmp_path / "p.yaml"
+    path.write_text(text.replace(old, new))
+    result = simulate("--events", "10", "--profile", str(path), "--output", str(tmp_path / "o.jsonl"), check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[0].startswith(f"error: {path}: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_finished_sequences_run_to_their_end_and_no_new_one_starts(tmp_path):
+    cut, whole = tmp_path / "cut.jsonl", tmp_path / "whole.jsonl"
+    simulate("--events", "3000", "--seed", "9", "--output", str(cut))
+    simulate("--events", "3000", "--seed", "9", "--finish-sequences", "--output", str(whole))
+    cut_events = [json.loads(line) for line in cut.read_text().splitlines()]
+    whole_events = [json.loads(line) for line in whole.read_text().splitlines()]
+    assert whole_events[:3000] == cut_events, "the same run, then the started sequences' remaining events"
+    started = {e["actor_id"] for e in cut_events}
+    assert {e["actor_id"] for e in whole_events} == started, "no sequence starts after the run's events"
+    lengths = Counter(e["actor_id"] for e in whole_events)
+    last = {e["actor_id"]: e["sequence_position"] for e in whole_events}
+    assert all(last[a] == lengths[a] - 1 for a in lengths)
+    # Every sequence is whole: every pattern draws at least 2 events.
+    assert min(lengths.values()) >= 2 and len(whole_events) > 3000

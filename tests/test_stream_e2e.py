@@ -7,6 +7,9 @@ Crashes and restarts of this job are tests/test_chaos.py's.
 """
 
 import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from confluent_kafka import Producer
@@ -32,20 +35,49 @@ def lake(spark, pipe, table):
     return spark.read.format("delta").load(pipe.config.table_path(table))
 
 
-def test_live_run_recall_and_precision(pipeline, spark):
-    summary = simulate_live(pipeline, "e2e-live-1")
-    assert summary.errors == 0
+# Per domain, live, with a model trained on three other profiles and the threshold it chose: the
+# gate's floors. Measured on the default profile: recall 0.98-1.00, precision 0.94-1.00 (README
+# "The model": e-commerce precision is below the 0.95 the vocabulary-fed model reached in profile).
+FLOOR = 0.90
+
+
+def test_live_runs_in_profile_and_out_of_profile(pipeline, spark):
+    """Live traffic of the simulator's own profile and of the gate's held-out profile (other
+    currencies, payment methods, item types, categories and timings), sent at the same time,
+    through Kafka and the job: nothing valid is quarantined, fraud is caught in both."""
+    runs = {"e2e-live-1": dict(seed=31), "e2e-eu": dict(seed=41, profile="eu_marketplace")}
+    with ThreadPoolExecutor(len(runs)) as pool:
+        # 100 events/s: the sequences' tail after the 20 s takes its own time (up to ~2 min of event
+        # time, paced) whatever the rate, and fewer events keep the catch-up short.
+        futures = {test_id: pool.submit(simulate_live, pipeline, test_id, rate=100.0, finish_sequences=True,
+                                        **kwargs)
+                   for test_id, kwargs in runs.items()}
+        summaries = {test_id: future.result() for test_id, future in futures.items()}
+    assert all(s.errors == 0 for s in summaries.values())
     pipeline.catch_up(spark)
-    result = evaluate_run(pipeline.dsn, "e2e-live-1")
-    print("\nE2E live run:", json.dumps(result, indent=1))
-    assert set(result["domains"]) == {"gaming", "fintech", "ecommerce"}
-    for domain, figures in result["domains"].items():
-        assert figures["fraud_sequences"] > 20, domain
-        assert figures["recall"] >= 0.95, (domain, figures)
-        assert figures["precision"] >= 0.95, (domain, figures)
-    gold = lake(spark, pipeline, "gold").filter(F.col("test_id") == "e2e-live-1")
-    assert gold.count() == summary.events_sent
-    assert gold.select("model_version").distinct().collect()[0][0] == "v0001"
+    for test_id, summary in summaries.items():
+        result = evaluate_run(pipeline.dsn, test_id)
+        print(f"\nE2E live run {test_id}:", json.dumps(result, indent=1))
+        assert set(result["domains"]) == {"gaming", "fintech", "ecommerce"}
+        for domain, figures in result["domains"].items():
+            assert figures["fraud_sequences"] > 20, domain
+            assert figures["recall"] >= FLOOR and figures["precision"] >= FLOOR, (test_id, domain, figures)
+        silver = lake(spark, pipeline, "silver").filter(F.col("test_id") == test_id)
+        assert silver.count() == summary.events_sent, "no valid transaction quarantined"
+        gold = lake(spark, pipeline, "gold").filter(F.col("test_id") == test_id)
+        assert gold.count() == summary.events_sent
+        assert gold.select("model_version").distinct().collect()[0][0] == "v0001"
+    silver = lake(spark, pipeline, "silver").filter(F.col("test_id") == "e2e-eu")
+    flags = {r["f"] for r in silver.select(F.explode("quality_flags").alias("f")).distinct().collect()}
+    assert {"payment_method_known", "item_type_known", "cart_categories_known", "transfer_type_known"} <= flags
+
+    shown = subprocess.run([sys.executable, "-m", "fraud.model", "show", "--json", "--config",
+                            str(pipeline.config_path)], capture_output=True, text=True, timeout=120, check=True)
+    registered = json.loads(shown.stdout)
+    assert registered["out_of_profile"]["profile"] == "eu_marketplace"
+    assert all(f["recall"] >= FLOOR and f["precision"] >= FLOOR
+               for f in registered["out_of_profile"]["by_domain"].values())
+    assert 0.3 <= registered["alert_threshold"] <= 0.95
 
 
 def test_stream_and_batch_compute_identical_features(pipeline, spark):

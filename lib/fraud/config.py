@@ -94,7 +94,8 @@ class StreamConfig:
     trigger_interval: str
     # Records larger than this go to quarantine as "oversize".
     max_record_bytes: int
-    max_amount: float
+    # Above this many US dollars (at the currency table's rate) an amount is impossible: quarantined.
+    max_amount_usd: float
     # Event time sanity, relative to the record's Kafka timestamp.
     max_event_age_days: int
     max_future_skew_s: int
@@ -109,8 +110,9 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    # A fraud-class prediction at or above this fraud score opens or extends an alert.
-    threshold: float
+    # A fraud-class prediction at or above this fraud score opens or extends an alert; null: the
+    # threshold each model was registered with (chosen by training on held-out data).
+    threshold: float | None
     # Severity floors by fraud score, highest first; below the last: "low".
     severity: dict[str, float]
     # Rows of one actor and type further apart than this start a new episode (alert).
@@ -120,11 +122,29 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class OutOfProfileGate:
+    """Traffic the model never trained on: a simulator profile and seed, simulated at training time
+    and put through the stream's chain in batch. Per domain, sequence recall and alert precision at
+    the model's threshold must reach the floors."""
+
+    profile: str  # a packaged profile name or a profile file
+    seed: int
+    events: int
+    min_recall: float
+    min_precision: float
+
+
+@dataclass(frozen=True)
 class GateConfig:
+    # Event level, on the decisions at the model's alert threshold.
     min_accuracy: float
     min_weighted_f1: float
     min_macro_f1: float
     min_class_f1: float
+    # Per domain on the held-out runs: fraud sequences caught, alerts of the right type.
+    min_sequence_recall: float
+    min_alert_precision: float
+    out_of_profile: OutOfProfileGate
 
 
 @dataclass(frozen=True)
@@ -271,6 +291,18 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
             data_docs_dir=config.quality.data_docs_dir and _resolve_location(config.quality.data_docs_dir, base),
             currencies_file=config.quality.currencies_file and _resolve_location(config.quality.currencies_file, base)),
     )
+
+
+def load_dataclass(cls: type, path: str | os.PathLike) -> Any:
+    """A YAML file as the frozen dataclass ``cls``, checked key by key like a config file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"file not found: {path}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not valid YAML") from None
+    return _build(cls, raw, str(path), "")
 
 
 def _check_values(config: Config, source: str) -> None:

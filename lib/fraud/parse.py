@@ -14,7 +14,9 @@ Every record gets ``reasons`` (array of codes, empty when valid):
 - ``duplicate``                a transaction id this actor already sent (set later, by
                                the state operator)
 
-Fields outside the contract are kept in ``extra_fields`` (map of raw JSON values).
+Fields outside the contract are kept in ``extra_fields`` (map of raw JSON values). ``amount_usd``
+is the amount at the currency table's rate (``fraud.reference``): amounts in any currency compare
+as features; an unknown currency counts as US dollars (and is flagged ``currency_known``).
 
 ``parse_records`` is the one parse of a record: Kafka columns, ``reasons`` and the typed,
 flattened event side by side (``RECORD_COLUMNS``). Everything downstream (data quality,
@@ -32,6 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fraud.config import DOMAINS, Config, StreamConfig
+from fraud.reference import currencies
 from fraud.schemas import COMMON_FIELDS, DOMAIN_FIELDS
 
 _CORRUPT = "_corrupt_record"
@@ -71,13 +74,15 @@ def _topic_domain(topics: tuple[tuple[str, str], ...]) -> Column:
 
 def with_parsed_event(raw_df: DataFrame, config: Config) -> DataFrame:
     """Add ``event`` (typed struct), ``json_map`` (raw top-level fields) and ``reasons``."""
-    for name, column in _parse_columns(tuple(config.kafka.topics.items()), config.stream):
+    for name, column in _parse_columns(tuple(config.kafka.topics.items()), config.stream,
+                                       config.quality.currencies_file):
         raw_df = raw_df.withColumn(name, column)
     return raw_df
 
 
 @lru_cache(maxsize=8)
-def _parse_columns(topics: tuple[tuple[str, str], ...], stream: StreamConfig) -> tuple[tuple[str, Column], ...]:
+def _parse_columns(topics: tuple[tuple[str, str], ...], stream: StreamConfig,
+                   currencies_file: str | None) -> tuple[tuple[str, Column], ...]:
     value_str = F.col("value").cast("string")
     # Oversize records are not parsed at all; a null value (a tombstone) is a size-ok malformed record.
     size_ok = F.coalesce(F.length("value") <= stream.max_record_bytes, F.lit(True))
@@ -88,11 +93,11 @@ def _parse_columns(topics: tuple[tuple[str, str], ...], stream: StreamConfig) ->
         ("json_map", json_map),
         ("event", event),
         ("event_time", F.try_to_timestamp(F.col("event.timestamp"))),
-        ("reasons", _reasons(stream, size_ok)),
+        ("reasons", _reasons(stream, currencies_file, size_ok)),
     )
 
 
-def _reasons(stream: StreamConfig, size_ok: Column) -> Column:
+def _reasons(stream: StreamConfig, currencies_file: str | None, size_ok: Column) -> Column:
     domain = F.col("event.domain")
     known_domain = domain.isin(*DOMAINS)
     checks: list[Column] = [
@@ -108,7 +113,7 @@ def _reasons(stream: StreamConfig, size_ok: Column) -> Column:
         F.when(parsed & domain.isNotNull() & ~known_domain, F.lit("unknown_domain")),
         F.when(parsed & known_domain & (domain != F.col("topic_domain")), F.lit("domain_topic_mismatch")),
     ]
-    checks += [F.when(parsed & cond, F.lit(code)) for cond, code in _range_checks(stream)]
+    checks += [F.when(parsed & cond, F.lit(code)) for cond, code in _range_checks(stream, currencies_file)]
     return reason_codes(checks)
 
 
@@ -148,13 +153,15 @@ def _badly_typed(typed: Column, data_type: T.DataType) -> Column:
     return typed.isNull()
 
 
-def _range_checks(stream: StreamConfig) -> list[tuple[Column, str]]:
+def _range_checks(stream: StreamConfig, currencies_file: str | None) -> list[tuple[Column, str]]:
     amount = F.col("event.amount")
+    amount_usd = amount / F.coalesce(per_usd(currencies_file)[F.col("event.currency")], F.lit(1.0))
     kafka_ts = F.col("timestamp")
     oldest = kafka_ts - F.make_interval(days=F.lit(stream.max_event_age_days))
     newest = kafka_ts + F.make_interval(secs=F.lit(stream.max_future_skew_s))
     return [
-        (F.isnan(amount) | (amount <= 0) | (amount > stream.max_amount), "out_of_range:amount"),
+        # Impossible in any currency: an INR wire of 48 million is 550,000 US dollars.
+        (F.isnan(amount) | (amount <= 0) | (amount_usd > stream.max_amount_usd), "out_of_range:amount"),
         (F.col("event.sequence_position") < 0, "out_of_range:sequence_position"),
         (F.col("event.session_length_sec") < 0, "out_of_range:session_length_sec"),
         (F.col("event.session_duration_sec") < 0, "out_of_range:session_duration_sec"),
@@ -179,20 +186,21 @@ def _extra_fields() -> Column:
 def parse_records(raw_df: DataFrame, config: Config) -> DataFrame:
     """Kafka-shaped records (key, value, topic, partition, offset, timestamp) -> the record frame:
     Kafka position and raw value, ``reasons``, the flattened event and ``extra_fields``."""
-    return with_parsed_event(raw_df, config).select(*_record_columns())
+    return with_parsed_event(raw_df, config).select(*_record_columns(config.quality.currencies_file))
 
 
-@lru_cache(maxsize=1)
-def _record_columns() -> tuple[Column, ...]:
+@lru_cache(maxsize=4)
+def _record_columns(currencies_file: str | None) -> tuple[Column, ...]:
     return (
         F.col("key"), F.col("value"), F.col("topic"), F.col("partition"), F.col("offset"),
-        F.col("timestamp").alias("kafka_timestamp"), F.col("reasons"), *_event_columns(), _extra_fields(),
+        F.col("timestamp").alias("kafka_timestamp"), F.col("reasons"), *_event_columns(currencies_file),
+        _extra_fields(),
     )
 
 
-@lru_cache(maxsize=1)
-def _event_columns() -> tuple[Column, ...]:
-    """The typed event flattened (addresses as ``shipping_*`` / ``billing_*``), with ``event_date``."""
+def _event_columns(currencies_file: str | None) -> tuple[Column, ...]:
+    """The typed event flattened (addresses as ``shipping_*`` / ``billing_*``), with ``event_date`` and
+    ``amount_usd``."""
     address_cols = [
         F.col(f"event.{side}_address.{part}").alias(f"{side}_{part}")
         for side in ("shipping", "billing")
@@ -204,12 +212,21 @@ def _event_columns() -> tuple[Column, ...]:
         F.col("event_time"),
         F.to_date("event_time").alias("event_date"),
         *address_cols,
+        (F.col("event.amount") / F.coalesce(per_usd(currencies_file)[F.col("event.currency")], F.lit(1.0)))
+        .alias("amount_usd"),
     )
+
+
+def per_usd(currencies_file: str | None) -> Column:
+    """Currency code -> units per US dollar, from the currency table, as a map literal."""
+    table = currencies(currencies_file)
+    return F.create_map(*[x for c in table.values() for x in (F.lit(c.code), F.lit(c.per_usd))])
 
 
 EVENT_COLUMNS = [n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")] + [
     "event_time", "event_date",
     *[f"{side}_{part}" for side in ("shipping", "billing") for part in ("street", "city", "state", "zip", "country")],
+    "amount_usd",
 ]
 KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "kafka_timestamp"]
 RECORD_COLUMNS = [*KAFKA_COLUMNS, "reasons", *EVENT_COLUMNS, "extra_fields"]

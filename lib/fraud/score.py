@@ -27,9 +27,14 @@ GOLD_COLUMNS = [
 ]
 
 
-def with_scores(predictions_df: DataFrame, config: Config, model_version: str) -> DataFrame:
-    """Turn a fitted pipeline's output (``probability``, ``predicted_class``) into gold columns."""
-    return predictions_df.select("*", *_score_columns(config.alerts.threshold, tuple(config.alerts.severity.items())),
+# What a model registered before thresholds were chosen in training alerts at (the former hand-set value).
+DEFAULT_ALERT_THRESHOLD = 0.7
+
+
+def with_scores(predictions_df: DataFrame, config: Config, model_version: str, threshold: float) -> DataFrame:
+    """Turn a fitted pipeline's output (``probability``, ``predicted_class``) into gold columns; a fraud
+    class at or above ``threshold`` is an alert."""
+    return predictions_df.select("*", *_score_columns(threshold, tuple(config.alerts.severity.items())),
                                  F.lit(model_version).alias("model_version"))
 
 
@@ -56,7 +61,7 @@ def score_silver(silver_df: DataFrame, model: "LoadedModel", config: Config) -> 
     Without ``scored_at``: a timestamp literal would change the generated code of the whole
     scoring stage every batch and force a recompile; the writer adds it (``with_scored_at``).
     """
-    return with_scores(model.transform(silver_df), config, model.version).select(*_GOLD_SCORED)
+    return with_scores(model.transform(silver_df), config, model.version, model.threshold).select(*_GOLD_SCORED)
 
 
 _GOLD_SCORED = [c for c in GOLD_COLUMNS if c != "scored_at"]
@@ -70,6 +75,7 @@ def with_scored_at(gold_df: DataFrame) -> DataFrame:
 class LoadedModel:
     version: str
     pipeline: PipelineModel
+    threshold: float = DEFAULT_ALERT_THRESHOLD  # the fraud score from which a fraud class alerts
     # The whole fitted pipeline as one JVM object: one Py4J call per batch instead of a
     # parameter copy per stage (PySpark's PipelineModel.transform costs ~1 s per call on 2 cores).
     _java: object = field(init=False, repr=False, compare=False)
@@ -89,8 +95,9 @@ class ModelHolder:
     the next batch without a restart.
     """
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, threshold: float | None = None):
         self.registry = registry
+        self.threshold = threshold  # alerts.threshold: overrides the one each model was registered with
         self._loaded: LoadedModel | None = None
         self._warned = False
 
@@ -102,7 +109,9 @@ class ModelHolder:
                 self._warned = True
             return self._loaded
         if self._loaded is None or self._loaded.version != version:
-            pipeline = PipelineModel.load(self.registry.entry(version).model_path)
-            log.info("scoring with model %s", version)
-            self._loaded = LoadedModel(version, pipeline)
+            entry = self.registry.entry(version)
+            threshold = (self.threshold if self.threshold is not None
+                         else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
+            log.info("scoring with model %s, alerts from fraud score %.2f", version, threshold)
+            self._loaded = LoadedModel(version, PipelineModel.load(entry.model_path), threshold)
         return self._loaded

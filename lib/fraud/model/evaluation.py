@@ -17,31 +17,102 @@ from fraud.model.forest import feature_importances
 from fraud.score import with_scores
 
 
-def evaluate(model: PipelineModel, labelled_df: DataFrame, config: Config, version: str = "candidate") -> dict:
-    """Event-level and sequence-level metrics of ``model`` on a labelled (held-out) frame."""
-    scored = with_scores(model.transform(labelled_df), config, version).cache()
+def evaluate(model: PipelineModel, labelled_df: DataFrame, config: Config, version: str = "candidate",
+             threshold: float | None = None) -> dict:
+    """Metrics of ``model`` on a labelled (held-out) frame at an alert threshold: ``threshold``, or the
+    one ``choose_threshold`` picks on this frame (``alert_threshold``).
+
+    Event-level metrics (accuracy, F1s, confusion matrix) are of the decisions the stream takes at
+    that threshold: an event whose most likely class is a fraud class but whose fraud score is below
+    the threshold raises nothing, so it counts as ``regular``. ``alerting`` holds, per threshold and
+    domain, sequence recall and alert precision; ``sequence_detection`` the sequences caught."""
+    scored = with_scores(model.transform(labelled_df), config, version, threshold=1.0).cache()  # alerts: below
     try:
-        confusion = {(r["label"], r["predicted_class"]): r["count"]
-                     for r in scored.groupBy("label", "predicted_class").count().collect()}
-        sequences = (
-            scored.filter(F.col("label") != "regular")
-            .groupBy("test_id", "actor_id", "label")
-            .agg(F.max((F.col("is_alert") & (F.col("predicted_class") == F.col("label"))).cast("int")).alias("caught"))
-            .groupBy("label").agg(F.count("*").alias("n"), F.sum("caught").alias("caught"))
-            .collect()
-        )
+        by_score = [(r["label"], r["predicted_class"], r["milli"], r["count"]) for r in scored.groupBy(
+            "label", "predicted_class", F.floor(F.col("fraud_score") * 1000).alias("milli")).count().collect()]
+        candidates = alert_candidates(scored)
     finally:
         scored.unpersist()
+    alerting = alerting_by_threshold(candidates)
+    chosen = threshold if threshold is not None else choose_threshold(alerting)[0]
+    confusion: dict[tuple[str, str], int] = {}
+    for label, predicted, milli, count in by_score:
+        decided = predicted if predicted != "regular" and milli >= round(chosen * 1000) else "regular"
+        confusion[(label, decided)] = confusion.get((label, decided), 0) + count
     metrics = classification_metrics(confusion)
-    metrics["sequence_detection"] = {
-        "recall_by_class": {r["label"]: round(r["caught"] / r["n"], 4) for r in sorted(sequences, key=lambda r: r["label"])},
-        "fraud_sequences": int(sum(r["n"] for r in sequences)),
-        "caught": int(sum(r["caught"] for r in sequences)),
-    }
-    caught, total = metrics["sequence_detection"]["caught"], metrics["sequence_detection"]["fraud_sequences"]
-    metrics["sequence_detection"]["recall"] = round(caught / total, 4) if total else None
+    metrics["alert_threshold"] = chosen
+    metrics["alerting"] = alerting
+    metrics["sequence_detection"] = sequence_detection(candidates, chosen)
     metrics["feature_importances"] = feature_importances(model)
     return metrics
+
+
+# Thresholds the training job tries on held-out data (fraud score = 1 - P(regular)).
+THRESHOLDS = [round(0.3 + 0.05 * i, 2) for i in range(14)]
+
+
+def alert_candidates(scored_df: DataFrame) -> tuple[dict[tuple[str, str], int], list[tuple]]:
+    """(fraud sequences per (domain, class), [(domain, sequence, truth, predicted class, max fraud score)])
+    of a scored, labelled frame: every (actor, fraud class) the model predicted, with its best score.
+    Small: one row per actor and class predicted, whatever the events."""
+    fraud = {(r["domain"], r["label"]): r["n"] for r in scored_df.filter(F.col("label") != "regular")
+             .groupBy("domain", "label").agg(F.countDistinct("test_id", "actor_id").alias("n")).collect()}
+    rows = (scored_df.filter(F.col("predicted_class") != "regular")
+            .groupBy("domain", "test_id", "actor_id", "label", "predicted_class")
+            .agg(F.max("fraud_score").alias("score")).collect())
+    return fraud, [(r["domain"], (r["test_id"], r["actor_id"]), r["label"], r["predicted_class"], r["score"])
+                   for r in rows]
+
+
+def sequence_detection(candidates, threshold: float) -> dict:
+    """Fraud sequences caught (an alert of their own class at ``threshold``), per class and in all."""
+    fraud, rows = candidates
+    caught = {(r[1], r[2]) for r in rows if r[2] == r[3] and r[4] >= threshold}
+    by_class = {}
+    for (_, label), n in fraud.items():
+        by_class[label] = by_class.get(label, 0) + n
+    caught_by_class = {label: sum(1 for _, l in caught if l == label) for label in by_class}
+    total = sum(by_class.values())
+    return {"recall_by_class": {c: round(caught_by_class[c] / n, 4) for c, n in sorted(by_class.items())},
+            "fraud_sequences": total, "caught": len(caught),
+            "recall": round(len(caught) / total, 4) if total else None}
+
+
+def alerting_by_threshold(candidates) -> dict[str, dict]:
+    """Per threshold and domain: sequence recall (fraud sequences with an alert of their own class)
+    and alert precision (alerts, one per actor and class, whose class is the actor's truth), the
+    batch twins of ``fraud.evaluate``'s live figures."""
+    fraud, rows = candidates
+    by_domain_total: dict[str, int] = {}
+    for (domain, _), n in fraud.items():
+        by_domain_total[domain] = by_domain_total.get(domain, 0) + n
+    table = {}
+    for threshold in THRESHOLDS:
+        by_domain = {}
+        for domain in sorted(by_domain_total.keys() | {r[0] for r in rows}):
+            alerts = [r for r in rows if r[0] == domain and r[4] >= threshold]
+            caught = {r[1] for r in alerts if r[2] == r[3]}
+            correct = sum(r[2] == r[3] for r in alerts)
+            total = by_domain_total.get(domain, 0)
+            by_domain[domain] = {
+                "fraud_sequences": total, "caught": len(caught),
+                "recall": round(len(caught) / total, 4) if total else None,
+                "alerts": len(alerts), "precision": round(correct / len(alerts), 4) if alerts else None}
+        table[f"{threshold:.2f}"] = by_domain
+    return table
+
+
+def choose_threshold(alerting: dict[str, dict]) -> tuple[float, dict]:
+    """The threshold whose worst domain is best: max over thresholds of the smallest per-domain F1 of
+    sequence recall and alert precision (ties: the higher threshold, fewer alerts to review)."""
+    def worst_f1(by_domain: dict) -> float:
+        scores = []
+        for figures in by_domain.values():
+            r, p = figures["recall"] or 0.0, figures["precision"] or 0.0
+            scores.append(2 * r * p / (r + p) if r + p else 0.0)
+        return min(scores) if scores else 0.0
+    best = max(alerting, key=lambda t: (worst_f1(alerting[t]), float(t)))
+    return float(best), alerting[best]
 
 
 def classification_metrics(confusion: dict[tuple[str, str], int]) -> dict:
@@ -83,4 +154,18 @@ def gate_failures(metrics: dict, config: Config) -> list[str]:
     ]
     failures += [f"f1[{c}] {f1:.4f} < {gate.min_class_f1}" for c, f1 in metrics["per_class_f1"].items()
                  if f1 < gate.min_class_f1]
+    if "alert_threshold" in metrics and "alerting" in metrics:
+        held_out = metrics["alerting"][f"{metrics['alert_threshold']:.2f}"]
+        failures += _domain_failures("held-out", held_out, gate.min_sequence_recall, gate.min_alert_precision)
+    oop = metrics.get("out_of_profile")
+    if oop:
+        floors = gate.out_of_profile
+        failures += _domain_failures("out-of-profile", oop["by_domain"], floors.min_recall, floors.min_precision)
     return failures
+
+
+def _domain_failures(where: str, by_domain: dict, min_recall: float, min_precision: float) -> list[str]:
+    return [f"{where} {name}[{domain}] {figures[name]} < {floor}"
+            for domain, figures in by_domain.items()
+            for name, floor in (("recall", min_recall), ("precision", min_precision))
+            if (figures[name] or 0.0) < floor]

@@ -7,8 +7,10 @@ it was trained on (Delta version and simulator runs), with which code and parame
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -34,11 +36,20 @@ class TrainingResult:
 
 def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: DataFrame, training_data: dict,
                        promote: bool | None = None, progress=print) -> TrainingResult:
-    """Fit on ``train_df``, evaluate on ``eval_df``, register if the gate passes, promote if asked
-    (or if no version is current yet)."""
+    """Fit on ``train_df``; evaluate on ``eval_df``, which also chooses the alert threshold; evaluate
+    on out-of-profile traffic at that threshold; register if the gate passes, promote if asked (or if
+    no version is current yet)."""
     model, _, training_seconds = fit_model(config, train_df, progress)
     progress(f"fitted {config.model.num_trees} trees in {training_seconds} s; evaluating on the held-out set")
     metrics = evaluate(model, with_label(eval_df), config)
+    gate = config.model.gate.out_of_profile
+    progress(f"alert threshold {metrics['alert_threshold']}; evaluating out of profile ({gate.profile}, "
+             f"seed {gate.seed}, {gate.events:,} events)")
+    outside = evaluate(model, with_label(out_of_profile_silver(spark, config)), config,
+                       threshold=metrics["alert_threshold"])
+    metrics["out_of_profile"] = {
+        "profile": gate.profile, "seed": gate.seed, "events": outside["events"], "macro_f1": outside["macro_f1"],
+        "by_domain": outside["alerting"][f"{metrics['alert_threshold']:.2f}"]}
     failures = gate_failures(metrics, config)
     registry = Registry.for_config(config)
     if failures:
@@ -49,7 +60,8 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
     size = _size_bytes(registry.model_path(version))
     metadata = {
         "version": version, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "metrics": metrics, "features": FEATURE_COLUMNS, "classes": list(MODEL_CLASSES),
+        "metrics": metrics, "alert_threshold": metrics["alert_threshold"], "features": FEATURE_COLUMNS,
+        "classes": list(MODEL_CLASSES),
         "training_data": training_data, "code_revision": _code_revision(), "params": _params(config),
         "training_seconds": training_seconds, "model_size_bytes": size,
     }
@@ -59,6 +71,26 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
         registry.promote(version)
     mirror_to_postgres(config, metadata, do_promote)
     return TrainingResult(version, metrics, [], training_seconds, size, do_promote)
+
+
+def out_of_profile_silver(spark, config: Config) -> DataFrame:
+    """Silver rows of the gate's out-of-profile traffic (``model.gate.out_of_profile``): simulated now,
+    deterministic for its seed, put through the stream's chain in batch."""
+    from fraud.config import DOMAINS
+    from fraud.parse import kafka_records
+    from fraud.pipeline import silver_from_records
+    from fraud.simulate.profile import load_profile
+    from fraud.simulate.run import RunOptions, run_simulation
+
+    gate = config.model.gate.out_of_profile
+    with tempfile.TemporaryDirectory(prefix="out-of-profile-") as work:
+        path = Path(work) / "events.jsonl"
+        run_simulation(config, RunOptions(
+            domains=DOMAINS, rate_per_s=100.0, events=gate.events, duration_s=None, seed=gate.seed,
+            test_id=f"out-of-profile-{gate.profile}-seed{gate.seed}", output=str(path),
+            profile=load_profile(gate.profile)))
+        records_df = kafka_records(spark, config, path.read_text().splitlines())
+        return silver_from_records(records_df, config).cache()
 
 
 def _params(config: Config) -> dict:
@@ -110,7 +142,14 @@ def run_training(spark, config: Config, train_ids: list[str], eval_ids: list[str
                                 progress=lambda msg: print(f"[train] {msg}", flush=True))
     m = result.metrics
     print(f"[train] held-out: accuracy {m['accuracy']:.4f}, weighted F1 {m['weighted_f1']:.4f}, "
-          f"macro F1 {m['macro_f1']:.4f}, sequence recall {m['sequence_detection']['recall']}")
+          f"macro F1 {m['macro_f1']:.4f}, sequence recall {m['sequence_detection']['recall']} "
+          f"at alert threshold {m['alert_threshold']}")
+    print("[train] held-out per domain at that threshold: " + ", ".join(
+        f"{d} recall {f['recall']} precision {f['precision']}"
+        for d, f in m["alerting"][f"{m['alert_threshold']:.2f}"].items()))
+    oop = m["out_of_profile"]
+    print(f"[train] out of profile ({oop['profile']}, never trained on): " + ", ".join(
+        f"{d} recall {f['recall']} precision {f['precision']}" for d, f in oop["by_domain"].items()))
     print("[train] per class (precision/recall/F1): " + ", ".join(
         f"{c} {v['precision']:.3f}/{v['recall']:.3f}/{v['f1']:.3f}" for c, v in m["per_class"].items()))
     labels, counts = m["confusion_matrix"]["labels"], m["confusion_matrix"]["counts"]

@@ -61,6 +61,9 @@ def summary(entry) -> dict:
         "macro_f1": metrics["macro_f1"],
         "per_class_f1": metrics["per_class_f1"],
         "sequence_recall": metrics["sequence_detection"]["recall"],
+        "alert_threshold": entry.metadata.get("alert_threshold"),
+        # Traffic from a profile the model never trained on (model.gate.out_of_profile).
+        "out_of_profile": metrics.get("out_of_profile"),
         "training_data": entry.metadata["training_data"],
         "code_revision": entry.metadata["code_revision"],
         "model_size_bytes": entry.metadata["model_size_bytes"],

@@ -48,7 +48,7 @@ def _domain_is(domain: str):
 
 def with_quality_columns(silver_df: DataFrame, config: Config) -> DataFrame:
     """Derived columns the event suite checks (GX has no expectations over arrays or a lookup in the
-    currency table)."""
+    currency table); ``amount_usd`` comes with the record (``fraud.parse``)."""
     q = config.quality
     return silver_df.select("*", *_quality_columns(q.currencies_file, q.expected_values.cart_category))
 
@@ -57,7 +57,6 @@ def with_quality_columns(silver_df: DataFrame, config: Config) -> DataFrame:
 def _quality_columns(currencies_file: str | None, categories: tuple[str, ...]) -> tuple[Column, ...]:
     """Built once per process and config: the currency maps are a few hundred literals."""
     table = currencies(currencies_file)
-    per_usd = F.create_map(*[x for c in table.values() for x in (F.lit(c.code), F.lit(c.per_usd))])
     minor_unit_scale = F.create_map(*[x for c in table.values() for x in (F.lit(c.code), F.lit(10.0 ** c.minor_units))])
     items = F.col("cart_items")
     bad_item = lambda i: (i["product_id"].isNull() | F.isnan(i["price"]) | (i["price"] <= 0)  # noqa: E731
@@ -66,7 +65,6 @@ def _quality_columns(currencies_file: str | None, categories: tuple[str, ...]) -
     return (
         # Seconds from the event to its Kafka record: negative when the producer's clock runs ahead.
         ((F.unix_micros("kafka_timestamp") - F.unix_micros("event_time")) / 1e6).alias("event_age_s"),
-        (amount / per_usd[F.col("currency")]).alias("amount_usd"),
         _below_minor_unit(amount * minor_unit_scale[F.col("currency")], minor_unit_scale[F.col("currency")]),
         F.when(items.isNotNull(), F.size(items)).alias("cart_item_count"),
         F.when(items.isNotNull(), F.size(F.filter(items, lambda i: F.coalesce(bad_item(i), F.lit(True)))))
@@ -150,7 +148,7 @@ def event_suite(config: Config) -> Suite:
 _FLAGS = ["f_is_vpn_ip", "f_ship_ne_bill", "f_is_cross_border", "f_to_high_risk_country", "f_near_ctr_threshold"]
 FEATURE_RANGES = {
     **{flag: (0.0, 1.0) for flag in _FLAGS},
-    "f_log_amount": (0.0, 25.0), "f_session_s": (-1.0, None), "f_n_items": (0.0, None),
+    "f_log_amount": (0.0, 25.0), "f_amount_to_mean": (0.0, None), "f_session_s": (-1.0, None), "f_n_items": (0.0, None),
     "f_total_quantity": (0.0, None), "f_max_item_price": (0.0, None), "f_n_categories": (0.0, None),
     "v_count": (1.0, None), "v_amount_sum": (0.0, None), "v_amount_max": (0.0, None), "v_amount_mean": (0.0, None),
     "v_secs_since_prev": (-1.0, None), "v_distinct_dest": (0.0, None), "v_distinct_users": (0.0, None),

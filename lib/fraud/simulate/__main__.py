@@ -7,12 +7,14 @@ from datetime import datetime, timezone
 
 from fraud.cli import ArgumentParser, UserError, run
 from fraud.config import DOMAINS, Config, load_config
+from fraud.simulate.profile import load_profile
 from fraud.simulate.run import RunOptions, replay_file, resolve_rate, run_simulation
 
 
 def build_options(config: Config, *, domain: str, load_level: str | None, rate: float | None,
                   events: int | None, duration: float | None, fraud_rate: float | None, seed: int,
-                  test_id: str | None, pattern_weights: str | None, output: str | None) -> RunOptions:
+                  test_id: str | None, pattern_weights: str | None, output: str | None,
+                  profile: str | None = None, finish_sequences: bool = False) -> RunOptions:
     if domain != "all" and domain not in DOMAINS:
         raise UserError(f"--domain must be one of {', '.join(DOMAINS)} or all, got {domain!r}")
     if output is None and events is None and duration is None:
@@ -29,6 +31,8 @@ def build_options(config: Config, *, domain: str, load_level: str | None, rate: 
         fraud_rate=None if fraud_rate is None else float(fraud_rate),
         pattern_weights=_parse_weights(pattern_weights),
         output=output,
+        profile=load_profile(profile),
+        finish_sequences=finish_sequences,
     )
 
 
@@ -62,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraud-rate", type=float, help="share of fraud sequences in every domain (0-1); "
                         "default per domain from config")
     parser.add_argument("--pattern-weights", help="relative weights, e.g. fraud_card_testing=2,regular_shopper=1")
+    parser.add_argument("--profile", help="distribution profile: a packaged name (default, latam_wallets, "
+                        "apac_super_app, eu_marketplace) or a YAML file: the same patterns with another surface "
+                        "(currencies, amounts, names, timings); default: the simulator's own")
+    parser.add_argument("--finish-sequences", action="store_true",
+                        help="after --events / --duration, start no new sequence but let those started run to "
+                        "their end (a run whose recall is measured: no fraud sequence is cut after one event)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--test-id", help="run id carried by every event (default: generated)")
     parser.add_argument("--output", help="write JSON lines here instead of producing to Kafka")
@@ -79,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     options = build_options(
         config, domain=args.domain, load_level=args.load_level, rate=args.rate, events=args.events,
         duration=args.duration, fraud_rate=args.fraud_rate, seed=args.seed, test_id=args.test_id,
-        pattern_weights=args.pattern_weights, output=args.output,
+        pattern_weights=args.pattern_weights, output=args.output, profile=args.profile,
+        finish_sequences=args.finish_sequences,
     )
     summary = run_simulation(config, options)
     if args.json:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import random
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from fraud.simulate.patterns import PATTERNS, Actor, Pattern, Step
+from fraud.simulate.profile import DEFAULT_PROFILE, Profile, Surface
 
 _ID_NAMESPACE = uuid.UUID("6f1c8a52-3c1e-4d8e-9a57-1f0b4de6a9c1")
 _BLOCK = 100  # sequences per quota block and domain
@@ -95,10 +97,15 @@ class _Active:
 
 
 class EventGenerator:
-    """Yields ``Emitted`` events, one per slot, for the given domains and rate."""
+    """Yields ``Emitted`` events, one per slot, for the given domains and rate: ``events`` of them, then
+    (``finish_sequences``) the rest of the sequences already started, each at its own pace, with no
+    new one started, so every sequence of the run is whole."""
 
     def __init__(self, *, domains: tuple[str, ...], rate_per_s: float, seed: int, test_id: str,
-                 start_time: datetime, fraud_share: dict[str, float], pattern_weights: dict[str, float]):
+                 start_time: datetime, fraud_share: dict[str, float], pattern_weights: dict[str, float],
+                 events: int, finish_sequences: bool = False, profile: Profile = DEFAULT_PROFILE):
+        self.events = events
+        self.finish_sequences = finish_sequences
         self.domains = domains
         self.slot_s = 1.0 / rate_per_s
         self.test_id = test_id
@@ -107,18 +114,26 @@ class EventGenerator:
         self._planners = {
             d: QuotaPlanner(d, fraud_share[d], pattern_weights, random.Random(f"{seed}/{d}")) for d in domains
         }
+        self._surface = Surface(profile, seed)
         self._tag = hashlib.sha1(test_id.encode()).hexdigest()[:6]
         self._started = 0
         self._emitted = 0
 
     def __iter__(self) -> Iterator[Emitted]:
         active: list[_Active] = []
+        slot = 0
         while True:
-            now_s = self._emitted * self.slot_s
-            if not active or active[0].due_s > now_s:
+            now_s = slot * self.slot_s
+            if self._emitted >= self.events:
+                if not self.finish_sequences or not active:
+                    return
+                slot = max(slot, math.ceil(active[0].due_s / self.slot_s - 1e-9))  # idle until the next is due
+                now_s = slot * self.slot_s
+            elif not active or active[0].due_s > now_s:
                 heapq.heappush(active, self._start_sequence(now_s))
             seq = heapq.heappop(active)
             yield self._emit(seq, now_s)
+            slot += 1
             seq.position += 1
             if seq.position < len(seq.steps):
                 seq.due_s = max(now_s, seq.due_s) + seq.steps[seq.position].gap_s
@@ -128,7 +143,8 @@ class EventGenerator:
         domain = self.domains[self._started % len(self.domains)]
         pattern = self._planners[domain].next()
         actor_id = f"{domain[:2]}-{self._tag}{self._started:08d}"
-        steps = pattern.draw(Actor(actor_id, self._rng))
+        actor = Actor(actor_id, self._rng)
+        steps = self._surface.apply(domain, pattern.draw(actor), lambda: pattern.draw(actor))
         record = SequenceRecord(self.test_id, actor_id, domain, pattern.name, pattern.is_fraud)
         self._started += 1
         return _Active(now_s, self._started, steps, 0, domain, actor_id, record)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fraud.classes import FRAUD_CLASSES
-from fraud.reference import HIGH_RISK_COUNTRIES, VPN_IP_PREFIXES
+from fraud.reference import CTR_THRESHOLD_USD, HIGH_RISK_COUNTRIES, VPN_IP_PREFIXES
 
 # --- shared vocabularies ------------------------------------------------------
 
@@ -44,10 +44,14 @@ _PRODUCTS = {
 
 @dataclass
 class Step:
-    """One event of a sequence: its domain fields and the seconds since the previous event."""
+    """One event of a sequence: its domain fields and the seconds since the previous event.
+
+    ``max_amount_usd`` bounds the amount where the bound is the pattern's meaning (structuring stays
+    under the reporting threshold): a profile's scale and noise never push the amount past it."""
 
     fields: dict
     gap_s: float = 0.0
+    max_amount_usd: float | None = None
 
 
 @dataclass
@@ -294,7 +298,8 @@ def fraud_structuring(actor: Actor) -> list[Step]:
     source, ip = actor.token("acct"), _residential_ip(rng)
     return [
         Step(_transfer(source, actor.token("acct"), _money(rng, 9500, 9999), "wire", "US", "US",
-                       rng.choice(("services", "family_support", "loan_repayment", "other")), ip), gap)
+                       rng.choice(("services", "family_support", "loan_repayment", "other")), ip), gap,
+             max_amount_usd=CTR_THRESHOLD_USD - 0.01)
         for gap in _gaps(rng, rng.randint(5, 10), 2, 15)
     ]
 

@@ -18,6 +18,7 @@ from fraud.cli import UserError
 from fraud.config import DOMAINS, Config
 from fraud.simulate.generator import EventGenerator, SequenceRecord
 from fraud.simulate.patterns import PATTERNS
+from fraud.simulate.profile import DEFAULT_PROFILE, Profile
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class RunOptions:
     pattern_weights: dict[str, float] = field(default_factory=dict)
     output: str | None = None
     start_time: datetime | None = None
+    profile: Profile = DEFAULT_PROFILE
+    # After the events or duration, the sequences already started run to their end (none is cut).
+    finish_sequences: bool = False
 
     def __post_init__(self):
         if not self.domains or any(d not in DOMAINS for d in self.domains):
@@ -98,7 +102,9 @@ def run_simulation(config: Config, options: RunOptions) -> RunSummary:
     start = options.start_time or (FILE_MODE_START if options.output else datetime.now(timezone.utc))
     generator = EventGenerator(
         domains=options.domains, rate_per_s=options.rate_per_s, seed=options.seed, test_id=options.test_id,
-        start_time=start, fraud_share=fraud_share, pattern_weights=options.pattern_weights,
+        start_time=start, fraud_share=fraud_share, pattern_weights=options.pattern_weights, profile=options.profile,
+        events=options.events if options.events is not None else round(options.duration_s * options.rate_per_s),
+        finish_sequences=options.finish_sequences,
     )
     if options.output:
         sink = FileSink(Path(options.output))
@@ -250,12 +256,12 @@ def _drive(generator: EventGenerator, sink, options: RunOptions) -> RunSummary:
     fraud_sequences: Counter = Counter()
     open_sequences: dict[str, SequenceRecord] = {}
     finished: list[SequenceRecord] = []
-    limit = options.events if options.events is not None else round(options.duration_s * options.rate_per_s)
     sent = 0
     t0 = time.monotonic()
+    paced_elapsed = None  # the time the run's own events took (finished sequences come after)
     for item in generator:
-        if sent >= limit:
-            break
+        if sent == generator.events:
+            paced_elapsed = time.monotonic() - t0
         if sink.paced:
             # Hold each event until its slot; serve delivery callbacks while waiting. At least 1 ms
             # per wait (librdkafka's poll timeout is whole milliseconds: shorter waits returned at
@@ -283,7 +289,8 @@ def _drive(generator: EventGenerator, sink, options: RunOptions) -> RunSummary:
     # Sequences cut off by the end of the run are recorded with the events actually sent.
     sink.sequences_done(finished + list(open_sequences.values()))
     total_seq, total_fraud = sum(sequences.values()), sum(fraud_sequences.values())
-    achieved = delivered / elapsed if elapsed > 0 else 0.0
+    paced_elapsed = paced_elapsed or elapsed
+    achieved = min(delivered, generator.events) / paced_elapsed if paced_elapsed > 0 else 0.0
     summary = RunSummary(
         test_id=options.test_id, mode=sink.mode, domains=list(options.domains),
         target_rate_per_s=round(options.rate_per_s, 3), events_sent=delivered, errors=failed,

@@ -1,0 +1,80 @@
+"""The training history: simulator runs over several profiles (domain randomisation), one plan for
+``make demo`` and the tests.
+
+A model trained on one simulator's exact surface learns its currencies, names and timings; trained
+on the same patterns under three profiles it learns the behaviour (README "Model"). The held-out
+profile of the gate (``model.gate.out_of_profile``, ``eu_marketplace``) is not among them.
+
+``python -m fraud.simulate.history DIR`` writes the runs missing from DIR and prints the training
+job's arguments (``--train-test-id ... --eval-test-id ...``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraud.cli import ArgumentParser, run
+from fraud.config import DOMAINS, Config, load_config
+
+
+@dataclass(frozen=True)
+class HistoryRun:
+    role: str  # "train" or "eval" (held-out seeds of the same profiles: they choose the alert threshold)
+    profile: str
+    seed: int
+    events: int
+
+    @property
+    def test_id(self) -> str:
+        return f"history-{self.profile}-seed{self.seed}"
+
+
+HISTORY = (
+    HistoryRun("train", "default", 7, 50_000),
+    HistoryRun("train", "latam_wallets", 17, 25_000),
+    HistoryRun("train", "apac_super_app", 27, 25_000),
+    HistoryRun("eval", "default", 8, 20_000),
+    HistoryRun("eval", "latam_wallets", 18, 10_000),
+    HistoryRun("eval", "apac_super_app", 28, 10_000),
+)
+
+
+def test_ids(role: str) -> list[str]:
+    return [r.test_id for r in HISTORY if r.role == role]
+
+
+def write_history(config: Config, folder: Path) -> list[Path]:
+    """The plan's runs as JSON-lines files in ``folder`` (one per run; existing files are kept)."""
+    from fraud.simulate.profile import load_profile
+    from fraud.simulate.run import RunOptions, run_simulation
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for history_run in HISTORY:
+        path = folder / f"{history_run.test_id}.jsonl"
+        if not path.exists():
+            run_simulation(config, RunOptions(
+                domains=DOMAINS, rate_per_s=100.0, events=history_run.events, duration_s=None,
+                seed=history_run.seed, test_id=history_run.test_id, output=str(path),
+                profile=load_profile(history_run.profile)))
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m fraud.simulate.history",
+                            description="Write the training history (simulator runs over several profiles) to "
+                                        "DIR and print the arguments of jobs/train_model.py for it.")
+    parser.add_argument("dir", help="folder for the JSON-lines files (existing files are kept)")
+    parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    for path in write_history(load_config(args.config), Path(args.dir)):
+        print(path, file=sys.stderr)
+    print(" ".join([f"--train-test-id {t}" for t in test_ids("train")] + [f"--eval-test-id {t}" for t in test_ids("eval")]))
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
