@@ -1,14 +1,16 @@
-"""Does the model generalise to traffic it never saw? Train on simulator profiles, evaluate on a
-held-out seed of the default profile and on a profile no model trained on.
+"""Does the model generalise to traffic it never saw? Train on the history's three profiles, choose
+the alert threshold on their held-out seeds, evaluate there, on the default profile alone and on
+``eu_marketplace``, which no model trains on.
 
-    .venv/bin/python benchmarks/generalisation.py --events 30000 [--variants baseline,behaviour]
+    .venv/bin/python benchmarks/generalisation.py --events 30000 [--categorical domain,...] [--name NAME]
 
 No Kafka or PostgreSQL: the events go through the stream's own chain in batch
 (``fraud.pipeline.silver_from_records``: parse, expectations, velocity, static features), the
 forest is fitted as the training job fits it (``fraud.model.forest.fit_model``) and evaluated with
 the training job's metrics (``fraud.model.evaluation``): per domain, sequence recall and alert
-precision at the threshold chosen on the in-profile held-out set. Results: stdout and
-``benchmarks/results/generalisation.json``.
+precision at the chosen threshold. ``--categorical`` replaces the model's categorical inputs (the
+experiment behind leaving vocabularies out). Results: stdout and
+``benchmarks/results/generalisation[-NAME].json``.
 """
 
 from __future__ import annotations
