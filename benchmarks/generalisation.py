@@ -25,8 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_PROFILES = ["default", "latam_wallets", "apac_super_app"]
-HELD_OUT = "eu_marketplace"
+sys.path.insert(0, str(ROOT / "lib"))
+from fraud.simulate.history import HISTORY  # noqa: E402
+
+TRAINING_PROFILES = [r.profile for r in HISTORY if r.role == "train"]  # the training job's history
+HELD_OUT = "eu_marketplace"  # conf/*.yaml model.gate.out_of_profile
 
 
 def simulate(work: Path, profile: str, seed: int, events: int) -> Path:
