@@ -155,13 +155,12 @@ def _badly_typed(typed: Column, data_type: T.DataType) -> Column:
 
 def _range_checks(stream: StreamConfig, currencies_file: str | None) -> list[tuple[Column, str]]:
     amount = F.col("event.amount")
-    amount_usd = amount / F.coalesce(per_usd(currencies_file)[F.col("event.currency")], F.lit(1.0))
     kafka_ts = F.col("timestamp")
     oldest = kafka_ts - F.make_interval(days=F.lit(stream.max_event_age_days))
     newest = kafka_ts + F.make_interval(secs=F.lit(stream.max_future_skew_s))
     return [
         # Impossible in any currency: an INR wire of 48 million is 550,000 US dollars.
-        (F.isnan(amount) | (amount <= 0) | (amount_usd > stream.max_amount_usd), "out_of_range:amount"),
+        (F.isnan(amount) | (amount <= 0) | (_amount_usd(currencies_file) > stream.max_amount_usd), "out_of_range:amount"),
         (F.col("event.sequence_position") < 0, "out_of_range:sequence_position"),
         (F.col("event.session_length_sec") < 0, "out_of_range:session_length_sec"),
         (F.col("event.session_duration_sec") < 0, "out_of_range:session_duration_sec"),
@@ -212,15 +211,17 @@ def _event_columns(currencies_file: str | None) -> tuple[Column, ...]:
         F.col("event_time"),
         F.to_date("event_time").alias("event_date"),
         *address_cols,
-        (F.col("event.amount") / F.coalesce(per_usd(currencies_file)[F.col("event.currency")], F.lit(1.0)))
-        .alias("amount_usd"),
+        _amount_usd(currencies_file).alias("amount_usd"),
     )
 
 
-def per_usd(currencies_file: str | None) -> Column:
-    """Currency code -> units per US dollar, from the currency table, as a map literal."""
+@lru_cache(maxsize=4)
+def _amount_usd(currencies_file: str | None) -> Column:
+    """The event's amount in US dollars at the currency table's rate (a map literal of the table);
+    an unknown currency counts as US dollars."""
     table = currencies(currencies_file)
-    return F.create_map(*[x for c in table.values() for x in (F.lit(c.code), F.lit(c.per_usd))])
+    per_usd = F.create_map(*[x for c in table.values() for x in (F.lit(c.code), F.lit(c.per_usd))])
+    return F.col("event.amount") / F.coalesce(per_usd[F.col("event.currency")], F.lit(1.0))
 
 
 EVENT_COLUMNS = [n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")] + [

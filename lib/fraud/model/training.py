@@ -76,19 +76,14 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
 def out_of_profile_silver(spark, config: Config) -> DataFrame:
     """Silver rows of the gate's out-of-profile traffic (``model.gate.out_of_profile``): simulated now,
     deterministic for its seed, put through the stream's chain in batch."""
-    from fraud.config import DOMAINS
     from fraud.parse import kafka_records
     from fraud.pipeline import silver_from_records
-    from fraud.simulate.profile import load_profile
-    from fraud.simulate.run import RunOptions, run_simulation
+    from fraud.simulate.history import simulate_file
 
     gate = config.model.gate.out_of_profile
     with tempfile.TemporaryDirectory(prefix="out-of-profile-") as work:
-        path = Path(work) / "events.jsonl"
-        run_simulation(config, RunOptions(
-            domains=DOMAINS, rate_per_s=100.0, events=gate.events, duration_s=None, seed=gate.seed,
-            test_id=f"out-of-profile-{gate.profile}-seed{gate.seed}", output=str(path),
-            profile=load_profile(gate.profile)))
+        path = simulate_file(config, Path(work) / "events.jsonl", profile=gate.profile, seed=gate.seed,
+                             events=gate.events, test_id=f"out-of-profile-{gate.profile}-seed{gate.seed}")
         records_df = kafka_records(spark, config, path.read_text().splitlines())
         return silver_from_records(records_df, config).cache()
 

@@ -11,7 +11,6 @@ from pyspark.sql import DataFrame
 from fraud.cli import ArgumentParser, UserError, run
 from fraud.config import FLAG, Config, load_config
 from fraud.parse import parse_records
-from fraud.quality.checks import ROW_LEVEL
 from fraud.quality.suites import EVENT_SUITE, event_suite, expectation_name, with_quality_columns
 from fraud.quality.validator import Validator, describe
 
@@ -60,9 +59,7 @@ def list_expectations(config: Config) -> int:
     """One line per expectation: name, action on a failing row, the column it checks."""
     for expectation in event_suite(config).expectations:
         name = expectation_name(expectation)
-        row_level = isinstance(expectation, ROW_LEVEL)
-        action = config.quality.actions.get(name, FLAG) if row_level else "report (GX checkpoint only)"
-        print(f"{name:32} {action:28} {expectation.column}")
+        print(f"{name:32} {config.quality.actions.get(name, FLAG):12} {expectation.column}")
     return 0
 
 

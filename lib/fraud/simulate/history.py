@@ -45,20 +45,24 @@ def test_ids(role: str) -> list[str]:
     return [r.test_id for r in HISTORY if r.role == role]
 
 
-def write_history(config: Config, folder: Path) -> list[Path]:
-    """The plan's runs as JSON-lines files in ``folder`` (one per run; existing files are kept)."""
+def simulate_file(config: Config, path: Path, *, profile: str, seed: int, events: int, test_id: str) -> Path:
+    """One deterministic file-mode run of all domains under ``profile`` (a packaged name or a file)."""
     from fraud.simulate.profile import load_profile
     from fraud.simulate.run import RunOptions, run_simulation
 
+    run_simulation(config, RunOptions(domains=DOMAINS, rate_per_s=100.0, events=events, duration_s=None, seed=seed,
+                                      test_id=test_id, output=str(path), profile=load_profile(profile)))
+    return path
+
+
+def write_history(config: Config, folder: Path) -> list[Path]:
+    """The plan's runs as JSON-lines files in ``folder`` (one per run; existing files are kept)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for history_run in HISTORY:
-        path = folder / f"{history_run.test_id}.jsonl"
+    for r in HISTORY:
+        path = folder / f"{r.test_id}.jsonl"
         if not path.exists():
-            run_simulation(config, RunOptions(
-                domains=DOMAINS, rate_per_s=100.0, events=history_run.events, duration_s=None,
-                seed=history_run.seed, test_id=history_run.test_id, output=str(path),
-                profile=load_profile(history_run.profile)))
+            simulate_file(config, path, profile=r.profile, seed=r.seed, events=r.events, test_id=r.test_id)
         paths.append(path)
     return paths
 

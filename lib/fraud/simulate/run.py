@@ -43,6 +43,11 @@ class RunOptions:
     # After the events or duration, the sequences already started run to their end (none is cut).
     finish_sequences: bool = False
 
+    @property
+    def event_count(self) -> int:
+        """The run's own events (``--events``, or rate x duration); finished sequences come on top."""
+        return self.events if self.events is not None else round(self.duration_s * self.rate_per_s)
+
     def __post_init__(self):
         if not self.domains or any(d not in DOMAINS for d in self.domains):
             raise UserError(f"domain must be one of {', '.join(DOMAINS)} or all")
@@ -103,7 +108,7 @@ def run_simulation(config: Config, options: RunOptions) -> RunSummary:
     generator = EventGenerator(
         domains=options.domains, rate_per_s=options.rate_per_s, seed=options.seed, test_id=options.test_id,
         start_time=start, fraud_share=fraud_share, pattern_weights=options.pattern_weights, profile=options.profile,
-        events=options.events if options.events is not None else round(options.duration_s * options.rate_per_s),
+        events=options.event_count,
         finish_sequences=options.finish_sequences,
     )
     if options.output:
@@ -311,7 +316,7 @@ class _Progress:
 
     def __init__(self, options: RunOptions):
         self._on = sys.stderr.isatty()
-        self._total = options.events or round(options.duration_s * options.rate_per_s)
+        self._total = options.event_count
         self._last = 0.0
 
     def update(self, sent: int, elapsed_s: float) -> None:
