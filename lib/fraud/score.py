@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -100,8 +101,25 @@ class ModelHolder:
         self.threshold = threshold  # alerts.threshold: overrides the one each model was registered with
         self._loaded: LoadedModel | None = None
         self._warned = False
+        self._lock = threading.Lock()
+
+    def load_in_background(self) -> None:
+        """Load the current model in a thread of its own: a cold load is ~13 s of Spark jobs on 2
+        cores (a few per stage), which then overlaps the query's start-up and the first batch's
+        state step instead of following them. ``current`` waits for it."""
+        def load():
+            try:
+                self.current()
+            except Exception:  # the first batch loads it again and fails there if it must
+                log.warning("could not load the model ahead of the first batch", exc_info=True)
+
+        threading.Thread(target=load, name="model-load", daemon=True).start()
 
     def current(self) -> LoadedModel | None:
+        with self._lock:
+            return self._current()
+
+    def _current(self) -> LoadedModel | None:
         version = self.registry.current_version()
         if version is None:
             if self._loaded is None and not self._warned:

@@ -59,9 +59,10 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
     spark.streams.addListener(listener)
     try:
         with CheckpointLock(pool.conninfo, checkpoint, retry) as lock:
+            models = ModelHolder(Registry.for_config(config), config.alerts.threshold)
+            models.load_in_background()
             check_checkpoint(spark, config, checkpoint)
             quality = StreamQuality(config, pool)
-            models = ModelHolder(Registry.for_config(config), config.alerts.threshold)
             records = source(spark, config).transform(stream_records, config, quality)
             while True:
                 # A fresh writer per start: its lake appender reads each table's history again, as

@@ -6,7 +6,7 @@ The *expectations* here describe what traffic is expected to look like; a row fa
 unusual, not unscorable: it is scored and carries the expectation's name in ``quality_flags``
 (silver, gold, alert transactions), unless ``quality.actions`` makes that expectation quarantine.
 
-Two suites, both plain GX ``ExpectationSuite``s built in code (``fraud.quality.suites``):
+Two suites built in code (``fraud.quality.suites``):
 
 - ``event_expectations`` on contract-valid, silver-shaped rows (typed, flattened events plus a
   few derived check columns, ``with_quality_columns``): currencies in the currency table
@@ -21,8 +21,9 @@ In the stream, validation has two speeds, because a GX checkpoint on the Spark e
 runs a Spark job or more per expectation (measured 10-15 s for this suite on a
 2,000-row batch on 2 cores, see ``benchmarks/quality_overhead.py``):
 
-- every batch: each row-level expectation of the suite (``column_values`` kinds with
-  their ``row_condition``) is turned into the Spark ``Column`` of its failing rows
+- every batch: each expectation of the suite (``RowExpectation``: GX's ``column_values`` kinds
+  as plain data, so the job never waits for GX's ~11 s import) is turned into the Spark ``Column``
+  of its failing rows
   (``fraud.quality.checks.failing_rows``; a test checks it counts exactly what GX counts),
   which sets the row's flags (or reasons); per expectation counts, actions and a few examples
   go to PostgreSQL ``quality_results`` (engine ``spark``). All of it is JVM work: no per-row
@@ -36,7 +37,7 @@ A failing suite only reports unless ``quality.fail_stream_on_failure``.
 
 Modules, in the order the data meets them:
 
-- ``suites``: the expectation suites (event contract, feature ranges, training set).
+- ``suites``: the expectation suites (event expectations, feature ranges, training set).
 - ``checks``: row-level expectations as Spark columns of failing rows, and the
   ``quality_flags`` / ``expectation:<name>`` reasons built from them.
 - ``validator``: the ephemeral GX context that runs a suite; plain summaries of its results.

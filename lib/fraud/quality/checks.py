@@ -1,7 +1,7 @@
 """Row-level expectations as Spark columns: the rows each one fails, and what that makes of a row.
 
-Every batch of the stream checks the event suite's row-level expectations (``column_values``
-kinds with their ``row_condition``) as plain ``Column`` expressions, JVM work only. A row failing
+Every batch of the stream checks the event suite's row-level expectations
+(``fraud.quality.suites.RowExpectation``) as plain ``Column`` expressions, JVM work only. A row failing
 one is flagged (the name joins its ``quality_flags``) or, when the expectation's action is
 ``quarantine``, gets the reason ``expectation:<name>``. A test checks these columns count exactly
 what GX counts.
@@ -9,71 +9,43 @@ what GX counts.
 
 from __future__ import annotations
 
-from functools import reduce
-
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-import great_expectations.expectations as gxe
-from great_expectations.expectations.row_conditions import AndCondition, ComparisonCondition, NullityCondition
-
 from fraud.parse import reason_codes
-from fraud.quality.suites import Suite, expectation_name
+from fraud.quality.suites import BETWEEN, IN_SET, NOT_NULL, RowExpectation, Suite
 
 REASON_PREFIX = "expectation:"
 
 
-def _condition(condition) -> Column:
-    """A GX row condition (the Condition objects of GX 1.x) as a Spark column."""
-    if isinstance(condition, AndCondition):
-        return reduce(lambda a, b: a & b, [_condition(c) for c in condition.conditions])
-    if isinstance(condition, NullityCondition):
-        column = F.col(condition.column.name)
-        return column.isNull() if condition.is_null else column.isNotNull()
-    if isinstance(condition, ComparisonCondition):
-        column, value, op = F.col(condition.column.name), condition.parameter, str(condition.operator)
-        ops = {"==": column == value, "!=": column != value, "<": column < value, "<=": column <= value,
-               ">": column > value, ">=": column >= value}
-        if op in ops:
-            return ops[op]
-        return column.isin(*value) if op == "IN" else ~column.isin(*value)
-    raise TypeError(f"row condition {condition!r} has no Spark translation")
-
-
-# The row-level kinds: each marks single rows unexpected (types and aggregates are GX's alone).
-ROW_LEVEL = (gxe.ExpectColumnValuesToNotBeNull, gxe.ExpectColumnValuesToBeBetween, gxe.ExpectColumnValuesToBeInSet,
-             gxe.ExpectColumnValuesToMatchRegex)
-
-
-def failing_rows(expectation) -> Column:
-    """The rows a row-level expectation (``ROW_LEVEL``) marks unexpected, as a boolean Spark column
-    (never null).
-
-    Same semantics as GX: ``row_condition`` selects the rows checked; except for the
-    not-null kind, a null value is not unexpected.
-    """
-    column = F.col(expectation.column)
-    if isinstance(expectation, gxe.ExpectColumnValuesToNotBeNull):
+def failing_rows(expectation: RowExpectation) -> Column:
+    """The rows an expectation marks unexpected, as a boolean Spark column (never null): of the rows
+    its ``where`` selects, those whose value fails the check; a null value fails only ``NOT_NULL``,
+    as in GX."""
+    e = expectation
+    column = F.col(e.column)
+    if e.type == NOT_NULL:
         unexpected = column.isNull()
-    elif isinstance(expectation, gxe.ExpectColumnValuesToBeBetween):
+    elif e.type == BETWEEN:
         ok = F.lit(True)
-        if expectation.min_value is not None:
-            ok = ok & ((column > expectation.min_value) if expectation.strict_min else (column >= expectation.min_value))
-        if expectation.max_value is not None:
-            ok = ok & ((column < expectation.max_value) if expectation.strict_max else (column <= expectation.max_value))
+        if e.min_value is not None:
+            ok = ok & (column >= e.min_value)
+        if e.max_value is not None:
+            ok = ok & (column <= e.max_value)
         unexpected = column.isNotNull() & ~ok
-    elif isinstance(expectation, gxe.ExpectColumnValuesToBeInSet):
-        unexpected = column.isNotNull() & ~column.isin(*expectation.value_set)
+    elif e.type == IN_SET:
+        unexpected = column.isNotNull() & ~column.isin(*e.value_set)
     else:
-        unexpected = column.isNotNull() & ~column.rlike(expectation.regex)
-    if expectation.row_condition is not None:
-        unexpected = _condition(expectation.row_condition) & unexpected
+        unexpected = column.isNotNull() & ~column.rlike(e.regex)
+    if e.where is not None:
+        where_column, op, value = e.where
+        unexpected = ((F.col(where_column) == value) if op == "==" else (F.col(where_column) != value)) & unexpected
     return F.coalesce(unexpected, F.lit(False))
 
 
-def row_checks(suite: Suite) -> dict[str, tuple[object, Column]]:
+def row_checks(suite: Suite) -> dict[str, tuple[RowExpectation, Column]]:
     """name -> (expectation, failing-rows column) for the suite's row-level expectations."""
-    return {expectation_name(e): (e, failing_rows(e)) for e in suite.expectations if isinstance(e, ROW_LEVEL)}
+    return {e.name: (e, failing_rows(e)) for e in suite.expectations if isinstance(e, RowExpectation)}
 
 
 def contract_valid(reasons: Column) -> Column:
@@ -81,7 +53,7 @@ def contract_valid(reasons: Column) -> Column:
     return F.forall(reasons, lambda r: r.startswith(REASON_PREFIX))
 
 
-def expectation_outcomes(checks: dict[str, tuple[object, Column]], quarantined: set[str]) -> tuple[Column, Column]:
+def expectation_outcomes(checks: dict[str, tuple[RowExpectation, Column]], quarantined: set[str]) -> tuple[Column, Column]:
     """``reasons`` and ``quality_flags`` of a record frame after the suite's ``checks`` (``row_checks``).
 
     Rows with a contract reason keep their reasons and get no flags (they were not checked). The

@@ -136,7 +136,7 @@ class StreamQuality:
             for name in [r.removeprefix(REASON_PREFIX) for r in reasons] + list(flags):
                 counts[name] += n
         examples = self._examples(batch_df) if counts else {}
-        failures = [{"expectation": name, "action": self.action(name), "type": expectation.expectation_type,
+        failures = [{"expectation": name, "action": self.action(name), "type": expectation.type,
                      "column": expectation.column, "unexpected": counts[name], "examples": examples.get(name, [])}
                     for name, (expectation, _) in self.checks.items() if name in counts]
         return {"success": not failures, "evaluated": len(self.checks), "failed": failures,

@@ -1,5 +1,9 @@
 """The GX side: one ephemeral Great Expectations context that runs suites on Spark frames, and
-plain summaries of its results (``summarize``, ``describe``) for storage and messages."""
+plain summaries of its results (``summarize``, ``describe``) for storage and messages.
+
+Great Expectations is imported when a ``Validator`` is made, not with this module: its import takes
+~11 s on 2 cores, which the stream's start-up and the CLIs that never run a checkpoint do not pay.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,7 @@ import warnings
 
 from pyspark.sql import DataFrame
 
-import great_expectations as gx
-
-from fraud.quality.suites import Suite
+from fraud.quality.suites import BETWEEN, IN_SET, MATCH_REGEX, NOT_NULL, RowExpectation, Suite
 
 # Examples kept per failed expectation, by GX (partial_unexpected_count) and by the stream's own checks.
 EXAMPLES_PER_EXPECTATION = 3
@@ -20,7 +22,10 @@ class Validator:
     validation definition and a checkpoint each; the frame is passed at run time."""
 
     def __init__(self, suites: list[Suite], docs_dir: str | None = None):
+        import great_expectations as gx
+
         warnings.filterwarnings("ignore", module="great_expectations")
+        self._run_id = gx.RunIdentifier
         self.context = gx.get_context(mode="ephemeral")
         self.docs_dir = docs_dir
         actions = []
@@ -37,7 +42,7 @@ class Validator:
         for spec in suites:
             suite = self.context.suites.add(gx.ExpectationSuite(name=spec.name))
             for expectation in spec.expectations:
-                suite.add_expectation(expectation.copy(deep=True))
+                suite.add_expectation(gx_expectation(expectation))
             batch = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe("batch")
             definition = self.context.validation_definitions.add(
                 gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
@@ -48,9 +53,32 @@ class Validator:
     def run(self, suite_name: str, df: DataFrame, run_name: str) -> dict:
         """Validate ``df`` against one suite; a plain summary (see ``summarize``)."""
         result = self.checkpoints[suite_name].run(batch_parameters={"dataframe": df},
-                                                  run_id=gx.RunIdentifier(run_name=run_name))
+                                                  run_id=self._run_id(run_name=run_name))
         (validation,) = result.run_results.values()
         return summarize(validation)
+
+
+def gx_expectation(expectation):
+    """A suite's expectation as a new GX expectation (a ``RowExpectation`` translated)."""
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column as GxColumn
+
+    if not isinstance(expectation, RowExpectation):
+        return expectation.copy(deep=True)
+    e = expectation
+    kind = {NOT_NULL: gxe.ExpectColumnValuesToNotBeNull, BETWEEN: gxe.ExpectColumnValuesToBeBetween,
+            IN_SET: gxe.ExpectColumnValuesToBeInSet, MATCH_REGEX: gxe.ExpectColumnValuesToMatchRegex}[e.type]
+    args = {"column": e.column, "meta": {"name": e.name}}
+    if e.type == BETWEEN:
+        args.update(min_value=e.min_value, max_value=e.max_value)
+    elif e.type == IN_SET:
+        args["value_set"] = list(e.value_set)
+    elif e.type == MATCH_REGEX:
+        args["regex"] = e.regex
+    if e.where is not None:
+        column, op, value = e.where
+        args["row_condition"] = (GxColumn(column) == value) if op == "==" else (GxColumn(column) != value)
+    return kind(**args)
 
 
 def summarize(validation) -> dict:
