@@ -58,10 +58,36 @@ def unique_name():
     return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+# The live runs of tests/test_stream_e2e.py: the simulator's own profile, and the profile the gate
+# holds out (other currencies, payment methods, item types, categories and timings).
+LIVE_RUNS = {"e2e-live-1": dict(seed=31), "e2e-eu": dict(seed=41, profile="eu_marketplace")}
+
+
 @pytest.fixture(scope="session")
-def trained_pipeline(stack, spark, tmp_path_factory):
+def live_traffic(stack, tmp_path_factory):
+    """(pipeline, {test id: future of its run summary}): paced live runs (``LIVE_RUNS``) into the
+    topics of a pipeline of their own, sent by background threads from the moment the model starts
+    training (``trained_pipeline`` requests this fixture first). A live run is minutes of wall time
+    at a few % of one core, however few its events: its fraud sequences run to their end in event
+    time (``finish_sequences``). The job reads the topics once the model is registered, as a job
+    (re)started after traffic arrived would."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline_support import make_pipeline, simulate_live
+
+    pipe = make_pipeline(stack, tmp_path_factory.mktemp("live"))
+    pool = ThreadPoolExecutor(len(LIVE_RUNS), thread_name_prefix="live-run")
+    # 100 events/s: enough fraud sequences per domain, and fewer events keep the catch-up short.
+    futures = {test_id: pool.submit(simulate_live, pipe, test_id, rate=100.0, finish_sequences=True, **kwargs)
+               for test_id, kwargs in LIVE_RUNS.items()}
+    yield pipe, futures
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(stack, spark, live_traffic, tmp_path_factory):
     """A pipeline with a registered model trained on history that went through the job (the
-    end-to-end tests score with it; the chaos tests copy its model)."""
+    end-to-end tests score with it; the chaos tests and the live runs copy its model)."""
     from fraud.model.training import run_training
     from fraud.simulate.history import test_ids, write_history
     from fraud.simulate.run import replay_file

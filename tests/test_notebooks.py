@@ -30,6 +30,8 @@ from fraud.score import LoadedModel, score_silver, with_scored_at
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import run_simulation
 
+from pipeline_support import job_env
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "fraud-venv"
@@ -103,7 +105,8 @@ def small_lake(spark, config, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
-    """A kernel spec named KERNEL running this interpreter, visible through JUPYTER_PATH only."""
+    """A kernel spec named KERNEL running this interpreter, visible through JUPYTER_PATH only; its
+    Spark JVM with the JIT's first tier only, like the tests' jobs (``pipeline_support.job_env``)."""
     jupyter = tmp_path_factory.mktemp("jupyter")
     spec = jupyter / "kernels" / KERNEL
     spec.mkdir(parents=True)
@@ -112,6 +115,7 @@ def kernel_env(tmp_path_factory):
         "display_name": "Python (fraud .venv)", "language": "python"}))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JUPYTER_PATH", str(jupyter))
+        patch.setenv("SPARK_SUBMIT_OPTS", job_env()["SPARK_SUBMIT_OPTS"])
         yield
 
 
