@@ -6,15 +6,17 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from pyspark.ml import PipelineModel
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from fraud.classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.registry import Registry
+
+if TYPE_CHECKING:
+    from pyspark.ml import PipelineModel
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ def with_scores(predictions_df: DataFrame, config: Config, model_version: str, t
 @lru_cache(maxsize=8)
 def _score_columns(threshold: float, floors: tuple[tuple[str, float], ...]) -> tuple[Column, ...]:
     """Built once per process (each micro-batch would otherwise pay the Py4J calls)."""
+    from pyspark.ml.functions import vector_to_array  # see ModelHolder.load_in_background
+
     probabilities = vector_to_array("probability")
     classes = F.array(*[F.lit(c) for c in MODEL_CLASSES])
     fraud_score = F.lit(1.0) - probabilities[0]
@@ -106,7 +110,8 @@ class ModelHolder:
     def load_in_background(self) -> None:
         """Load the current model in a thread of its own: a cold load is ~13 s of Spark jobs on 2
         cores (a few per stage), which then overlaps the query's start-up and the first batch's
-        state step instead of following them. ``current`` waits for it."""
+        state step instead of following them. ``current`` waits for it. ``pyspark.ml`` is imported
+        there too, not with this module: ~3 s of Python (pandas, scipy) off the job's start-up path."""
         def load():
             try:
                 self.current()
@@ -131,5 +136,7 @@ class ModelHolder:
             threshold = (self.threshold if self.threshold is not None
                          else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
             log.info("scoring with model %s, alerts from fraud score %.2f", version, threshold)
+            from pyspark.ml import PipelineModel
+
             self._loaded = LoadedModel(version, PipelineModel.load(entry.model_path), threshold)
         return self._loaded
