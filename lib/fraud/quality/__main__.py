@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from fraud.cli import ArgumentParser, UserError, run
 from fraud.config import FLAG, Config, load_config
 from fraud.parse import parse_records
-from fraud.quality.suites import EVENT_SUITE, event_suite, expectation_name, with_quality_columns
+from fraud.quality.suites import EVENT_SUITE, event_suite, with_quality_columns
 from fraud.quality.validator import Validator, describe
 
 
@@ -58,7 +58,7 @@ def silver_shaped(records_df: DataFrame, config: Config) -> DataFrame:
 def list_expectations(config: Config) -> int:
     """One line per expectation: name, action on a failing row, the column it checks."""
     for expectation in event_suite(config).expectations:
-        name = expectation_name(expectation)
+        name = expectation.name
         print(f"{name:32} {config.quality.actions.get(name, FLAG):12} {expectation.column}")
     return 0
 

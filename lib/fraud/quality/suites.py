@@ -61,12 +61,6 @@ def _named(expectation, name: str):
     return expectation
 
 
-def expectation_name(expectation) -> str:
-    if isinstance(expectation, RowExpectation):
-        return expectation.name
-    return (expectation.meta or {}).get("name") or expectation.expectation_type
-
-
 def _domain_is(domain: str) -> tuple[str, str, str]:
     return ("domain", "==", domain)
 

@@ -25,7 +25,6 @@ class Validator:
         import great_expectations as gx
 
         warnings.filterwarnings("ignore", module="great_expectations")
-        self._run_id = gx.RunIdentifier
         self.context = gx.get_context(mode="ephemeral")
         self.docs_dir = docs_dir
         actions = []
@@ -52,8 +51,10 @@ class Validator:
 
     def run(self, suite_name: str, df: DataFrame, run_name: str) -> dict:
         """Validate ``df`` against one suite; a plain summary (see ``summarize``)."""
+        import great_expectations as gx  # imported by __init__ already: a lookup
+
         result = self.checkpoints[suite_name].run(batch_parameters={"dataframe": df},
-                                                  run_id=self._run_id(run_name=run_name))
+                                                  run_id=gx.RunIdentifier(run_name=run_name))
         (validation,) = result.run_results.values()
         return summarize(validation)
 
