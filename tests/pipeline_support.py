@@ -172,12 +172,12 @@ def simulate_live(pipe: Pipeline, test_id: str, seconds: float = 20.0, rate: flo
     return run_simulation(pipe.config, options)
 
 
-def commit_batches(spark, path: str) -> dict[str, set[int]]:
+def commit_batches(path: str) -> dict[str, set[int]]:
     """query id -> the batch ids the stream committed to the Delta table at ``path``."""
     from fraud.lake import stream_commits
 
     batches: dict[str, set[int]] = {}
-    for marker in stream_commits(spark, path):
+    for marker in stream_commits(path):
         batches.setdefault(marker["query_id"], set()).add(marker["batch_id"])
     return batches
 
@@ -223,7 +223,7 @@ def check_invariants(spark, pipe: Pipeline, reference_dsn: str | None = None, te
                                  " GROUP BY alert_id, transaction_id HAVING count(*) > 1) d").fetchall()
         progress = {(q, b) for q, b in conn.execute("SELECT query_id, batch_id FROM sink_progress")}
     assert dupes == 0, "no transaction twice in one alert"
-    delta = {(q, b) for q, batches in commit_batches(spark, pipe.config.table_path("bronze")).items() for b in batches}
+    delta = {(q, b) for q, batches in commit_batches(pipe.config.table_path("bronze")).items() for b in batches}
     assert progress == delta, "sink_progress agrees with the Delta commits"
     figures = {"records": produced, "silver": silver_rows, "gold": gold_rows, "alerts": alerts,
                "batches": len(progress)}

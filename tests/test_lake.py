@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from fraud.lake import LakeAppender, commit_marker, parse_marker
+from fraud.lake import LakeAppender, commit_marker, parse_marker, stream_commits
 
 
 def appender(spark, config, tmp_path):
@@ -44,3 +44,18 @@ def test_markers_round_trip_and_foreign_metadata_is_not_a_marker():
     assert parse_marker(commit_marker("q", 7)) == {"query_id": "q", "batch_id": 7}
     for foreign in (None, "", "nightly compaction", "[1, 2]", '{"query_id": 3, "batch_id": 1}'):
         assert parse_marker(foreign) is None
+
+
+def test_markers_are_read_from_the_log_newest_first_past_a_log_checkpoint(spark, config, tmp_path):
+    """The markers come from the commit files, newest first, ``limit`` of them, also once Delta has
+    written a log checkpoint (a Parquet file that carries no commit info) among them."""
+    lake = appender(spark, config, tmp_path)
+    path = lake.config.table_path("silver")
+    lake.append(rows(spark, 1), "silver", "q1", 0, ["domain"], 1)
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.checkpointInterval' = '2')")
+    for batch_id in range(1, 6):
+        lake.append(rows(spark, 1, batch_id), "silver", "q1", batch_id, ["domain"], 1)
+    assert list((tmp_path / "lake" / "silver" / "_delta_log").glob("*.checkpoint.parquet"))
+    assert [m["batch_id"] for m in stream_commits(path)] == [5, 4, 3, 2, 1, 0]
+    assert [m["batch_id"] for m in stream_commits(path, limit=6)] == [5, 4, 3, 2, 1]  # one commit set a property
+    assert stream_commits(str(tmp_path / "no-table")) == []

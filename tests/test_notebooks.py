@@ -158,9 +158,22 @@ def test_model_notebook_uses_the_library_not_copies():
         assert copied not in source, f"the notebook re-implements library code: {copied}"
 
 
+@pytest.fixture(scope="module")
+def executed_notebooks(small_lake, kernel_env, tmp_path_factory):
+    """Both notebooks run at once, each in its kernel (a Spark JVM each, which starts and waits on I/O
+    part of the time: ~134 s one after the other); notebook name -> future of ``run_notebook``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path_factory.mktemp("executed")
+    parameters = {"01_explore_lake.ipynb": {"lake_root": small_lake["lake_root"]},
+                  "02_model_development.ipynb": {"lake_root": small_lake["lake_root"], "num_trees": 4, "max_depth": 6}}
+    with ThreadPoolExecutor(len(parameters), thread_name_prefix="notebook") as pool:
+        yield {name: pool.submit(run_notebook, name, out, p) for name, p in parameters.items()}
+
+
 @pytest.mark.integration  # a kernel with a Spark JVM of its own
-def test_explore_notebook_against_the_small_lake(small_lake, kernel_env, tmp_path):
-    summary, executed = run_notebook("01_explore_lake.ipynb", tmp_path, {"lake_root": small_lake["lake_root"]})
+def test_explore_notebook_against_the_small_lake(small_lake, executed_notebooks):
+    summary, executed = executed_notebooks["01_explore_lake.ipynb"].result(timeout=900)
     events, rejected = sum(small_lake["events"].values()), len(small_lake["rejected"])
     assert summary["spark_rows"] == {"bronze": events + rejected, "silver": events, "quarantine": rejected,
                                      "gold": events}
@@ -178,9 +191,8 @@ def test_explore_notebook_against_the_small_lake(small_lake, kernel_env, tmp_pat
 
 
 @pytest.mark.integration  # a kernel with a Spark JVM of its own
-def test_model_notebook_against_the_small_lake(small_lake, kernel_env, tmp_path):
-    summary, executed = run_notebook("02_model_development.ipynb", tmp_path,
-                                     {"lake_root": small_lake["lake_root"], "num_trees": 4, "max_depth": 6})
+def test_model_notebook_against_the_small_lake(small_lake, executed_notebooks):
+    summary, executed = executed_notebooks["02_model_development.ipynb"].result(timeout=900)
     assert summary["train_test_ids"] == ["history-seed11"] and summary["eval_test_ids"] == ["history-seed12"]
     assert summary["train_rows"] == small_lake["events"]["history-seed11"]
     candidate = summary["candidate"]

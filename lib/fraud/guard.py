@@ -23,7 +23,6 @@ import logging
 from dataclasses import dataclass
 
 import psycopg
-from pyspark.sql import SparkSession
 
 from fraud.cli import UserError
 from fraud.config import Config
@@ -38,10 +37,10 @@ class CheckpointFiles:
     """The parts of a streaming checkpoint the guard reads (local path or any pyarrow file system URI)."""
 
     def __init__(self, location: str):
-        from pyarrow import fs
+        from fraud.lake import file_system_of
 
         self.location = location
-        self.fs, self.root = fs.FileSystem.from_uri(location if "://" in location else f"file://{location}")
+        self.fs, self.root = file_system_of(location)
 
     def query_id(self) -> str | None:
         """The streaming query id in ``metadata``; None before the query first started."""
@@ -135,24 +134,24 @@ class LakePosition:
     batch_id: int
 
 
-def lake_positions(spark: SparkSession, config: Config, tables=("bronze", "silver")) -> list[LakePosition]:
+def lake_positions(config: Config, tables=("bronze", "silver")) -> list[LakePosition]:
     """The newest commit each table holds from the stream (tables the stream has not written are left out)."""
     from fraud.lake import stream_commits
 
     positions = []
     for table in tables:
-        markers = stream_commits(spark, config.table_path(table), limit=20)
+        markers = stream_commits(config.table_path(table), limit=20)
         if markers:
             positions.append(LakePosition(table, markers[0]["query_id"], markers[0]["batch_id"]))
     return positions
 
 
-def check_checkpoint(spark: SparkSession, config: Config, checkpoint: str) -> None:
+def check_checkpoint(config: Config, checkpoint: str) -> None:
     """Refuse to start when the checkpoint does not match what the tables hold (see the module doc)."""
     files = CheckpointFiles(checkpoint)
     query_id = files.query_id()
     planned = files.last_batch("offsets")
-    for position in lake_positions(spark, config):
+    for position in lake_positions(config):
         if position.query_id != query_id:
             state = "is missing" if query_id is None else f"belongs to another query ({query_id})"
             raise UserError(

@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from fraud.config import Config
 from fraud.jars import spark_jars
+from fraud.jvm import with_launch_options
 
 # Settings that suit a 2-core machine and a streaming job; config may add or override.
 _BASE_CONF = {
@@ -66,9 +67,24 @@ def build_session(config: Config, app_name: str | None = None) -> SparkSession:
     conf.update(config.spark.extra_conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = _get_or_create(builder, local=bool(config.spark.master))
     _quiet_loggers(spark)
     return spark
+
+
+def _get_or_create(builder: SparkSession.Builder, local: bool) -> SparkSession:
+    """``builder.getOrCreate()``; a local JVM it starts uses the class-data archive (``fraud.jvm``),
+    through the launcher's ``SPARK_SUBMIT_OPTS`` for this call only (child processes keep theirs)."""
+    before = os.environ.get("SPARK_SUBMIT_OPTS")
+    if local:
+        os.environ["SPARK_SUBMIT_OPTS"] = with_launch_options(before)
+    try:
+        return builder.getOrCreate()
+    finally:
+        if before is None:
+            os.environ.pop("SPARK_SUBMIT_OPTS", None)
+        else:
+            os.environ["SPARK_SUBMIT_OPTS"] = before
 
 
 # JVM loggers that log at WARN on the normal path: the Python state server warns on every

@@ -61,7 +61,7 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
         with CheckpointLock(pool.conninfo, checkpoint, retry) as lock:
             models = ModelHolder(Registry.for_config(config), config.alerts.threshold)
             models.load_in_background()
-            check_checkpoint(spark, config, checkpoint)
+            check_checkpoint(config, checkpoint)
             quality = StreamQuality(config, pool)
             records = source(spark, config).transform(stream_records, config, quality)
             while True:

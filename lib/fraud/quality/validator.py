@@ -23,9 +23,12 @@ class Validator:
 
     def __init__(self, suites: list[Suite], docs_dir: str | None = None):
         import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         warnings.filterwarnings("ignore", module="great_expectations")
         self.context = gx.get_context(mode="ephemeral")
+        # No "Calculating Metrics" bars on stderr: the CLIs print their own lines, the job logs.
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.docs_dir = docs_dir
         actions = []
         if docs_dir:
