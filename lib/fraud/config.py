@@ -37,6 +37,18 @@ ENV_OVERRIDES = {
 # A value of kafka.bootstrap_servers / postgres.dsn meaning "ask the local stack".
 LOCAL_STACK = "local-stack"
 
+
+def endpoint(value: str, service: str) -> str:
+    """A configured endpoint as clients use it: ``local-stack`` becomes the running local stack's
+    address for ``service`` ("kafka" or "postgres"); anything else is returned as configured.
+    Resolved when a client connects, not when the file is read: the stack starts after its config
+    is loaded, and may restart on other ports. The one place that reaches into ``fraud.stack``."""
+    if value != LOCAL_STACK:
+        return value
+    from fraud.stack import default_stack
+
+    return default_stack().endpoint(service)
+
 DOMAINS = ("gaming", "fintech", "ecommerce")
 
 

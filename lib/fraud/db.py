@@ -14,7 +14,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from fraud.cli import UserError
-from fraud.config import LOCAL_STACK, Config
+from fraud.config import LOCAL_STACK, Config, endpoint
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,7 @@ _MIGRATION_LOCK_ID = 0x46524155  # "FRAU"
 def postgres_dsn(config: Config) -> str:
     """The DSN to connect with: the local stack's, or the configured one plus the secret's password."""
     if config.postgres.dsn == LOCAL_STACK:
-        from fraud.stack import default_stack
-
-        return default_stack().endpoint("postgres")
+        return endpoint(LOCAL_STACK, "postgres")
     if config.postgres.password_secret_arn:
         from fraud.secrets import secret_password
 

@@ -8,15 +8,11 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from fraud.cli import UserError
-from fraud.config import LOCAL_STACK, Config
+from fraud.config import Config, endpoint
 
 
 def bootstrap_servers(config: Config) -> str:
-    if config.kafka.bootstrap_servers == LOCAL_STACK:
-        from fraud.stack import default_stack
-
-        return default_stack().endpoint("kafka")
-    return config.kafka.bootstrap_servers
+    return endpoint(config.kafka.bootstrap_servers, "kafka")
 
 
 # MSK broker host names end in ".kafka.<region>.amazonaws.com" (also ".kafka-serverless.").
