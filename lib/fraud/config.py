@@ -49,6 +49,7 @@ def endpoint(value: str, service: str) -> str:
 
     return default_stack().endpoint(service)
 
+
 DOMAINS = ("gaming", "fintech", "ecommerce")
 
 

@@ -4,7 +4,8 @@ A Spark driver loads and verifies some twenty thousand classes from jars before 
 commits. A dynamic CDS archive (JDK 13+: ``-XX:ArchiveClassesAtExit``, then
 ``-XX:SharedArchiveFile``) holds them parsed and verified, mapped into each new JVM instead.
 Measured on 2 cores, side by side, spark-submit of the job (``--once``, 1,500 records, three
-restarts each): launch -> first batch committed 40.5 -> 32.9 s median, session built 9.1 -> 6.5 s.
+restarts each, with the archive this module makes): launch -> first batch committed 36.1 -> 29.9 s
+median, session built 7.9 -> 5.1 s.
 
 The archive is made once by ``scripts/setup.sh`` (``python -m fraud.jvm``: a small run of the
 pipeline's own code that loads what the job loads), named after the jars it was made with, so an
@@ -116,7 +117,7 @@ def main() -> None:
     """``python -m fraud.jvm``: make the archive unless it exists; print the JVM options that use it
     (``scripts/setup.sh`` writes them into ``.venv/bin/spark-submit``)."""
     if not archive_path().exists():
-        print("setup: making the JVM class-data archive (once per set of jars, ~1 min)", file=sys.stderr)
+        print("setup: making the JVM class-data archive (once per set of jars, 1-2 min)", file=sys.stderr)
         make_archive()
     print(launch_options())
 

@@ -75,6 +75,9 @@ class LakeAppender:
         return False
 
 
+_COMMIT_FILE = re.compile(r"\d{20}\.json")  # a commit of the Delta log (checkpoints are .parquet)
+
+
 def stream_commits(path: str, limit: int | None = None) -> list[dict]:
     """The stream's markers (``query_id``, ``batch_id``) among the table's last ``limit`` commits (all
     it still logs when None), newest first; empty when there is no table yet.
@@ -101,9 +104,6 @@ def stream_commits(path: str, limit: int | None = None) -> list[dict]:
                         markers.append(marker)
                     break
     return markers
-
-
-_COMMIT_FILE = re.compile(r"\d{20}\.json")
 
 
 def file_system_of(location: str):
