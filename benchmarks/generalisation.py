@@ -52,7 +52,7 @@ def main() -> None:
 
     import fraud.model.forest as forest
     from fraud.config import load_config
-    from fraud.model.evaluation import choose_threshold, evaluate
+    from fraud.model.evaluation import evaluate
     from fraud.model.forest import fit_model, with_label
     from fraud.parse import kafka_records
     from fraud.pipeline import silver_from_records
@@ -83,13 +83,13 @@ def main() -> None:
     model, counts, seconds = fit_model(config, train_df, progress=lambda _: None)
     mixed = held_in["default"].unionByName(held_in["latam_wallets"]).unionByName(held_in["apac_super_app"])
     inside = evaluate(model, mixed, config)
-    threshold, _ = choose_threshold(inside["alerting"])
+    threshold = inside["alert_threshold"]
     results = {"train_rows": sum(counts.values()), "fit_s": seconds, "threshold": threshold}
     print(f"trained on {', '.join(TRAINING_PROFILES)}: {results['train_rows']:,} rows, fit {seconds} s, "
           f"threshold {threshold} (chosen on their held-out seeds)")
     for name, frame in (("training profiles, held-out seeds", mixed), ("default profile", held_in["default"]),
                         (f"{HELD_OUT} (never trained on)", held_out)):
-        metrics = inside if frame is mixed else evaluate(model, frame, config)
+        metrics = inside if frame is mixed else evaluate(model, frame, config, threshold=threshold)
         by_domain = metrics["alerting"][f"{threshold:.2f}"]
         results[name] = {"macro_f1": metrics["macro_f1"], "by_domain": by_domain,
                          "per_class_f1": metrics["per_class_f1"]}
