@@ -7,12 +7,13 @@
 - **latency** percentiles: Kafka timestamp of each alerted event -> commit time of the
   PostgreSQL transaction that stored it.
 
-``python -m fraud.evaluate --test-id ID [--json]``
+``python -m fraud.evaluate --test-id ID [--wait SECONDS] [--json]``
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from fraud.cli import ArgumentParser, UserError, run
 from fraud.config import load_config
@@ -62,6 +63,18 @@ def run_processed(dsn: str, test_id: str) -> bool:
     return caught_up == (True,) and counts is not None and counts[0] >= counts[1]
 
 
+def wait_until_processed(dsn: str, test_id: str, timeout_s: float, poll_s: float = 1.0) -> float:
+    """Wait until the job has processed a simulator run (``run_processed``); the seconds it took.
+    A user error if it has not within ``timeout_s``."""
+    start = time.monotonic()
+    while not run_processed(dsn, test_id):
+        if time.monotonic() - start >= timeout_s:
+            raise UserError(f"the streaming job has not processed run {test_id!r} within {timeout_s:g} s "
+                            "(is the job running, and was the run sent?)")
+        time.sleep(poll_s)
+    return time.monotonic() - start
+
+
 def evaluate_run(dsn: str, test_id: str) -> dict:
     with connect(dsn) as conn:
         run_row = conn.execute("SELECT status, events_sent, achieved_rate_per_s FROM simulation_runs"
@@ -103,8 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-id", required=True, help="the simulator run to evaluate")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to this long for the streaming job to process the run")
     args = parser.parse_args(argv)
-    result = evaluate_run(postgres_dsn(load_config(args.config)), args.test_id)
+    if args.wait < 0:
+        parser.error("--wait must be 0 or more")
+    dsn = postgres_dsn(load_config(args.config))
+    if args.wait:
+        wait_until_processed(dsn, args.test_id, args.wait)
+    result = evaluate_run(dsn, args.test_id)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
