@@ -58,6 +58,10 @@ def unique_name():
     return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+# The end-to-end pipelines run no GX checkpoint (~10 s of CPU on a catch-up's first batch):
+# tests/test_quality.py runs it in the stream and checks its results.
+NO_GX = {"quality__gx_every_n_batches": 0}
+
 # The live runs of tests/test_stream_e2e.py: the simulator's own profile, and the profile the gate
 # holds out (other currencies, payment methods, item types, categories and timings).
 LIVE_RUNS = {"e2e-live-1": dict(seed=31), "e2e-eu": dict(seed=41, profile="eu_marketplace")}
@@ -75,7 +79,7 @@ def live_traffic(stack, tmp_path_factory):
 
     from pipeline_support import make_pipeline, simulate_live
 
-    pipe = make_pipeline(stack, tmp_path_factory.mktemp("live"))
+    pipe = make_pipeline(stack, tmp_path_factory.mktemp("live"), **NO_GX)
     pool = ThreadPoolExecutor(len(LIVE_RUNS), thread_name_prefix="live-run")
     # 100 events/s: enough fraud sequences per domain, and fewer events keep the catch-up short.
     futures = {test_id: pool.submit(simulate_live, pipe, test_id, rate=100.0, finish_sequences=True, **kwargs)
@@ -94,7 +98,7 @@ def trained_pipeline(stack, spark, live_traffic, tmp_path_factory):
     from pipeline_support import make_pipeline
 
     root = tmp_path_factory.mktemp("e2e")
-    pipe = make_pipeline(stack, root)
+    pipe = make_pipeline(stack, root, **NO_GX)
     for path in write_history(pipe.config, root / "history"):  # the demo's history: three profiles
         replay_file(pipe.config, path)
     pipe.catch_up(spark)

@@ -61,15 +61,17 @@ def record(name: str, figures: dict) -> None:
 
 @pytest.fixture(scope="module")
 def chaos(stack, trained_pipeline, tmp_path_factory):
-    """The pipeline under test (small batches: more batch boundaries to crash at) and its reference.
-    No GX checkpoint in its batches (``tests/test_quality.py`` has them): each one is ~10 s of CPU
-    beside a job whose start-up the campaigns repeat."""
+    """The pipeline under test and its reference. Small batches (500 records): more batch boundaries to
+    crash at, and a job's cold first batches, which every kill repeats, cost less (its JIT is the
+    first tier only: ``pipeline_support.job_env``). No GX checkpoint in its batches
+    (``tests/test_quality.py`` has them): each one is ~10 s of CPU beside a job whose start-up the
+    campaigns repeat."""
     root = tmp_path_factory.mktemp("chaos")
-    pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=1500, quality__gx_every_n_batches=0,
+    pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=500, quality__gx_every_n_batches=0,
                          **SCALED_RETRIES)
     shutil.copytree(trained_pipeline.root / "lake" / "models", root / "lake" / "models")
-    # The same pipeline in whole batches, for catching up after a campaign: five 1,500-record batches
-    # cost ~4 s each where one takes ~8 s, and the batch size is not what the campaigns test.
+    # The same pipeline in whole batches, for catching up after a campaign: a batch costs ~4 s and
+    # ~0.5 ms per record in this process, and the batch size is not what the campaigns test.
     catch_up = write_config(root / "catch-up.yaml", topics=pipe.config.kafka.topics, dsn=pipe.dsn,
                             bootstrap=pipe.bootstrap, lake=root / "lake", checkpoints=root / "checkpoints",
                             quality__gx_every_n_batches=0, **SCALED_RETRIES)
@@ -104,8 +106,8 @@ def test_sigkills_at_each_named_point_then_at_random_under_load(spark, chaos):
     """One campaign, one comparison with the reference: a kill at each named crash point (each in a
     new batch), then ``RANDOM_KILLS`` kills at random moments while a producer sends."""
     pipe = chaos[0]
-    # Four kills, each in a new batch of 1,500 records (kafka.max_offsets_per_trigger): 8,000 records.
-    summary = simulate_live(pipe, "chaos-points", seconds=5.0, rate=1600.0, seed=51)
+    # Four kills, each in a new batch of 500 records (kafka.max_offsets_per_trigger): 4,000 records.
+    summary = simulate_live(pipe, "chaos-points", seconds=2.5, rate=1600.0, seed=51)
     assert summary.errors == 0
     seen = {}
     for point in POINTS:
@@ -146,14 +148,14 @@ def test_sigkills_at_each_named_point_then_at_random_under_load(spark, chaos):
 def test_checkpoint_deleted_or_behind_is_refused(spark, chaos, tmp_path):
     """Refused as a user meets it; the documented recovery is then checked by the next campaign's
     comparison with the reference (``test_faults_while_the_job_runs``)."""
-    pipe = chaos[0]
+    pipe, whole_batches = chaos[:2]
     checkpoint = Path(checkpoint_location(pipe.config))
     if not checkpoint.exists():  # run alone (-k): no earlier test made one
-        pipe.catch_up(spark)
+        pipe.catch_up(spark, config_path=whole_batches)
     backup = tmp_path / "checkpoint-backup"
     shutil.copytree(checkpoint, backup)
     simulate_live(pipe, "chaos-behind", seconds=6.0, rate=400.0, seed=61)
-    pipe.catch_up(spark)  # the tables move past the backup
+    pipe.catch_up(spark, config_path=whole_batches)  # the tables move past the backup
 
     current = tmp_path / "checkpoint-current"
     checkpoint.rename(current)
@@ -166,7 +168,7 @@ def test_checkpoint_deleted_or_behind_is_refused(spark, chaos, tmp_path):
 
     shutil.copytree(backup, checkpoint)
     with pytest.raises(UserError, match="is behind the tables"):
-        pipe.catch_up(spark)
+        pipe.catch_up(spark, config_path=whole_batches)
 
     shutil.rmtree(checkpoint)
     current.rename(checkpoint)  # the documented recovery: put the right checkpoint back
@@ -217,9 +219,9 @@ def test_faults_while_the_job_runs(spark, chaos, config):
     newer = registry.next_version()
     models = Path(pipe.config.table_path("models")) / "versions"
     shutil.copytree(models / before, models / newer)  # the same model under a new version: alerts must not change
-    # A backlog of ~13 batches (the steps below take ~10) rather than a producer beside the job for
+    # A backlog of ~20 batches (the steps below take ~13) rather than a producer beside the job for
     # the database faults: the simulator writes its ground truth to the same server, down on purpose.
-    simulate_live(pipe, "chaos-live", seconds=2.0, rate=10_000.0, seed=310)
+    simulate_live(pipe, "chaos-live", seconds=1.0, rate=10_000.0, seed=310)
     live = LiveJob(pipe)
     producer = threading.Thread(target=simulate_live, args=(pipe, "chaos-broker", 30.0, 150.0, 320))
     try:

@@ -123,8 +123,12 @@ def run_notebook(name: str, out_dir: Path, parameters: dict) -> tuple[dict, nbfo
     import papermill
 
     output = out_dir / name
+    # The kernel starts in notebooks/ (nbclient's ``resources`` path), not through papermill's ``cwd``:
+    # that one is an os.chdir of this whole process for the run, which the two notebooks run at once
+    # raced on (a kernel started in the repository root, where ../conf/local.yaml does not exist).
     papermill.execute_notebook(str(ROOT / "notebooks" / name), str(output), parameters=parameters,
-                               kernel_name=KERNEL, cwd=str(ROOT / "notebooks"), progress_bar=False)
+                               kernel_name=KERNEL, progress_bar=False,
+                               resources={"metadata": {"path": str(ROOT / "notebooks")}})
     executed = nbformat.read(output, as_version=4)
     (cell,) = [c for c in executed.cells if "summary" in c.metadata.get("tags", [])]
     text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
