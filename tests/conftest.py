@@ -58,8 +58,9 @@ def unique_name():
     return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-# The end-to-end pipelines run no GX checkpoint (~10 s of CPU on a catch-up's first batch):
-# tests/test_quality.py runs it in the stream and checks its results.
+# The end-to-end and chaos pipelines run no GX checkpoint (~10 s of CPU on a catch-up's first
+# batch, and on a job's beside its start-up): tests/test_quality.py runs it in the stream and checks
+# its results.
 NO_GX = {"quality__gx_every_n_batches": 0}
 
 # The live runs of tests/test_stream_e2e.py: the simulator's own profile, and the profile the gate

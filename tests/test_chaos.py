@@ -35,7 +35,7 @@ from fraud.guard import CheckpointFiles
 from fraud.stack.process import wait_until
 from fraud.stream import checkpoint_location
 
-from conftest import ROOT
+from conftest import NO_GX, ROOT
 from pipeline_support import (check_invariants, commit_batches, create_database, kill_group, make_pipeline,
                               simulate_live, write_config)
 
@@ -67,19 +67,18 @@ def chaos(stack, trained_pipeline, tmp_path_factory):
     (``tests/test_quality.py`` has them): each one is ~10 s of CPU beside a job whose start-up the
     campaigns repeat."""
     root = tmp_path_factory.mktemp("chaos")
-    pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=500, quality__gx_every_n_batches=0,
-                         **SCALED_RETRIES)
+    pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=500, **NO_GX, **SCALED_RETRIES)
     shutil.copytree(trained_pipeline.root / "lake" / "models", root / "lake" / "models")
     # The same pipeline in whole batches, for catching up after a campaign: a batch costs ~4 s and
     # ~0.5 ms per record in this process, and the batch size is not what the campaigns test.
     catch_up = write_config(root / "catch-up.yaml", topics=pipe.config.kafka.topics, dsn=pipe.dsn,
                             bootstrap=pipe.bootstrap, lake=root / "lake", checkpoints=root / "checkpoints",
-                            quality__gx_every_n_batches=0, **SCALED_RETRIES)
+                            **NO_GX, **SCALED_RETRIES)
     ref_dsn = create_database(stack["postgres"]["dsn"], f"fraud_chaosref_{uuid.uuid4().hex[:8]}")
     shutil.copytree(trained_pipeline.root / "lake" / "models", root / "reference" / "lake" / "models")
     reference = write_config(root / "reference.yaml", topics=pipe.config.kafka.topics, dsn=ref_dsn,
                              bootstrap=pipe.bootstrap, lake=root / "reference" / "lake",
-                             checkpoints=root / "reference" / "checkpoints", quality__gx_every_n_batches=0)
+                             checkpoints=root / "reference" / "checkpoints", **NO_GX)
     return pipe, catch_up, reference, ref_dsn
 
 
