@@ -78,7 +78,7 @@ def release():
         archive=f"{bucket}/aaaa/fraud_env.tar.gz",
         config=f"{bucket}/bbbb/aws.yaml",
         entry_points={"stream": f"{bucket}/cccc/stream_fraud.py", "train": f"{bucket}/dddd/train_model.py"},
-        jars=(f"{bucket}/eeee/delta-spark_2.13-4.0.1.jar", f"{bucket}/ffff/aws-msk-iam-auth-2.3.2.jar"),
+        jars=(f"{bucket}/eeee/delta-spark_2.13-4.2.0.jar", f"{bucket}/ffff/aws-msk-iam-auth-2.3.6.jar"),
     )
 
 
@@ -128,7 +128,7 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     archive = tmp_path / "fraud_env.tar.gz"
     archive.write_bytes(gzip.compress(b"not really a venv"))
     config = ROOT / "conf" / "aws.yaml"
-    jar = tmp_path / "aws-msk-iam-auth-2.3.2.jar"
+    jar = tmp_path / "aws-msk-iam-auth-2.3.6.jar"
     jar.write_bytes(b"PK fake jar")
     files = [archive, config, ROOT / "jobs" / "stream_fraud.py", ROOT / "jobs" / "train_model.py", jar]
     bucket = "fraud-dev-artifacts-123456789012"
@@ -265,7 +265,7 @@ def test_refused_submission_is_one_line(deployment, release):
 def job_run_response(state, details="Job run state changed"):
     return {"jobRun": {
         "applicationId": APP, "jobRunId": RUN, "arn": RUN_ARN, "createdBy": ROLE, "createdAt": 0, "updatedAt": 0,
-        "executionRole": ROLE, "state": state, "stateDetails": details, "releaseLabel": "emr-spark-8.0.0",
+        "executionRole": ROLE, "state": state, "stateDetails": details, "releaseLabel": "emr-spark-8.1.0",
         "jobDriver": {"sparkSubmit": {"entryPoint": "s3://b/stream_fraud.py"}}, "mode": "STREAMING", "attempt": 1,
     }}
 
@@ -381,9 +381,28 @@ def test_msk_iam_jar_is_shipped():
     from fraud.jars import ensure_jars
 
     names = [p.name for p in ensure_jars("msk-iam")]
-    assert names == ["aws-msk-iam-auth-2.3.2.jar"]
-    assert any(p.name.startswith("spark-sql-kafka-0-10_2.13") for p in ensure_jars("spark"))
-    assert any(p.name.startswith("delta-spark_2.13") for p in ensure_jars("spark"))
+    assert names == ["aws-msk-iam-auth-2.3.6.jar"]
+
+
+def test_spark_jars_match_the_installed_pyspark_and_delta():
+    """The jars the job ships belong to the installed pyspark and delta-spark (and so to the EMR
+    release): Delta at delta-spark's version, the Kafka source of the same Spark line and no older
+    (a later patch release may carry a fix, see scripts/jars/spark.pom.xml). A version moved in
+    setup.cfg and not in the poms fails here."""
+    from importlib.metadata import version
+
+    from fraud.jars import ensure_jars
+
+    def release(name: str, artifact: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in name.removeprefix(f"{artifact}-").removesuffix(".jar").split("."))
+
+    names = {p.name for p in ensure_jars("spark")}
+    assert f"delta-spark_2.13-{version('delta-spark')}.jar" in names
+    assert f"delta-storage-{version('delta-spark')}.jar" in names
+    spark = tuple(int(part) for part in version("pyspark").split("."))
+    for artifact in ("spark-sql-kafka-0-10_2.13", "spark-token-provider-kafka-0-10_2.13"):
+        (jar,) = [n for n in names if n.startswith(f"{artifact}-")]
+        assert release(jar, artifact)[:2] == spark[:2] and release(jar, artifact) >= spark, jar
 
 
 # --- archive recipe and cost ------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_job_environment_output_is_what_the_emr_client_expects():
 def test_emr_application_is_emr_spark_8_with_auto_start_stop_and_a_ceiling():
     folder = TERRAFORM / "modules" / "emr_serverless"
     app = blocks(folder, "resource")["aws_emrserverless_application.this"]
-    assert blocks(folder, "variable")["release_label"]["default"] == "emr-spark-8.0.0"
+    assert blocks(folder, "variable")["release_label"]["default"] == "emr-spark-8.1.0"
     assert app["type"] == "spark"
     assert app["auto_start_configuration"] == [{"enabled": True}]
     assert app["auto_stop_configuration"][0]["enabled"] is True

@@ -11,7 +11,7 @@ Three sets from Maven Central, each described by a pom under ``scripts/jars``:
 After the first resolution everything is read from ``.cache/jars`` offline.
 
 One set is built here: ``fraud``, the project's JVM code (``jvm/src/main/java``: the velocity
-state operator), compiled with ``javac`` against the very Spark jars PySpark ships (Spark 4.0.2,
+state operator), compiled with ``javac`` against the very Spark jars PySpark ships (Spark 4.1.1,
 what EMR runs) and rebuilt whenever a source file changes.
 """
 
@@ -45,7 +45,10 @@ def ensure_jars(name: str) -> list[Path]:
     if name not in JAR_SETS:
         raise ValueError(f"unknown jar set {name!r}")
     target = jar_dir(name)
-    done = target / ".complete"
+    # Keyed on the pom: a checkout that moves a version resolves the set again instead of keeping
+    # the jars of the old one.
+    pom = (POM_DIR / f"{name}.pom.xml").read_bytes()
+    done = target / f".complete-{hashlib.sha256(pom).hexdigest()[:16]}"
     if not done.exists():
         _resolve(name, target)
         done.touch()
@@ -80,10 +83,13 @@ def spark_jars() -> list[Path]:
 
 
 def ensure_fraud_jar() -> Path:
-    """The project's JVM code as a jar, compiled when its sources changed since the last build."""
+    """The project's JVM code as a jar, compiled when its sources or the Spark it compiles against
+    changed since the last build."""
+    import pyspark
+
     sources = sorted(JVM_SOURCES.rglob("*.java"))
-    digest = hashlib.sha256(b"".join(p.relative_to(JVM_SOURCES).as_posix().encode() + p.read_bytes()
-                                     for p in sources)).hexdigest()[:16]
+    digest = hashlib.sha256(pyspark.__version__.encode() + b"".join(
+        p.relative_to(JVM_SOURCES).as_posix().encode() + p.read_bytes() for p in sources)).hexdigest()[:16]
     target = jar_dir("fraud")
     jar = target / FRAUD_JAR
     stamp = target / f".built-{digest}"
@@ -91,8 +97,6 @@ def ensure_fraud_jar() -> Path:
         return jar
     if shutil.which("javac") is None or shutil.which("jar") is None:
         raise UserError("a JDK (javac, jar) is needed to build the project's JVM code; install openjdk-17-jdk-headless")
-    import pyspark
-
     log.info("building %s from %d sources", jar, len(sources))
     shutil.rmtree(target, ignore_errors=True)
     classes = target / "classes"

@@ -1,5 +1,5 @@
-# The EMR Serverless application the stream and training run on: emr-spark-8.0.0
-# (Spark 4.0, Delta 4.0, Python 3.11), started on the first job submission, stopped
+# The EMR Serverless application the stream and training run on: emr-spark-8.1.0
+# (Spark 4.1, Delta 4.2, Python 3.11), started on the first job submission, stopped
 # after idle minutes, never larger than the maximum capacity. Workers run in the private
 # subnets and may open connections only inside the VPC and to S3.
 resource "aws_security_group" "emr" {

@@ -4,9 +4,9 @@ variable "name" {
 }
 
 variable "release_label" {
-  description = "EMR release: emr-spark-8.0.0 runs Spark 4.0.2, Delta 4.0, Java 17 and Python 3.11, as the project pins."
+  description = "EMR release: emr-spark-8.1.0 runs Spark 4.1.1, Delta 4.2.0, Java 17 and Python 3.11, as the project pins."
   type        = string
-  default     = "emr-spark-8.0.0"
+  default     = "emr-spark-8.1.0"
 }
 
 variable "architecture" {
