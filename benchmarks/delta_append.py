@@ -1,8 +1,9 @@
 """What one idempotent Delta append costs: the stream's way (``fraud.lake.LakeAppender``: a plain
 append marked with the query and batch ids, the table's history read once per query run) against
 Delta's own ``txnAppId`` / ``txnVersion`` options (whose check reads the table's transactions on
-every commit), without and with Delta's per-commit checksum file. All three append the same rows to tables of their own, alternately, batch after batch,
-so each side sees the same machine; medians printed, and written as JSON when ``--output`` is given.
+every commit), without and with Delta's per-commit checksum file. All three append the same rows to
+tables of their own, each first in turn, batch after batch, so each side sees the same machine;
+medians printed, and written as JSON when ``--output`` is given.
 
     .venv/bin/python -m benchmarks.delta_append --rows 1000 --batches 30
 

@@ -8,11 +8,12 @@ Three sets from Maven Central, each described by a pom under ``scripts/jars``:
 - ``kafka``: the Apache Kafka broker run by the local stack.
 - ``msk-iam``: the MSK IAM auth jar, shipped with the job to EMR Serverless (``emr/``).
 
-After the first resolution everything is read from ``.cache/jars`` offline.
+After the first resolution everything is read from ``.cache/jars`` offline, until a set's pom changes
+(a version move): that set is resolved again.
 
 One set is built here: ``fraud``, the project's JVM code (``jvm/src/main/java``: the velocity
 state operator), compiled with ``javac`` against the very Spark jars PySpark ships (Spark 4.1.1,
-what EMR runs) and rebuilt whenever a source file changes.
+what EMR runs) and rebuilt whenever a source file or the installed pyspark version changes.
 """
 
 import hashlib

@@ -62,6 +62,9 @@ def make_archive() -> Path:
                                        " -Xlog:cds=off -Xlog:cds+dynamic=off")  # thousands of "skipping" lines
     with tempfile.TemporaryDirectory(prefix="fraud-cds-") as tmp:
         _exercise(Path(tmp))
+    for stale in path.parent.glob("spark-*.jsa"):  # archives of jar sets no longer installed (a version move)
+        if stale != path:
+            stale.unlink()
     return path
 
 
