@@ -47,7 +47,7 @@ def main() -> None:
     from fraud.quality.stream import StreamQuality
     from fraud.registry import Registry
     from fraud.score import ModelHolder
-    from fraud.sinks import BatchWriter
+    from fraud.sinks import BatchWriter, LakeWriter
     from fraud.spark import build_session
 
     work = Path(tempfile.mkdtemp(prefix="quality-bench-"))
@@ -69,16 +69,18 @@ def main() -> None:
         checkpoint.mkdir()
         (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
         quality = StreamQuality(config, pool)
-        writer = BatchWriter(spark, replace(config, lake_root=str(work / f"lake-{uuid.uuid4().hex[:8]}")),
-                             str(checkpoint), ModelHolder(Registry.for_config(config)), AlertSink(config, pool),
-                             BatchMetrics(pool), quality)
-        t0 = time.perf_counter()
-        writer(batch_records(records, config, quality), batch_id)
-        quality.drain()  # the GX checkpoint runs beside the stream; its cost is what is measured here
-        elapsed = time.perf_counter() - t0
+        config = replace(config, lake_root=str(work / f"lake-{uuid.uuid4().hex[:8]}"))
+        models, metrics = ModelHolder(Registry.for_config(config)), BatchMetrics(pool)
+        with LakeWriter(spark, config, str(checkpoint), models, metrics) as lake:
+            writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake)
+            t0 = time.perf_counter()
+            writer(batch_records(records, config, quality), batch_id)
+            lake.flush()
+            quality.drain()  # the GX checkpoint runs beside the stream; its cost is what is measured here
+            elapsed = time.perf_counter() - t0
         with pool.connection() as conn:
             (steps,), = conn.execute("SELECT step_ms FROM batch_metrics WHERE query_id = %s AND batch_id = %s",
-                                     (writer.query_id, batch_id)).fetchall()
+                                     (lake.query_id, batch_id)).fetchall()
         return elapsed, steps
 
     variants = {

@@ -1,4 +1,5 @@
-"""B2: sustained throughput. The simulator at rising paced rates -> Kafka -> the running job.
+"""B2: sustained throughput. Pre-generated events replayed at rising paced rates
+(``benchmarks.replay``) -> Kafka -> the running job.
 
 Kafka lag is measured exactly, outside the job: the topics' end offsets (the broker) minus the
 end offsets of the job's last committed micro-batch (its checkpoint's ``offsets/<commit>``).
@@ -94,32 +95,35 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def paced_run(config_path: Path, dsn: str, lag: KafkaLag, rate: int, seconds: int, cpu_pids: list[int],
-              test_id: str) -> dict:
-    """The simulator at ``rate`` events/s for ``seconds``, the lag sampled throughout; then wait until
+def replay_process(events_file: Path, config_path: Path, rate: float, seconds: float, tag: str) -> subprocess.Popen:
+    """The replay producer in a process of its own: its CPU is not the job's, and is reported apart."""
+    return subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "benchmarks.replay", "--config",
+                             str(config_path), "--events-file", str(events_file), "--rate", str(rate), "--duration",
+                             str(seconds), "--tag", tag], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def replay_result(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"replay producer failed ({proc.returncode}): {err.strip().splitlines()[-1:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def paced_run(config_path: Path, events_file: Path, dsn: str, lag: KafkaLag, rate: int, seconds: int,
+              cpu_pids: list[int], tag: str) -> dict:
+    """The replay at ``rate`` events/s for ``seconds``, the lag sampled throughout; then wait until
     the job has committed everything (the drain time is reported, not part of the judgement)."""
     cpu0 = cpu_seconds(cpu_pids)
     end0 = lag.end_offsets()
     started_at = datetime.now(timezone.utc)
-    sim = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "fraud.simulate", "--config",
-                            str(config_path), "--domain", "all", "--rate", str(rate), "--duration", str(seconds),
-                            "--test-id", test_id, "--json"], cwd=ROOT, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    sim_cpu = 0.0
+    producer = replay_process(events_file, config_path, rate, seconds, tag)
     samples: list[tuple[float, int]] = []
     t0 = time.monotonic()
-    while sim.poll() is None:
-        try:
-            t = psutil.Process(sim.pid).cpu_times()
-            sim_cpu = t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
+    while producer.poll() is None:
         samples.append((time.monotonic() - t0, lag()))
         time.sleep(SAMPLE_S)  # the sampling period, not synchronisation
-    out, err = sim.communicate()
-    if sim.returncode not in (0, 3):  # 3: could not keep the rate (reported below)
-        raise RuntimeError(f"simulator failed ({sim.returncode}): {err.strip().splitlines()[-1:]}")
-    summary = json.loads(out[out.index("{"):])
+    sent = replay_result(producer)
     produced = lag.end_offsets() - end0
     cpu = cpu_seconds(cpu_pids) - cpu0  # job + broker + database over the paced period
     profile = batch_profile(dsn, started_at, datetime.now(timezone.utc))
@@ -131,27 +135,23 @@ def paced_run(config_path: Path, dsn: str, lag: KafkaLag, rate: int, seconds: in
     envelope = lower_envelope(samples, skip_s=min(10, seconds / 4))
     return {
         "rate_per_s": rate, "seconds": seconds, "produced": produced,
-        "achieved_rate_per_s": summary["achieved_rate_per_s"], "simulator_kept_rate": summary["kept_rate"],
+        "achieved_rate_per_s": sent["achieved_rate_per_s"], "producer_kept_rate": sent["kept_rate"],
         "lag_window_min": envelope, "lag_max": max(lag_ for _, lag_ in samples),
-        "bounded": bounded(envelope, rate) and summary["kept_rate"],
+        "bounded": bounded(envelope, rate) and sent["kept_rate"],
         "drain_after_s": round(time.monotonic() - drain_start, 1),
         "cpu_us_per_event": round(cpu * 1e6 / produced, 1) if produced else None,
-        "simulator_cpu_us_per_event": round(sim_cpu * 1e6 / produced, 1) if produced else None,
+        "producer_cpu_us_per_event": sent["producer_cpu_us_per_event"],
         "batches": profile,
     }
 
 
-def drain_capacity(config_path: Path, lag: KafkaLag, events: int, cpu_pids: list[int]) -> dict:
-    """A burst of ``events`` as fast as the simulator makes them; events / time until the job has
+def drain_capacity(config_path: Path, events_file: Path, lag: KafkaLag, events: int, cpu_pids: list[int]) -> dict:
+    """A burst of ``events`` as fast as the producer sends them; events / time until the job has
     committed them all. Big batches: an upper bound that places the paced steps."""
     cpu0 = cpu_seconds(cpu_pids)
     t0 = time.monotonic()
-    sim = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "fraud.simulate", "--config",
-                          str(config_path), "--domain", "all", "--rate", "1000000", "--events", str(events),
-                          "--test-id", f"bench-b2-burst-{int(time.time())}"], cwd=ROOT, capture_output=True,
-                         text=True)
-    if sim.returncode not in (0, 3):  # 3: the rate was not kept (it cannot be, here)
-        raise RuntimeError(f"simulator failed ({sim.returncode}): {sim.stderr.strip().splitlines()[-1:]}")
+    rate = 1_000_000
+    replay_result(replay_process(events_file, config_path, rate, events / rate, f"burst{int(time.time())}"))
     while lag() > 0:
         if time.monotonic() - t0 > 900:
             raise RuntimeError("the job did not drain the burst within 900 s")
@@ -178,14 +178,14 @@ def bounded(envelope: list[int], rate: int) -> bool:
     return envelope[-1] <= max(1.5 * envelope[0], 3 * rate)
 
 
-def rising_rates(config_path: Path, dsn: str, lag: KafkaLag, cpu_pids: list[int], *, capacity: float, fractions,
-                 step_s: int, hold_s: int, tag: str) -> dict:
+def rising_rates(config_path: Path, events_file: Path, dsn: str, lag: KafkaLag, cpu_pids: list[int], *,
+                 capacity: float, fractions, step_s: int, hold_s: int, tag: str) -> dict:
     """Steps at ``fractions`` of a measured capacity until one is not bounded; then the highest
     bounded rate held for ``hold_s`` (one retry 15% lower if the hold is not bounded)."""
     steps = []
     for f in fractions:
         rate = max(100, int(round(capacity * f, -2)))
-        step = paced_run(config_path, dsn, lag, rate, step_s, cpu_pids, f"bench-b2-{tag}-{rate}")
+        step = paced_run(config_path, events_file, dsn, lag, rate, step_s, cpu_pids, f"b2{tag}s{rate}")
         print(json.dumps({"b2_step": step}), flush=True)
         steps.append(step)
         if not step["bounded"]:
@@ -193,7 +193,7 @@ def rising_rates(config_path: Path, dsn: str, lag: KafkaLag, cpu_pids: list[int]
     candidates = [s["rate_per_s"] for s in steps if s["bounded"]] or [int(round(steps[0]["rate_per_s"] * 0.7, -2))]
     holds = []
     for rate in (max(candidates), int(round(max(candidates) * 0.85, -2))):
-        hold = paced_run(config_path, dsn, lag, rate, hold_s, cpu_pids, f"bench-b2-{tag}-hold-{rate}")
+        hold = paced_run(config_path, events_file, dsn, lag, rate, hold_s, cpu_pids, f"b2{tag}h{rate}")
         print(json.dumps({"b2_hold": hold}), flush=True)
         holds.append(hold)
         if hold["bounded"]:
@@ -203,7 +203,7 @@ def rising_rates(config_path: Path, dsn: str, lag: KafkaLag, cpu_pids: list[int]
         "sustained_events_per_s": sustained["achieved_rate_per_s"] if sustained else None,
         "hold_seconds": hold_s,
         "cpu_us_per_event": sustained["cpu_us_per_event"] if sustained else holds[-1]["cpu_us_per_event"],
-        "simulator_cpu_us_per_event": (sustained or holds[-1])["simulator_cpu_us_per_event"],
+        "producer_cpu_us_per_event": (sustained or holds[-1])["producer_cpu_us_per_event"],
         "capacity_from_drain_events_per_s": round(capacity),
         "steps": steps, "holds": holds,
         "median_step_cpu_us_per_event": statistics.median(s["cpu_us_per_event"] for s in steps if s["cpu_us_per_event"]),

@@ -1,4 +1,4 @@
-"""Idempotent Delta appends (fraud.lake): a replayed batch is not appended twice, on real Delta tables."""
+"""Idempotent Delta appends (fraud.lake): replayed batches are not appended twice, on real Delta tables."""
 
 import dataclasses
 
@@ -17,27 +17,29 @@ def count(spark, lake):
     return spark.read.format("delta").load(lake.config.table_path("silver")).count()
 
 
-def test_a_replayed_batch_is_skipped_after_a_restart(spark, config, tmp_path):
+def test_replayed_batches_are_skipped_after_a_restart(spark, config, tmp_path):
     first = appender(spark, config, tmp_path)
     assert first.append(rows(spark, 3), "silver", "q1", 0, ["domain"], 3)
     assert first.append(rows(spark, 2, 3), "silver", "q1", 1, ["domain"], 2)
-    # A new process (fresh appender) replays batch 1 after a crash: the table already has it.
+    # A new process (fresh appender) replays batches 0 and 1 from their stages after a crash (the lake
+    # writer runs behind the stream): the table already has both.
     restarted = appender(spark, config, tmp_path)
+    assert not restarted.append(rows(spark, 3), "silver", "q1", 0, ["domain"], 3)
     assert not restarted.append(rows(spark, 2, 3), "silver", "q1", 1, ["domain"], 2)
     assert restarted.append(rows(spark, 4, 5), "silver", "q1", 2, ["domain"], 4)
     assert count(spark, restarted) == 9
 
 
-def test_history_search_stops_at_an_earlier_batch_and_ignores_other_writers(spark, config, tmp_path):
+def test_the_newest_batch_is_the_querys_own_past_other_writers(spark, config, tmp_path):
     lake = appender(spark, config, tmp_path)
     path = lake.config.table_path("silver")
     lake.append(rows(spark, 1), "silver", "q1", 4, ["domain"], 1)
     rows(spark, 1, 10).write.format("delta").mode("append").save(path)  # someone else's commit, no marker
     lake.append(rows(spark, 1, 20), "silver", "other-query", 5, ["domain"], 1)
-    assert lake.committed(path, "q1", 4)
-    assert not lake.committed(path, "q1", 5), "another query's batch 5 is not ours"
-    assert not lake.committed(path, "q1", 3), "older than our latest batch: not in the table"
-    assert not lake.committed(str(tmp_path / "no-table"), "q1", 0)
+    assert LakeAppender.newest_batch(path, "q1") == 4, "another query's batch 5 is not ours"
+    assert LakeAppender.newest_batch(path, "other-query") == 5
+    assert LakeAppender.newest_batch(path, "q3") == -1
+    assert LakeAppender.newest_batch(str(tmp_path / "no-table"), "q1") == -1
 
 
 def test_markers_round_trip_and_foreign_metadata_is_not_a_marker():

@@ -29,7 +29,7 @@ from fraud.quality.stream import StreamQuality
 from fraud.quality.suites import EVENT_SUITE
 from fraud.registry import Registry
 from fraud.score import ModelHolder
-from fraud.sinks import BatchCounts, BatchWriter
+from fraud.sinks import BatchCounts, BatchWriter, LakeWriter
 
 from conftest import ROOT
 from pipeline_support import create_database
@@ -82,9 +82,10 @@ def writer(spark, config, stack, tmp_path):
     checkpoint.mkdir()
     (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
     pool = make_pool(cfg, dsn)
+    models, metrics = ModelHolder(Registry.for_config(cfg)), BatchMetrics(pool)
     try:
-        yield BatchWriter(spark, cfg, str(checkpoint), ModelHolder(Registry.for_config(cfg)), AlertSink(cfg, pool),
-                          BatchMetrics(pool), StreamQuality(cfg, pool)), dsn, cfg
+        with LakeWriter(spark, cfg, str(checkpoint), models, metrics) as lake:
+            yield BatchWriter(cfg, models, AlertSink(cfg, pool), metrics, StreamQuality(cfg, pool), lake), dsn, cfg
     finally:
         pool.close()
 
@@ -96,6 +97,7 @@ def test_unusual_rows_are_scored_and_flagged_and_only_configured_ones_quarantine
     malformed = {**first(events, "fintech"), "transaction_id": "no-amount"}
     del malformed["amount"]
     batch_writer(batch_records(kafka_records(spark, cfg, events + bad + [malformed]), cfg), 0)
+    batch_writer.lake.flush()
     assert batch_writer.quality.drain() is None  # the GX checkpoint runs beside the stream
 
     silver_df = spark.read.format("delta").load(cfg.table_path("silver"))
@@ -132,6 +134,7 @@ def test_unusual_rows_are_scored_and_flagged_and_only_configured_ones_quarantine
 
     # A good batch (the same events, later offsets) passes both engines and quarantines nothing.
     batch_writer(batch_records(kafka_records(spark, cfg, events[:40], first_offset=1000), cfg), 1)
+    batch_writer.lake.flush()
     assert batch_writer.quality.drain() is None
     with psycopg.connect(dsn) as conn:
         good = dict(conn.execute("SELECT engine, success FROM quality_results WHERE batch_id = 1").fetchall())
@@ -159,7 +162,7 @@ def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writ
     strict = StreamQuality(replace(cfg, quality=replace(cfg.quality, fail_stream_on_failure=True,
                                                         gx_every_n_batches=0)), batch_writer.metrics.pool)
     routed_df = batch_records(kafka_records(spark, cfg, events[:20] + bad[:1]), cfg, strict).persist()
-    counts = BatchCounts.of(routed_df)
+    counts = BatchCounts.of(routed_df.toArrow())
     with pytest.raises(QualityGateFailed, match="amount_range_gaming"):
         strict.after_batch("q-strict", 7, routed_df, counts.by_outcome)
     lenient = StreamQuality(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),

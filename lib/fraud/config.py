@@ -115,8 +115,10 @@ class StreamConfig:
     # Velocity features look back this far in event time; actor state lives this long.
     velocity_window_s: int
     state_ttl_s: int
-    # Write the batch's Delta tables and PostgreSQL concurrently (each write is idempotent on its own).
+    # Append a batch's Delta tables concurrently (each append is idempotent on its own).
     parallel_sinks: bool
+    # Batches the lake writer may have queued behind the alert path before the alert path waits.
+    lake_max_pending_batches: int
     # Rows per Delta file written by one micro-batch (one write task each): fewer, larger files.
     rows_per_file: int
 
@@ -330,6 +332,9 @@ def _check_values(config: Config, source: str) -> None:
             raise ConfigError(f"{source}: simulator.fraud_share.{domain}: must be between 0 and 1, got {share}")
     if sorted(config.quality.max_amount_usd) != sorted(DOMAINS):
         raise ConfigError(f"{source}: quality.max_amount_usd: needs exactly the domains {', '.join(DOMAINS)}")
+    for key in ("rows_per_file", "lake_max_pending_batches"):
+        if getattr(config.stream, key) < 1:
+            raise ConfigError(f"{source}: stream.{key}: must be at least 1, got {getattr(config.stream, key)}")
     for name, action in config.quality.actions.items():
         if action not in (FLAG, QUARANTINE):
             raise ConfigError(f"{source}: quality.actions.{name}: must be {FLAG} or {QUARANTINE}, got {action!r}")

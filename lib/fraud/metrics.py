@@ -63,6 +63,14 @@ class BatchMetrics:
 
         self.retry.run(self.pool, upsert, f"metrics of batch {batch_id}")
 
+    def record_lake(self, query_id: str, batch_id: int, step_ms: dict[str, float]) -> None:
+        """Add the lake writer's steps (milliseconds per table, ``lake`` in all) to the batch's row."""
+        def update(conn) -> None:
+            conn.execute("UPDATE batch_metrics SET step_ms = step_ms || %s WHERE query_id = %s AND batch_id = %s",
+                         (Jsonb(step_ms), query_id, batch_id))
+
+        self.retry.run(self.pool, update, f"lake metrics of batch {batch_id}")
+
     def record_lag(self, query_id: str, progress: dict | None) -> None:
         """Copy the Kafka lag of a finished batch from its progress report."""
         if not progress:

@@ -9,8 +9,8 @@ benchmarks) run this one chain.
                             with_velocity_batch over whole histories)
     ---- one micro-batch (``foreachBatch``) from here on: fraud.sinks.BatchWriter ----
       -> to_silver          valid rows, static features, the explicit ``SILVER_COLUMNS``
-      -> score_silver       gold rows: classes, probabilities, score, severity (fraud.score)
-    and beside them:
+      -> to_gold            scores: classes, probabilities, fraud score, severity, alert flag (fraud.score)
+    and beside them, for the lake (fraud.sinks.LakeWriter):
       -> to_bronze          every record as it came
       -> to_quarantine      the rejected ones with their reasons
 
@@ -27,6 +27,7 @@ from fraud.features import (STATIC_FEATURE_COLUMNS, VELOCITY_FEATURES, with_stat
                             with_velocity_stream)
 from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
 from fraud.quality.stream import StreamQuality
+from fraud.score import LoadedModel, score_silver
 
 # Silver, as gold has ``fraud.score.GOLD_COLUMNS``: the flattened event and its Kafka position, the
 # expectations it failed, then the features (``batch_id`` is added per batch by ``with_batch_id``).
@@ -40,6 +41,21 @@ def with_reasons(records_df: DataFrame, config: Config, quality: StreamQuality) 
     return quality.with_expectation_checks(parse_records(records_df, config))
 
 
+def stream_records(source_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
+    """The Kafka source -> what each ``foreachBatch`` call receives: reasons, then velocity features
+    with each actor's window in the state store."""
+    s = config.stream
+    return (source_df.transform(with_reasons, config, quality)
+            .transform(with_velocity_stream, s.velocity_window_s, s.state_ttl_s))
+
+
+def batch_records(records_df: DataFrame, config: Config, quality: StreamQuality | None = None) -> DataFrame:
+    """What ``foreachBatch`` would receive, computed in batch over whole actor histories from
+    Kafka-shaped records (``fraud.parse.kafka_records``, or bronze)."""
+    return (records_df.transform(with_reasons, config, quality or StreamQuality(config, pool=None))
+            .transform(with_velocity_batch, config.stream.velocity_window_s))
+
+
 def is_valid() -> F.Column:
     return F.size("reasons") == 0
 
@@ -50,6 +66,16 @@ def to_silver(batch_df: DataFrame) -> DataFrame:
     batch; ``with_batch_id`` adds it at the write."""
     valid_df = batch_df.filter(is_valid()).select(*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES)
     return with_static_features(valid_df).select(*SILVER_COLUMNS)
+
+
+def to_gold(silver_df: DataFrame, model: LoadedModel, config: Config) -> DataFrame:
+    """Gold rows (``fraud.score.GOLD_COLUMNS`` but ``scored_at``, which the lake writer adds): silver
+    scored in-process by ``model``."""
+    return score_silver(silver_df, model, config)
+
+
+def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
+    return df.withColumn("batch_id", F.lit(batch_id))
 
 
 def to_bronze(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
@@ -67,27 +93,6 @@ def to_quarantine(batch_df: DataFrame, batch_id: int) -> DataFrame:
         "value", "topic", "partition", "offset", "kafka_timestamp", "reasons",
         now.alias("ingest_time"), F.to_date(now).alias("ingest_date"), F.lit(batch_id).alias("batch_id"),
     )
-
-
-def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
-    return df.withColumn("batch_id", F.lit(batch_id))
-
-
-# --- the chain up to the micro-batch, streaming and batch ---------------------------------------
-
-def stream_records(source_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
-    """The Kafka source -> what each ``foreachBatch`` call receives: reasons, then velocity features
-    with each actor's window in the state store."""
-    s = config.stream
-    return (source_df.transform(with_reasons, config, quality)
-            .transform(with_velocity_stream, s.velocity_window_s, s.state_ttl_s))
-
-
-def batch_records(records_df: DataFrame, config: Config, quality: StreamQuality | None = None) -> DataFrame:
-    """What ``foreachBatch`` would receive, computed in batch over whole actor histories from
-    Kafka-shaped records (``fraud.parse.kafka_records``, or bronze)."""
-    return (records_df.transform(with_reasons, config, quality or StreamQuality(config, pool=None))
-            .transform(with_velocity_batch, config.stream.velocity_window_s))
 
 
 def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:

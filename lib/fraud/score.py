@@ -120,6 +120,13 @@ class ModelHolder:
         with self._lock:
             return self._current()
 
+    def version(self, version: str) -> LoadedModel:
+        """A given registered version (the lake writer re-scores a batch with the model that scored it)."""
+        with self._lock:
+            if self._loaded is not None and self._loaded.version == version:
+                return self._loaded
+            return self._load(version)
+
     def _current(self) -> LoadedModel | None:
         version = self.registry.current_version()
         if version is None:
@@ -128,11 +135,14 @@ class ModelHolder:
                 self._warned = True
             return self._loaded
         if self._loaded is None or self._loaded.version != version:
-            entry = self.registry.entry(version)
-            threshold = (self.threshold if self.threshold is not None
-                         else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
-            log.info("scoring with model %s, alerts from fraud score %.2f", version, threshold)
-            from pyspark.ml import PipelineModel
-
-            self._loaded = LoadedModel(version, PipelineModel.load(entry.model_path), threshold)
+            self._loaded = self._load(version)
         return self._loaded
+
+    def _load(self, version: str) -> LoadedModel:
+        from pyspark.ml import PipelineModel
+
+        entry = self.registry.entry(version)
+        threshold = (self.threshold if self.threshold is not None
+                     else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
+        log.info("scoring with model %s, alerts from fraud score %.2f", version, threshold)
+        return LoadedModel(version, PipelineModel.load(entry.model_path), threshold)

@@ -1,20 +1,28 @@
-"""The per-micro-batch writers: Delta bronze / quarantine / silver / gold and PostgreSQL alerts;
-the frames they write come from ``fraud.pipeline``.
+"""The per-micro-batch writers: ``BatchWriter``, the ``foreachBatch`` function (the alert path), and
+``LakeWriter``, which appends each batch to the Delta tables behind it, in a thread of its own.
 
-``BatchWriter`` is the ``foreachBatch`` function. Each Delta append is marked with the
-streaming query id and the batch id, so a batch replayed after a crash is not appended
-twice (``fraud.lake``); the PostgreSQL side is guarded by its ``sink_progress`` row
-(``fraud.alerts``). Either may run first; together they give exactly-once effects with
-Kafka offsets kept in the query checkpoint.
+The alert path of batch N: the state operator's rows are written once, as Parquet, to the batch's
+stage (``<checkpoint>/lake-stage/N``), which every later step reads; the valid rows are scored;
+alerts and ``sink_progress`` are committed to PostgreSQL; quality results and metrics follow. Then
+the batch goes to the lake writer and ``foreachBatch`` returns: Spark commits batch N and starts
+N+1 while N's Delta appends run. Detection never waits for the lake.
+
+The stage is what makes that safe. A batch that Spark has committed, but whose appends a crash
+cut short, is appended at the next start from its stage (re-scored with the model version that
+scored it) before any newer batch; the stage is deleted once every table holds the batch. Each
+append is marked with the query and batch ids, so a table skips what it already holds
+(``fraud.lake``), and ``sink_progress`` does the same for PostgreSQL (``fraud.alerts``). With the
+checkpoint's offsets that gives exactly-once effects.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -24,28 +32,13 @@ from fraud.alerts import AlertSink
 from fraud.config import Config
 from fraud.faults import crash_point
 from fraud.guard import CheckpointFiles
-from fraud.lake import LakeAppender
+from fraud.lake import LakeAppender, file_system_of
 from fraud.metrics import BatchMetrics
-from fraud.pipeline import to_bronze, to_quarantine, to_silver, with_batch_id
+from fraud.pipeline import to_bronze, to_gold, to_quarantine, to_silver, with_batch_id
 from fraud.quality.stream import StreamQuality
-from fraud.score import ModelHolder, score_silver, with_scored_at
+from fraud.score import ModelHolder, with_scored_at
 
 log = logging.getLogger(__name__)
-
-
-def materialize(batch_df: DataFrame) -> tuple[DataFrame, Callable[[], None]]:
-    """The micro-batch computed once and held in the block manager (memory, spilling to disk), as a
-    frame whose plan is just those rows; and the function that frees them.
-
-    Not ``persist()``: a cached frame keeps its whole plan (Kafka source, parse, quality, state
-    operator: thousands of expression nodes), which every later projection, write and collect
-    re-analyzes, re-optimizes and matches against the cache on the driver; measured at about
-    1 s of driver time per micro-batch. ``localCheckpoint`` cuts that lineage, and stores rows
-    rather than building a compressed columnar cache.
-    """
-    rows_df = batch_df.localCheckpoint(eager=True)
-    rdd = rows_df._jdf.queryExecution().analyzed().rdd()
-    return rows_df, lambda: rdd.unpersist(False)
 
 
 @dataclass(frozen=True)
@@ -56,13 +49,13 @@ class BatchCounts:
     by_outcome: dict[tuple[tuple[str, ...], tuple[str, ...]], int]
 
     @classmethod
-    def of(cls, batch_df: DataFrame) -> "BatchCounts":
-        """One Spark job; the distinct outcomes of a batch are few."""
+    def of(cls, rows) -> "BatchCounts":
+        """From the batch's rows as an Arrow table (the stage's copy, in the driver already): no Spark job."""
         by_topic: Counter = Counter()
         by_outcome: Counter = Counter()
-        for r in batch_df.groupBy("topic", "reasons", "quality_flags").count().collect():
-            by_topic[r["topic"]] += r["count"]
-            by_outcome[(tuple(r["reasons"]), tuple(r["quality_flags"]))] += r["count"]
+        for topic, reasons, flags in zip(*(rows.column(c).to_pylist() for c in ("topic", "reasons", "quality_flags"))):
+            by_topic[topic] += 1
+            by_outcome[(tuple(reasons or ()), tuple(flags or ()))] += 1
         return cls(dict(by_topic), dict(by_outcome))
 
     @property
@@ -82,21 +75,105 @@ class BatchCounts:
         return dict(counts)
 
 
-class BatchWriter:
-    """``foreachBatch(batch_df, batch_id)``: all sinks of one micro-batch."""
+def materialize(batch_df: DataFrame) -> tuple[DataFrame, Callable[[], None]]:
+    """The micro-batch computed once (the one job through the state operator) and held in the block
+    manager (memory, spilling to disk), as a frame whose plan is just those rows; and the function
+    that frees them.
 
-    def __init__(self, spark: SparkSession, config: Config, checkpoint: str, models: ModelHolder, alerts: AlertSink,
-                 metrics: BatchMetrics, quality: StreamQuality):
+    Not ``persist()``: a cached frame keeps its whole plan (Kafka source, parse, quality, state
+    operator: thousands of expression nodes), which every later projection, write and collect
+    re-analyzes, re-optimizes and matches against the cache on the driver; measured at about
+    1 s of driver time per micro-batch. ``localCheckpoint`` cuts that lineage, and stores rows
+    rather than building a compressed columnar cache. Its public API has no release: the blocks
+    would stay until the driver's garbage collector lets Spark drop them (``benchmarks/internals.py``).
+    """
+    rows_df = batch_df.localCheckpoint(eager=True)
+    rdd = rows_df._jdf.queryExecution().analyzed().rdd()
+    return rows_df, lambda: rdd.unpersist(False)
+
+
+class Stage:
+    """Each batch's rows as the state operator produced them, kept beside the checkpoint (on S3 in AWS)
+    until every table holds them: ``<batch id>/rows.parquet``, then ``<batch id>/batch.json`` (the
+    model version that scored them and the rows' Spark schema) when the alert path is done.
+
+    Written from the driver with Arrow, not by a Spark write: for a 500-row batch, collecting it
+    (``toArrow``) and writing one Parquet file took 44 ms against 118 ms for a Spark write (its
+    commit protocol's temporary files and renames) and 237 ms with the read back (median of 10)."""
+
+    def __init__(self, spark: SparkSession, checkpoint: str):
         self.spark = spark
+        self.root = f"{checkpoint.rstrip('/')}/lake-stage"
+        self.fs, self._root = file_system_of(self.root)
+
+    def write(self, rows_df: DataFrame, batch_id: int):
+        """The rows, written; returned as an Arrow table."""
+        import pyarrow.parquet as pq
+
+        rows = rows_df.toArrow()
+        self.fs.create_dir(f"{self._root}/{batch_id}")
+        pq.write_table(rows, f"{self._root}/{batch_id}/rows.parquet", filesystem=self.fs)
+        return rows
+
+    def seal(self, batch_id: int, rows_df: DataFrame, model_version: str | None) -> None:
+        with self.fs.open_output_stream(f"{self._root}/{batch_id}/batch.json") as out:
+            out.write(json.dumps({"model_version": model_version, "schema": rows_df.schema.jsonValue()}).encode())
+
+    def read(self, batch_id: int) -> tuple[DataFrame, str | None]:
+        """A sealed batch's rows and the model version that scored them."""
+        from pyspark.sql.types import StructType
+
+        with self.fs.open_input_stream(f"{self._root}/{batch_id}/batch.json") as stream:
+            sealed = json.loads(stream.read())
+        rows_df = self.spark.read.schema(StructType.fromJson(sealed["schema"])).parquet(
+            f"{self.root}/{batch_id}/rows.parquet")
+        return rows_df, sealed["model_version"]
+
+    def batches(self) -> list[int]:
+        from pyarrow import fs
+
+        try:
+            infos = self.fs.get_file_info(fs.FileSelector(self._root))
+        except FileNotFoundError:
+            return []
+        return sorted(int(i.base_name) for i in infos if i.base_name.isdigit())
+
+    def delete(self, batch_id: int) -> None:
+        try:
+            self.fs.delete_dir(f"{self._root}/{batch_id}")
+        except FileNotFoundError:
+            pass
+
+
+@dataclass
+class StagedBatch:
+    batch_id: int
+    rows_df: DataFrame
+    counts: BatchCounts
+    gold_df: DataFrame | None  # None: no model yet
+    release: Callable[[], None] | None = None  # frees what the alert path held in memory (rows and gold)
+
+
+class LakeWriter:
+    """Appends staged batches to bronze, silver, gold and quarantine, one batch after another in batch
+    order (a table's markers then come in batch order, which ``LakeAppender`` relies on), in a thread
+    beside the stream. At most ``stream.lake_max_pending_batches`` wait: beyond that the alert path
+    waits too (back-pressure, shown as its ``lake_wait`` step). After a failure it writes nothing more
+    and the next batch fails with that error: the job stops, and its next start resumes from the stages."""
+
+    def __init__(self, spark: SparkSession, config: Config, checkpoint: str, models: ModelHolder,
+                 metrics: BatchMetrics):
         self.config = config
         self.checkpoint = checkpoint
         self.models = models
-        self.alerts = alerts
         self.metrics = metrics
-        self.quality = quality  # the stream's data-quality side (fraud.quality): results and GX checkpoints
-        self.lake = LakeAppender(spark, config)
+        self.stage = Stage(spark, checkpoint)
+        self.appender = LakeAppender(spark, config)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake")
+        self._tables = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lake-table")
+        self._pending: list[tuple[int, Future]] = []
+        self._failure: BaseException | None = None
         self._query_id: str | None = None
-        self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="sink")
 
     @property
     def query_id(self) -> str:
@@ -105,27 +182,127 @@ class BatchWriter:
             self._query_id = CheckpointFiles(self.checkpoint).query_id()
         return self._query_id
 
-    def _append(self, df: DataFrame, table: str, batch_id: int, partition_by: list[str], rows: int) -> None:
-        self.lake.append(df, table, self.query_id, batch_id, partition_by, rows)
+    def recover(self) -> list[int]:
+        """Queue the stages of batches Spark committed but the lake may not hold (a crash came between):
+        before any batch of this run. Stages of uncommitted batches stay: Spark runs those batches
+        again and writes them anew."""
+        committed = CheckpointFiles(self.checkpoint).last_batch("commits")
+        batches = [b for b in self.stage.batches() if committed is not None and b <= committed]
+        for batch_id in batches:
+            log.info("batch %d: committed by Spark, appended to the lake from its stage", batch_id)
+            self._pending.append((batch_id, self._writer.submit(self._recover, batch_id)))
+        return batches
 
-    def _run_writes(self, writes: dict, steps: dict) -> None:
-        """Run the Delta appends, concurrently when ``stream.parallel_sinks`` (they touch different tables
-        and each is idempotent on its own, so order does not matter for exactly-once)."""
-        def timed(name, write):
-            t0 = time.perf_counter()
-            write()
-            steps[name] = round((time.perf_counter() - t0) * 1000, 1)
+    def submit(self, batch: StagedBatch) -> float:
+        """Queue a batch; the milliseconds spent waiting for room (back-pressure)."""
+        t0 = time.perf_counter()
+        self.raise_failure()
+        limit = self.config.stream.lake_max_pending_batches
+        while len(self._pending) >= limit:
+            self._pending.pop(0)[1].result()
+        self._pending.append((batch.batch_id, self._writer.submit(self._write, batch)))
+        return (time.perf_counter() - t0) * 1000
 
-        if not self.config.stream.parallel_sinks:
-            for name, write in writes.items():
-                timed(name, write)
-            return
-        for future in [self._pool.submit(timed, name, write) for name, write in writes.items()]:
-            future.result()
+    def wait_for(self, batch_id: int) -> None:
+        """Until queued work on ``batch_id`` or later batches is done: Spark runs a batch again (after a
+        failure) into the same stage, which must not change under an append still reading it."""
+        for queued_id, future in list(self._pending):
+            if queued_id >= batch_id:
+                future.exception()
+        self.raise_failure()
+
+    def flush(self) -> None:
+        """Until every queued batch is in the lake; raises the writer's failure."""
+        for _, future in list(self._pending):
+            future.exception()
+        self.raise_failure()
+
+    def raise_failure(self) -> None:
+        self._pending = [(b, f) for b, f in self._pending if not f.done()]
+        if self._failure is not None:
+            raise RuntimeError(f"the lake writer failed: {self._failure}") from self._failure
+
+    def __enter__(self) -> "LakeWriter":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        """Wait for every queued batch; raise the writer's failure unless another error is on its way."""
+        self._writer.shutdown(wait=True)
+        self._tables.shutdown(wait=True)
+        if exc_type is None:
+            self.raise_failure()
+
+    # --- in the writer thread -------------------------------------------------------------------
+
+    def _recover(self, batch_id: int) -> None:
+        rows_df, model_version = self.stage.read(batch_id)
+        counts = BatchCounts.of(rows_df.toArrow())
+        model = self.models.version(model_version) if model_version else None
+        self._write(StagedBatch(batch_id, rows_df, counts, to_gold(to_silver(rows_df), model, self.config)
+                                if model else None))
+
+    def _write(self, batch: StagedBatch) -> None:
+        if self._failure is not None:
+            return  # keep batch order: nothing after a failed batch
+        try:
+            crash_point("lake_behind", batch.batch_id,
+                        after=lambda: (CheckpointFiles(self.checkpoint).last_batch("commits") or -1) >= batch.batch_id)
+            steps = self._append_all(batch)
+            self.stage.delete(batch.batch_id)
+            self.metrics.record_lake(self.query_id, batch.batch_id, steps)
+        except BaseException as err:
+            log.exception("batch %d: lake append failed", batch.batch_id)
+            self._failure = err
+        finally:
+            if batch.release is not None:
+                batch.release()
+
+    def _append_all(self, batch: StagedBatch) -> dict[str, float]:
+        """The batch's Delta appends, concurrently when ``stream.parallel_sinks`` (different tables, each
+        idempotent on its own); milliseconds per table and in all (``lake``)."""
+        b, counts, steps = batch.batch_id, batch.counts, {}
+
+        def append(df: DataFrame, table: str, partition_by: list[str], rows: int):
+            def run():
+                t0 = time.perf_counter()
+                self.appender.append(df, table, self.query_id, b, partition_by, rows)
+                if table == "bronze":
+                    crash_point("after_bronze", b)
+                steps[table] = round((time.perf_counter() - t0) * 1000, 1)
+            return run
+
+        writes = [append(to_bronze(batch.rows_df, self.config, b), "bronze", ["domain", "ingest_date"], counts.total),
+                  append(with_batch_id(to_silver(batch.rows_df), b), "silver", ["domain", "event_date"], counts.valid)]
+        if counts.valid < counts.total:  # most batches have no rejects; an empty Delta commit costs a second
+            writes.append(append(to_quarantine(batch.rows_df, b), "quarantine", ["ingest_date"],
+                                 counts.total - counts.valid))
+        if batch.gold_df is not None:
+            writes.append(append(with_batch_id(with_scored_at(batch.gold_df), b), "gold", ["domain", "event_date"],
+                                 counts.valid))
+        t0 = time.perf_counter()
+        if self.config.stream.parallel_sinks:
+            for future in [self._tables.submit(w) for w in writes]:
+                future.result()
+        else:
+            for write in writes:
+                write()
+        steps["lake"] = round((time.perf_counter() - t0) * 1000, 1)
+        return steps
+
+
+class BatchWriter:
+    """``foreachBatch(batch_df, batch_id)``: the alert path of one micro-batch, then its hand-off to the lake."""
+
+    def __init__(self, config: Config, models: ModelHolder, alerts: AlertSink, metrics: BatchMetrics,
+                 quality: StreamQuality, lake: LakeWriter):
+        self.config = config
+        self.models = models
+        self.alerts = alerts
+        self.metrics = metrics
+        self.quality = quality  # the stream's data-quality side (fraud.quality): results and GX checkpoints
+        self.lake = lake
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        """Order matters for detection latency, not for correctness: alerts are committed to
-        PostgreSQL as soon as the batch is scored, and the Delta appends follow."""
         started = datetime.now(timezone.utc)
         steps: dict[str, float] = {}
 
@@ -135,49 +312,37 @@ class BatchWriter:
             return now
 
         t = time.perf_counter()
-        # The one job that runs the state operator; every later step reads the materialized rows.
-        batch_df, release = materialize(batch_df)
-        counts = BatchCounts.of(batch_df)  # all the batch's metrics and quality figures
+        self.lake.wait_for(batch_id)
+        rows_df, release_rows = materialize(batch_df)  # the one job that runs the state operator
         t = step("state", t)
-        if not counts.total:
-            release()
-            return
-
-        silver_df = to_silver(batch_df)
         model = self.models.current()
-        gold_df = score_silver(silver_df, model, self.config).persist() if model else None
-        alert_rows = []
-        if gold_df is not None:
-            alert_rows = [_utc(r.asDict()) for r in gold_df.filter("is_alert").collect()]
+        gold_df = to_gold(to_silver(rows_df), model, self.config).persist() if model else None
+        alert_rows = [_utc(r.asDict()) for r in gold_df.filter("is_alert").collect()] if gold_df is not None else []
         t = step("score", t)
-        result = self.alerts.write(self.query_id, batch_id, alert_rows)
+        if not alert_rows and rows_df.isEmpty():  # no records: nothing to write anywhere (a job only then)
+            if gold_df is not None:
+                gold_df.unpersist()
+            release_rows()
+            return
+        result = self.alerts.write(self.lake.query_id, batch_id, alert_rows)
         crash_point("after_pg_commit", batch_id)
         t = step("alerts", t)
 
-        def write_bronze():
-            self._append(to_bronze(batch_df, self.config, batch_id), "bronze", batch_id, ["domain", "ingest_date"],
-                         counts.total)
-            crash_point("after_bronze", batch_id)
+        # Detection is done; what follows makes the batch safe to hand to the lake writer.
+        stage = self.lake.stage
+        counts = BatchCounts.of(stage.write(rows_df, batch_id))  # all the batch's metrics and quality figures
+        t = step("stage", t)
+        self.quality.after_batch(self.lake.query_id, batch_id, rows_df, counts.by_outcome)
+        stage.seal(batch_id, rows_df, model.version if model else None)
+        t = step("quality", t)
 
-        writes = {
-            "bronze": write_bronze,
-            "silver": lambda: self._append(with_batch_id(silver_df, batch_id), "silver", batch_id,
-                                           ["domain", "event_date"], counts.valid),
-            "quality": lambda: self.quality.after_batch(self.query_id, batch_id, batch_df, counts.by_outcome),
-        }
-        if counts.valid < counts.total:  # most batches have no rejects; an empty Delta commit costs a second
-            writes["quarantine"] = lambda: self._append(to_quarantine(batch_df, batch_id), "quarantine", batch_id,
-                                                        ["ingest_date"], counts.total - counts.valid)
-        if gold_df is not None:
-            writes["gold"] = lambda: self._append(with_scored_at(gold_df), "gold", batch_id, ["domain", "event_date"],
-                                                  counts.valid)
-        self._run_writes(writes, steps)
-        step("delta", t)
-        if gold_df is not None:
-            gold_df.unpersist()
-        release()
+        def release() -> None:
+            if gold_df is not None:
+                gold_df.unpersist()
+            release_rows()
+
         self.metrics.record(
-            query_id=self.query_id, batch_id=batch_id, started_at=started, input_rows_by_topic=counts.by_topic,
+            query_id=self.lake.query_id, batch_id=batch_id, started_at=started, input_rows_by_topic=counts.by_topic,
             silver_rows=counts.valid, quarantine_rows=counts.total - counts.valid,
             quarantine_by_reason=counts.by_reason(), gold_rows=counts.valid if gold_df is not None else 0,
             alert_rows=len(alert_rows), step_ms=steps, model_version=model.version if model else None,
@@ -186,9 +351,13 @@ class BatchWriter:
         log.info("batch %d: %d records, %d valid, %d alert rows, steps %s", batch_id, counts.total, counts.valid,
                  len(alert_rows), steps)
         crash_point("before_checkpoint_commit", batch_id)
+        waited = self.lake.submit(StagedBatch(batch_id, rows_df, counts, gold_df, release))
+        if waited >= 1:
+            self.metrics.record_lake(self.lake.query_id, batch_id, {"lake_wait": round(waited, 1)})
 
 
 def _utc(row: dict) -> dict:
     """Spark returns naive datetimes in the session time zone (UTC); make them explicit."""
     return {k: v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v
             for k, v in row.items()}
+

@@ -1,8 +1,8 @@
 """The streaming job: one query over the three topics, from Kafka to Delta and PostgreSQL.
 
 Plan: the Kafka source -> ``fraud.pipeline.stream_records`` (parse, contract and expectation
-reasons, velocity features with each actor's window in RocksDB) -> ``foreachBatch`` writers
-(``fraud.sinks``).
+reasons, velocity features with each actor's window in RocksDB) -> ``foreachBatch``: the alert path
+(``fraud.sinks.BatchWriter``), then the lake writer behind it (``fraud.sinks.LakeWriter``).
 Offsets live in the checkpoint; ``--once`` processes what is available and stops.
 """
 
@@ -28,7 +28,7 @@ from fraud.pipeline import stream_records
 from fraud.quality.stream import StreamQuality
 from fraud.registry import Registry
 from fraud.score import ModelHolder
-from fraud.sinks import BatchWriter
+from fraud.sinks import BatchWriter, LakeWriter
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,22 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
             check_checkpoint(config, checkpoint)
             quality = StreamQuality(config, pool)
             records = source(spark, config).transform(stream_records, config, quality)
-            while True:
-                # A fresh writer per start: its lake appender reads each table's history again, as
-                # the first batch after a failure may be a replay that had partly landed.
-                writer = BatchWriter(spark, config, checkpoint, models, AlertSink(config, pool), metrics, quality)
+            with LakeWriter(spark, config, checkpoint, models, metrics) as lake:
+                # Every batch Spark committed reaches the lake before the job ends: those a crash cut
+                # short first (``recover``), those of this run when the query stops.
+                lake.recover()
+                writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake)
 
-                def each_batch(batch_df: DataFrame, batch_id: int, writer=writer) -> None:
+                def each_batch(batch_df: DataFrame, batch_id: int) -> None:
                     lock.ensure()  # its connection may have died with a database restart
                     writer(batch_df, batch_id)
 
-                query = start_query(records, each_batch, checkpoint, config.stream.trigger_interval, once)
-                if await_query(query):
-                    listener.wait_for(query.lastProgress)  # the last batch's lag, before the pool closes
-                    break
-                wait_for_postgres(pool.conninfo, config.postgres.outage_wait_s)
+                while True:
+                    query = start_query(records, each_batch, checkpoint, config.stream.trigger_interval, once)
+                    if await_query(query):
+                        listener.wait_for(query.lastProgress)  # the last batch's lag, before the pool closes
+                        break
+                    wait_for_postgres(pool.conninfo, config.postgres.outage_wait_s)
             quality.drain()
     finally:
         spark.streams.removeListener(listener)
