@@ -41,6 +41,8 @@ from fraud.project import ROOT
 from fraud.stack.process import wait_until
 from fraud.stream import checkpoint_location
 
+from benchmarks.eventlog import per_batch
+from benchmarks.jfr import recording_options, summarize
 from benchmarks.replay import events_file
 from benchmarks.report import goal_status, plots, table
 from benchmarks.throughput import KafkaLag, batch_profile, drain_capacity, rising_rates
@@ -67,11 +69,18 @@ def bench_config(source: Path) -> Path:
 
 
 class Job:
-    """The streaming job as a process group."""
+    """The streaming job as a process group, its JVM recorded by Java Flight Recorder (``benchmarks.jfr``)."""
 
-    def __init__(self, config_path: Path, log: Path):
+    def __init__(self, config_path: Path, log: Path, recording: Path, event_dir: Path):
         self.log_path = log
-        self.proc = subprocess.Popen([str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path)],
+        recording.unlink(missing_ok=True)
+        shutil.rmtree(event_dir, ignore_errors=True)
+        event_dir.mkdir(parents=True)
+        self.proc = subprocess.Popen([str(SPARK_SUBMIT), "--driver-java-options",
+                                      f"-Duser.timezone=UTC {recording_options(recording)}",
+                                      "--conf", "spark.eventLog.enabled=true", "--conf", "spark.eventLog.compress=false",
+                                      "--conf", f"spark.eventLog.dir={event_dir}",
+                                      "jobs/stream_fraud.py", "--config", str(config_path)],
                                      cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
         wait_until(lambda: self._failed() or "query" in log.read_text() and " started " in log.read_text(), 300,
@@ -175,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                                                       "--load-level", "normal", "--duration", "45" if quick else "90"))
     launched = time.monotonic()
     warm_up.start()
-    job = Job(config_path, BENCH / "job.log")
+    recording = BENCH / "job.jfr"
+    job = Job(config_path, BENCH / "job.log", recording, BENCH / "events")
     results["startup"] = {"query_started_s": round(time.monotonic() - launched, 1)}
     lag = KafkaLag(config, Path(checkpoint))
     cpu_pids = [job.proc.pid, *stack_pids()]
@@ -202,6 +212,10 @@ def main(argv: list[str] | None = None) -> None:
         job.stop()
     results["cost"] = cost(results, config)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    batches = (CheckpointFiles(checkpoint).last_batch("commits") or 0) + 1
+    results["per_batch"] = per_batch(BENCH / "events", BENCH / "lake", batches)
+    profile = summarize(recording, RESULTS / "profile" / "job-jvm")  # JFR dumps when the JVM exits
+    results["jvm_profile"] = {"samples": profile["samples"], "self_top5": profile["self"][:5]}
     results["goals"] = goal_status(results)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
     (RESULTS / "latest.md").write_text(table(results) + "\n")
