@@ -13,6 +13,7 @@ import json
 import logging
 from datetime import datetime, timezone
 
+import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -64,12 +65,20 @@ class BatchMetrics:
         self.retry.run(self.pool, upsert, f"metrics of batch {batch_id}")
 
     def record_lake(self, query_id: str, batch_id: int, step_ms: dict[str, float]) -> None:
-        """Add the lake writer's steps (milliseconds per table, ``lake`` in all) to the batch's row."""
+        """Add the lake writer's steps (milliseconds per table, ``lake`` in all) to the batch's row.
+
+        Best effort: the batch is in the lake when this runs, and a database outage that outlasts
+        the retries loses these timings only. Failing here would stop the lake writer (and, through
+        it, the stream) over an outage the alert path rides out on its own."""
         def update(conn) -> None:
             conn.execute("UPDATE batch_metrics SET step_ms = step_ms || %s WHERE query_id = %s AND batch_id = %s",
                          (Jsonb(step_ms), query_id, batch_id))
 
-        self.retry.run(self.pool, update, f"lake metrics of batch {batch_id}")
+        try:
+            self.retry.run(self.pool, update, f"lake metrics of batch {batch_id}")
+        except psycopg.OperationalError as err:  # a pool timeout included
+            log.warning("batch %d: lake step timings not recorded, PostgreSQL unavailable (%s)", batch_id,
+                        type(err).__name__)
 
     def record_lag(self, query_id: str, progress: dict | None) -> None:
         """Copy the Kafka lag of a finished batch from its progress report."""
