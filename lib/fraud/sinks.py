@@ -200,7 +200,7 @@ class LakeWriter:
         limit = self.config.stream.lake_max_pending_batches
         while len(self._pending) >= limit:
             self._pending.pop(0)[1].result()
-        self._pending.append((batch.batch_id, self._writer.submit(self._write, batch)))
+        self._pending.append((batch.batch_id, self._writer.submit(self._write, batch.batch_id, lambda: batch)))
         return (time.perf_counter() - t0) * 1000
 
     def wait_for(self, batch_id: int) -> None:
@@ -235,26 +235,32 @@ class LakeWriter:
     # --- in the writer thread -------------------------------------------------------------------
 
     def _recover(self, batch_id: int) -> None:
-        rows_df, model_version = self.stage.read(batch_id)
-        counts = BatchCounts.of(rows_df.toArrow())
-        model = self.models.version(model_version) if model_version else None
-        self._write(StagedBatch(batch_id, rows_df, counts, to_gold(to_silver(rows_df), model, self.config)
-                                if model else None))
+        def staged() -> StagedBatch:
+            rows_df, model_version = self.stage.read(batch_id)
+            model = self.models.version(model_version) if model_version else None
+            return StagedBatch(batch_id, rows_df, BatchCounts.of(rows_df.toArrow()),
+                               to_gold(to_silver(rows_df), model, self.config) if model else None)
 
-    def _write(self, batch: StagedBatch) -> None:
+        self._write(batch_id, staged)
+
+    def _write(self, batch_id: int, staged: Callable[[], StagedBatch]) -> None:
+        """Append the batch ``staged()`` gives, unless an earlier one failed (batch order: nothing after
+        a failed batch); a failure here, in reading a stage too, stops the writer the same way."""
         if self._failure is not None:
-            return  # keep batch order: nothing after a failed batch
+            return
+        batch = None
         try:
-            crash_point("lake_behind", batch.batch_id,
-                        after=lambda: (CheckpointFiles(self.checkpoint).last_batch("commits") or -1) >= batch.batch_id)
+            crash_point("lake_behind", batch_id,
+                        after=lambda: (CheckpointFiles(self.checkpoint).last_batch("commits") or -1) >= batch_id)
+            batch = staged()
             steps = self._append_all(batch)
-            self.stage.delete(batch.batch_id)
-            self.metrics.record_lake(self.query_id, batch.batch_id, steps)
+            self.stage.delete(batch_id)
+            self.metrics.record_lake(self.query_id, batch_id, steps)
         except BaseException as err:
-            log.exception("batch %d: lake append failed", batch.batch_id)
+            log.exception("batch %d: lake append failed", batch_id)
             self._failure = err
         finally:
-            if batch.release is not None:
+            if batch is not None and batch.release is not None:
                 batch.release()
 
     def _append_all(self, batch: StagedBatch) -> dict[str, float]:
