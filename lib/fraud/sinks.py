@@ -1,11 +1,12 @@
 """The per-micro-batch writers: ``BatchWriter``, the ``foreachBatch`` function (the alert path), and
 ``LakeWriter``, which appends each batch to the Delta tables behind it, in a thread of its own.
 
-The alert path of batch N: the state operator's rows are written once, as Parquet, to the batch's
-stage (``<checkpoint>/lake-stage/N``), which every later step reads; the valid rows are scored;
-alerts and ``sink_progress`` are committed to PostgreSQL; quality results and metrics follow. Then
-the batch goes to the lake writer and ``foreachBatch`` returns: Spark commits batch N and starts
-N+1 while N's Delta appends run. Detection never waits for the lake.
+The alert path of batch N: the state operator's rows come to the driver as Arrow, and so do the
+valid rows' silver columns; the driver scores them (``fraud.trees``: the registered MLlib pipeline,
+bit for bit, without a Spark job); alerts and ``sink_progress`` are committed to PostgreSQL; the rows
+are written once, as Parquet, to the batch's stage (``<checkpoint>/lake-stage/N``); quality results
+and metrics follow. Then the batch goes to the lake writer and ``foreachBatch`` returns: Spark
+commits batch N and starts N+1 while N's Delta appends run. Detection never waits for the lake.
 
 The stage is what makes that safe. A batch that Spark has committed, but whose appends a crash
 cut short, is appended at the next start from its stage (re-scored with the model version that
@@ -34,9 +35,9 @@ from fraud.faults import crash_point
 from fraud.guard import CheckpointFiles
 from fraud.lake import LakeAppender, file_system_of
 from fraud.metrics import BatchMetrics
-from fraud.pipeline import to_bronze, to_gold, to_quarantine, to_silver, with_batch_id
+from fraud.pipeline import to_bronze, to_quarantine, to_silver, with_batch_id
 from fraud.quality.stream import StreamQuality
-from fraud.score import ModelHolder, with_scored_at
+from fraud.score import LoadedModel, ModelHolder, score_table, with_scored_at
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,12 @@ class Stage:
         self.root = f"{checkpoint.rstrip('/')}/lake-stage"
         self.fs, self._root = file_system_of(self.root)
 
-    def write(self, rows_df: DataFrame, batch_id: int):
-        """The rows, written; returned as an Arrow table."""
+    def write(self, rows, batch_id: int) -> None:
+        """The rows (an Arrow table), written."""
         import pyarrow.parquet as pq
 
-        rows = rows_df.toArrow()
         self.fs.create_dir(f"{self._root}/{batch_id}")
         pq.write_table(rows, f"{self._root}/{batch_id}/rows.parquet", filesystem=self.fs)
-        return rows
 
     def seal(self, batch_id: int, rows_df: DataFrame, model_version: str | None) -> None:
         with self.fs.open_output_stream(f"{self._root}/{batch_id}/batch.json") as out:
@@ -145,13 +144,21 @@ class Stage:
             pass
 
 
+def silver_and_gold(rows_df: DataFrame, model: LoadedModel | None, config: Config):
+    """A batch's silver rows (one Spark job) and, with a model, their gold rows, as Arrow tables in the
+    driver: the batch is scored there (``fraud.score.score_table``), with no Spark job."""
+    silver = to_silver(rows_df).toArrow()
+    return silver, score_table(silver, model, config) if model else None
+
+
 @dataclass
 class StagedBatch:
     batch_id: int
     rows_df: DataFrame
     counts: BatchCounts
-    gold_df: DataFrame | None  # None: no model yet
-    release: Callable[[], None] | None = None  # frees what the alert path held in memory (rows and gold)
+    silver: object  # Arrow tables
+    gold: object | None  # None: no model yet
+    release: Callable[[], None] | None = None  # frees the rows the alert path held in memory
 
 
 class LakeWriter:
@@ -239,7 +246,7 @@ class LakeWriter:
             rows_df, model_version = self.stage.read(batch_id)
             model = self.models.version(model_version) if model_version else None
             return StagedBatch(batch_id, rows_df, BatchCounts.of(rows_df.toArrow()),
-                               to_gold(to_silver(rows_df), model, self.config) if model else None)
+                               *silver_and_gold(rows_df, model, self.config))
 
         self._write(batch_id, staged)
 
@@ -267,6 +274,7 @@ class LakeWriter:
         """The batch's Delta appends, concurrently when ``stream.parallel_sinks`` (different tables, each
         idempotent on its own); milliseconds per table and in all (``lake``)."""
         b, counts, steps = batch.batch_id, batch.counts, {}
+        spark = self.stage.spark
 
         def append(df: DataFrame, table: str, partition_by: list[str], rows: int):
             def run():
@@ -278,13 +286,14 @@ class LakeWriter:
             return run
 
         writes = [append(to_bronze(batch.rows_df, self.config, b), "bronze", ["domain", "ingest_date"], counts.total),
-                  append(with_batch_id(to_silver(batch.rows_df), b), "silver", ["domain", "event_date"], counts.valid)]
+                  append(with_batch_id(spark.createDataFrame(batch.silver), b), "silver", ["domain", "event_date"],
+                         counts.valid)]
         if counts.valid < counts.total:  # most batches have no rejects; an empty Delta commit costs a second
             writes.append(append(to_quarantine(batch.rows_df, b), "quarantine", ["ingest_date"],
                                  counts.total - counts.valid))
-        if batch.gold_df is not None:
-            writes.append(append(with_batch_id(with_scored_at(batch.gold_df), b), "gold", ["domain", "event_date"],
-                                 counts.valid))
+        if batch.gold is not None:
+            writes.append(append(with_batch_id(with_scored_at(spark.createDataFrame(batch.gold)), b), "gold",
+                                 ["domain", "event_date"], counts.valid))
         t0 = time.perf_counter()
         if self.config.stream.parallel_sinks:
             for future in [self._tables.submit(w) for w in writes]:
@@ -319,51 +328,48 @@ class BatchWriter:
 
         t = time.perf_counter()
         self.lake.wait_for(batch_id)
-        rows_df, release_rows = materialize(batch_df)  # the one job that runs the state operator
+        rows_df, release = materialize(batch_df)  # the one job that runs the state operator
+        rows = rows_df.toArrow()
         t = step("state", t)
-        model = self.models.current()
-        gold_df = to_gold(to_silver(rows_df), model, self.config).persist() if model else None
-        alert_rows = [_utc(r.asDict()) for r in gold_df.filter("is_alert").collect()] if gold_df is not None else []
-        t = step("score", t)
-        if not alert_rows and rows_df.isEmpty():  # no records: nothing to write anywhere (a job only then)
-            if gold_df is not None:
-                gold_df.unpersist()
-            release_rows()
+        if rows.num_rows == 0:  # no records: nothing to write anywhere
+            release()
             return
+        model = self.models.current()
+        silver, gold = silver_and_gold(rows_df, model, self.config)
+        alert_rows = alert_rows_of(gold) if gold is not None else []
+        t = step("score", t)
         result = self.alerts.write(self.lake.query_id, batch_id, alert_rows)
         crash_point("after_pg_commit", batch_id)
         t = step("alerts", t)
 
         # Detection is done; what follows makes the batch safe to hand to the lake writer.
         stage = self.lake.stage
-        counts = BatchCounts.of(stage.write(rows_df, batch_id))  # all the batch's metrics and quality figures
+        stage.write(rows, batch_id)
+        counts = BatchCounts.of(rows)  # all the batch's metrics and quality figures
         t = step("stage", t)
         self.quality.after_batch(self.lake.query_id, batch_id, rows_df, counts.by_outcome)
         stage.seal(batch_id, rows_df, model.version if model else None)
         t = step("quality", t)
 
-        def release() -> None:
-            if gold_df is not None:
-                gold_df.unpersist()
-            release_rows()
-
         self.metrics.record(
             query_id=self.lake.query_id, batch_id=batch_id, started_at=started, input_rows_by_topic=counts.by_topic,
             silver_rows=counts.valid, quarantine_rows=counts.total - counts.valid,
-            quarantine_by_reason=counts.by_reason(), gold_rows=counts.valid if gold_df is not None else 0,
+            quarantine_by_reason=counts.by_reason(), gold_rows=counts.valid if gold is not None else 0,
             alert_rows=len(alert_rows), step_ms=steps, model_version=model.version if model else None,
             alerts_applied=result.applied,
         )
         log.info("batch %d: %d records, %d valid, %d alert rows, steps %s", batch_id, counts.total, counts.valid,
                  len(alert_rows), steps)
         crash_point("before_checkpoint_commit", batch_id)
-        waited = self.lake.submit(StagedBatch(batch_id, rows_df, counts, gold_df, release))
+        waited = self.lake.submit(StagedBatch(batch_id, rows_df, counts, silver, gold, release))
         if waited >= 1:
             self.metrics.record_lake(self.lake.query_id, batch_id, {"lake_wait": round(waited, 1)})
 
 
-def _utc(row: dict) -> dict:
-    """Spark returns naive datetimes in the session time zone (UTC); make them explicit."""
-    return {k: v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v
-            for k, v in row.items()}
+def alert_rows_of(gold) -> list[dict]:
+    """The gold rows that alert, as ``fraud.alerts`` takes them (probabilities as a dict)."""
+    rows = gold.filter(gold.column("is_alert")).to_pylist()
+    for row in rows:
+        row["class_probabilities"] = dict(row["class_probabilities"])
+    return rows
 
