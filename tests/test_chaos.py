@@ -117,7 +117,8 @@ def test_sigkills_at_each_named_point_then_at_random_under_load(spark, chaos):
         in_pg = batch in pipe.sink_batches()
         in_bronze = committed_to(pipe, "bronze", batch)
         in_gold = committed_to(pipe, "gold", batch)
-        in_commits = CheckpointFiles(checkpoint_location(pipe.config)).last_batch("commits") == batch
+        # ``lake_behind`` fires once Spark has committed the batch; Spark may commit the next ones too.
+        in_commits = (CheckpointFiles(checkpoint_location(pipe.config)).last_batch("commits") or -1) >= batch
         seen[point] = (in_pg, in_bronze, in_gold, in_commits)
     # Each crash left the batch exactly where its point says: (PostgreSQL, bronze, gold, Spark's commit log).
     assert seen["in_pg_transaction"] == (False, False, False, False)

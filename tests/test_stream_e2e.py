@@ -74,6 +74,28 @@ def test_live_runs_in_profile_and_out_of_profile(pipeline, live_traffic, spark):
     assert 0.3 <= registered["alert_threshold"] <= 0.95
 
 
+def test_the_stream_scored_the_live_runs_as_mllib_does(pipeline, live_traffic, spark):
+    """Gold as the stream wrote it (scored on the driver, ``fraud.trees``) and the same silver rows
+    scored by the registered ``PipelineModel`` in Spark: identical in every column, the probabilities
+    to the last bit."""
+    from fraud.pipeline import SILVER_COLUMNS
+    from fraud.registry import Registry
+    from fraud.score import GOLD_COLUMNS, ModelHolder, score_silver
+
+    live, futures = live_traffic
+    for future in futures.values():
+        future.result(timeout=900)
+    shutil.copytree(pipeline.root / "lake" / "models", live.root / "lake" / "models", dirs_exist_ok=True)
+    live.catch_up(spark)  # a no-op after the live runs' test
+    model = ModelHolder(Registry.for_config(live.config)).current()
+    columns = [F.to_json(c).alias(c) if c == "class_probabilities" else c for c in GOLD_COLUMNS if c != "scored_at"]
+    streamed = lake(spark, live, "gold").select(*columns)
+    batch = score_silver(lake(spark, live, "silver").select(*SILVER_COLUMNS), model, live.config).select(*columns)
+    assert streamed.count() == batch.count() > 10_000
+    assert streamed.exceptAll(batch).count() == 0 and batch.exceptAll(streamed).count() == 0
+    assert streamed.filter("is_alert").count() > 100
+
+
 def test_stream_and_batch_compute_identical_features(pipeline, spark):
     """The velocity function gives the same values in the stream (state store) and in batch."""
     bronze = (lake(spark, pipeline, "bronze")

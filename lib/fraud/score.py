@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from fraud.classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.registry import Registry
+from fraud.trees import PipelineMirror
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -72,6 +75,29 @@ def score_silver(silver_df: DataFrame, model: "LoadedModel", config: Config) -> 
 _GOLD_SCORED = [c for c in GOLD_COLUMNS if c != "scored_at"]
 
 
+def score_table(silver: pa.Table, model: "LoadedModel", config: Config) -> pa.Table:
+    """``score_silver`` for a micro-batch the driver holds as Arrow: the same gold columns, bit for bit
+    (``tests/test_model.py``), from the pipeline mirrored on the driver (``fraud.trees``): no Spark job."""
+    p = model.mirror.probabilities(silver)
+    n, k = p.shape
+    fraud_score = 1.0 - p[:, 0]
+    predicted = np.array(MODEL_CLASSES, dtype=object)[p.argmax(axis=1)]  # the first of equal maxima, as MLlib
+    severity = np.full(n, "low", dtype=object)
+    for name, floor in reversed(list(config.alerts.severity.items())):
+        severity = np.where(fraud_score >= floor, name, severity)
+    scores = {
+        "predicted_class": pa.array(predicted, pa.string()),
+        "class_probabilities": pa.MapArray.from_arrays(
+            pa.array(np.arange(0, (n + 1) * k, k), pa.int32()), pa.array(list(MODEL_CLASSES) * n, pa.string()),
+            pa.array(p.ravel(), pa.float64())),
+        "fraud_score": pa.array(fraud_score, pa.float64()),
+        "severity": pa.array(severity, pa.string()),
+        "is_alert": pa.array((predicted != "regular") & (fraud_score >= model.threshold), pa.bool_()),
+        "model_version": pa.array([model.version] * n, pa.string()),
+    }
+    return pa.table({c: scores[c] if c in scores else silver.column(c) for c in _GOLD_SCORED})
+
+
 def with_scored_at(gold_df: DataFrame) -> DataFrame:
     return gold_df.select(*[F.current_timestamp().alias(c) if c == "scored_at" else c for c in GOLD_COLUMNS])
 
@@ -81,6 +107,7 @@ class LoadedModel:
     version: str
     pipeline: PipelineModel
     threshold: float = DEFAULT_ALERT_THRESHOLD  # the fraud score from which a fraud class alerts
+    mirror: PipelineMirror | None = None  # the pipeline on the driver (``score_table``); the stream's models have it
 
     def transform(self, df: DataFrame) -> DataFrame:
         # PySpark's own call: calling the fitted pipeline's JVM object directly (``_to_java()``) measured
@@ -144,5 +171,7 @@ class ModelHolder:
         entry = self.registry.entry(version)
         threshold = (self.threshold if self.threshold is not None
                      else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
+        pipeline = PipelineModel.load(entry.model_path)
+        mirror = PipelineMirror.of(pipeline, entry.model_path)  # a model the stream cannot score exactly fails here
         log.info("scoring with model %s, alerts from fraud score %.2f", version, threshold)
-        return LoadedModel(version, PipelineModel.load(entry.model_path), threshold)
+        return LoadedModel(version, pipeline, threshold, mirror)

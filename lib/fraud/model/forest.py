@@ -44,23 +44,27 @@ def with_class_weights(labelled_df: DataFrame, power: float) -> DataFrame:
     return labelled_df.withColumn("weight", weights[F.col("label")])
 
 
+# Absent inputs (a fintech event has no payment method) become explicit values, in the pipeline,
+# so serving fills them exactly as training did.
+FILL_SQL = "SELECT *, " + ", ".join(
+    [f"coalesce(CAST({c} AS DOUBLE), -1.0) AS m_{c}" for c in NUMERIC_FEATURES]
+    + [f"coalesce({c}, 'none') AS m_{c}" for c in CATEGORICAL_FEATURES]) + " FROM __THIS__"
+# Category indices used as plain numbers, not as Spark "nominal" features and not one-hot.
+# Measured on held-out data: Spark orders a many-valued nominal feature of a multiclass label
+# by node impurity, which cannot separate pure categories (savings vs synthetic-identity wires,
+# F1 0.87 on one seed); one-hot slots diluted feature sampling (friendly fraud F1 0.79).
+AS_NUMBERS_SQL = "SELECT *, " + ", ".join(f"i_{c} + 0.0 AS n_{c}" for c in CATEGORICAL_FEATURES) + " FROM __THIS__"
+# The forest's input vector, in order (``fraud.trees`` mirrors these stages on the driver).
+ASSEMBLED_COLUMNS = [f"m_{c}" for c in NUMERIC_FEATURES] + [f"n_{c}" for c in CATEGORICAL_FEATURES]
+
+
 def build_pipeline(config: Config) -> Pipeline:
-    # Absent inputs (a fintech event has no payment method) become explicit values, in the pipeline,
-    # so serving fills them exactly as training did.
-    fills = [f"coalesce(CAST({c} AS DOUBLE), -1.0) AS m_{c}" for c in NUMERIC_FEATURES]
-    fills += [f"coalesce({c}, 'none') AS m_{c}" for c in CATEGORICAL_FEATURES]
-    prepare = SQLTransformer(statement=f"SELECT *, {', '.join(fills)} FROM __THIS__")
+    prepare = SQLTransformer(statement=FILL_SQL)
     index = StringIndexer(inputCols=[f"m_{c}" for c in CATEGORICAL_FEATURES],
                           outputCols=[f"i_{c}" for c in CATEGORICAL_FEATURES],
                           handleInvalid="keep", stringOrderType="alphabetAsc")
-    # Category indices used as plain numbers, not as Spark "nominal" features and not one-hot.
-    # Measured on held-out data: Spark orders a many-valued nominal feature of a multiclass label
-    # by node impurity, which cannot separate pure categories (savings vs synthetic-identity wires,
-    # F1 0.87 on one seed); one-hot slots diluted feature sampling (friendly fraud F1 0.79).
-    as_numbers = SQLTransformer(statement="SELECT *, " + ", ".join(
-        f"i_{c} + 0.0 AS n_{c}" for c in CATEGORICAL_FEATURES) + " FROM __THIS__")
-    assemble = VectorAssembler(inputCols=[f"m_{c}" for c in NUMERIC_FEATURES] + [f"n_{c}" for c in CATEGORICAL_FEATURES],
-                               outputCol="features")
+    as_numbers = SQLTransformer(statement=AS_NUMBERS_SQL)
+    assemble = VectorAssembler(inputCols=ASSEMBLED_COLUMNS, outputCol="features")
     m = config.model
     forest = RandomForestClassifier(
         labelCol="label_idx", featuresCol="features", numTrees=m.num_trees, maxDepth=m.max_depth,
