@@ -4,6 +4,11 @@ summarised as hot methods and collapsed stacks (the input of any flame graph too
 The recording is JFR's default profile (execution samples every 20 ms per running Java thread,
 ~1 % overhead); ``jdk.ExecutionSample`` events only, read with the JDK's own ``jfr`` tool.
 
+Samples are also split by thread: Spark's task threads (``Executor task launch worker ...``) are
+the work executors do on a cluster; every other thread (the stream's execution thread, the Py4J
+threads the Python driver calls in through, Delta's commit threads) stays on the driver. That split
+sizes the EMR Serverless driver against its executors.
+
     .venv/bin/python -m benchmarks.jfr var/bench/job.jfr --out benchmarks/results/profile
 """
 
@@ -20,6 +25,8 @@ from pathlib import Path
 
 STACK_DEPTH = 96
 _FRAME = re.compile(r"^\s+([\w$.<>/\[\]-]+)\(")  # "    pkg.Class.method(ArgType, ...) line: 12"
+_THREAD = re.compile(r'^\s+sampledThread = "(.*)" \(javaThreadId')
+TASK_THREAD = "Executor task launch worker"
 
 
 def recording_options(path: Path) -> str:
@@ -43,18 +50,33 @@ def jfr_tool() -> str:
     raise FileNotFoundError("the JDK's jfr tool is not on PATH (nor in JAVA_HOME/bin)")
 
 
-def stacks(recording: Path):
-    """Each execution sample's stack, root first, as method names (``package.Class.method``)."""
+def thread_group(name: str) -> str:
+    """A thread's name without its numbers and bracketed ids (``Executor task launch worker for task
+    3.0 in stage 5.0 (TID 10)`` -> ``Executor task launch worker``; ``Thread-12`` -> ``Thread-``)."""
+    if name.startswith(TASK_THREAD):
+        return TASK_THREAD
+    return re.sub(r"\[.*?\]|\(.*?\)|[\d.]+", "", name).strip() or name
+
+
+def samples(recording: Path):
+    """Each execution sample of the recording, as ``parse_samples`` gives them."""
     out = subprocess.run([jfr_tool(), "print", "--events", "jdk.ExecutionSample", "--stack-depth",
                           str(STACK_DEPTH), str(recording)], capture_output=True, text=True, check=True).stdout
+    return parse_samples(out)
+
+
+def parse_samples(out: str):
+    """Each sample in ``jfr print`` text as (thread group, stack root first as ``package.Class.method``)."""
     frames: list[str] = []
-    in_stack = False
+    in_stack, thread = False, "?"
     for line in out.splitlines():
-        if line.strip().startswith("stackTrace = ["):
+        if not in_stack and (match := _THREAD.match(line)):
+            thread = thread_group(match.group(1))
+        elif line.strip().startswith("stackTrace = ["):
             in_stack, frames = True, []
         elif in_stack and line.strip() == "]":
             in_stack = False
-            yield list(reversed(frames))
+            yield thread, list(reversed(frames))
         elif in_stack:
             match = _FRAME.match(line)
             if match:
@@ -62,15 +84,18 @@ def stacks(recording: Path):
 
 
 def summarize(recording: Path, out: Path, top: int = 30) -> dict:
-    """Hot methods by self and by total samples, and the collapsed stacks (``out``.collapsed)."""
+    """Hot methods by self and by total samples, samples by thread group (and the share on Spark's
+    task threads), and the collapsed stacks (``out``.collapsed)."""
     self_counts: Counter = Counter()
     total_counts: Counter = Counter()
     collapsed: Counter = Counter()
-    samples = 0
-    for stack in stacks(recording):
+    threads: Counter = Counter()
+    count = 0
+    for thread, stack in samples(recording):
         if not stack:
             continue
-        samples += 1
+        count += 1
+        threads[thread] += 1
         self_counts[stack[-1]] += 1
         for method in set(stack):
             total_counts[method] += 1
@@ -78,10 +103,11 @@ def summarize(recording: Path, out: Path, top: int = 30) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".collapsed").write_text("".join(f"{s} {n}\n" for s, n in collapsed.most_common()))
 
-    def share(counter: Counter) -> list[dict]:
-        return [{"method": m, "samples": n, "share": round(n / samples, 4)} for m, n in counter.most_common(top)]
+    def share(counter: Counter, key: str = "method") -> list[dict]:
+        return [{key: m, "samples": n, "share": round(n / count, 4)} for m, n in counter.most_common(top)]
 
-    summary = {"samples": samples, "self": share(self_counts), "total": share(total_counts)}
+    summary = {"samples": count, "task_thread_share": round(threads[TASK_THREAD] / count, 4) if count else None,
+               "threads": share(threads, "thread"), "self": share(self_counts), "total": share(total_counts)}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -92,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output path without suffix")
     args = parser.parse_args(argv)
     summary = summarize(args.recording, args.out)
-    print(f"{summary['samples']:,} samples; self time, top 15:")
+    print(f"{summary['samples']:,} samples, {summary['task_thread_share']:.1%} on Spark's task threads; "
+          "self time, top 15:")
     for row in summary["self"][:15]:
         print(f"  {row['share']:6.1%}  {row['method']}")
 

@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     batches = (CheckpointFiles(checkpoint).last_batch("commits") or 0) + 1
     results["per_batch"] = per_batch(BENCH / "events", BENCH / "lake", batches)
     profile = summarize(recording, RESULTS / "profile" / "job-jvm")  # JFR dumps when the JVM exits
-    results["jvm_profile"] = {"samples": profile["samples"], "self_top5": profile["self"][:5]}
+    results["jvm_profile"] = {"samples": profile["samples"], "task_thread_share": profile["task_thread_share"],
+                              "self_top5": profile["self"][:5]}
     results["goals"] = goal_status(results)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
     (RESULTS / "latest.md").write_text(table(results) + "\n")
