@@ -38,8 +38,8 @@ def _parser() -> ArgumentParser:
 
     artifacts(command("upload", "Upload archive, config, entry points and jars to the artifacts bucket."))
 
-    submit = command("submit", "Upload (if changed) and start the streaming job or a training run.")
-    submit.add_argument("kind", choices=("stream", "train"))
+    submit = command("submit", "Upload (if changed) and start the streaming job, a training run or lake maintenance.")
+    submit.add_argument("kind", choices=("stream", "train", "maintain"))
     artifacts(submit)
     submit.add_argument("--max-failed-attempts-per-hour", type=int, default=5,
                         help="stream: EMR restarts a failed stream at most this often an hour, 1-10 "

@@ -20,8 +20,8 @@ from fraud.cli import UserError
 log = logging.getLogger(__name__)
 
 PREFIX = "emr"
-# The two entry points EMR runs; the fraud package itself travels in the archive.
-ENTRY_POINTS = {"stream": "jobs/stream_fraud.py", "train": "jobs/train_model.py"}
+# The entry points EMR runs; the fraud package itself travels in the archive.
+ENTRY_POINTS = {"stream": "jobs/stream_fraud.py", "train": "jobs/train_model.py", "maintain": "jobs/maintain_lake.py"}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from emr import runs
-from emr.artifacts import Release, file_digest, upload_release
+from emr.artifacts import ENTRY_POINTS, Release, file_digest, upload_release
 from emr.cost import markdown_table, stream_resources
 from emr.deployment import JOB_ENVIRONMENT_KEYS, load_deployment
 from fraud.cli import UserError
@@ -77,7 +77,8 @@ def release():
     return Release(
         archive=f"{bucket}/aaaa/fraud_env.tar.gz",
         config=f"{bucket}/bbbb/aws.yaml",
-        entry_points={"stream": f"{bucket}/cccc/stream_fraud.py", "train": f"{bucket}/dddd/train_model.py"},
+        entry_points={"stream": f"{bucket}/cccc/stream_fraud.py", "train": f"{bucket}/dddd/train_model.py",
+                      "maintain": f"{bucket}/gggg/maintain_lake.py"},
         jars=(f"{bucket}/eeee/delta-spark_2.13-4.2.0.jar", f"{bucket}/ffff/aws-msk-iam-auth-2.3.6.jar"),
     )
 
@@ -130,7 +131,8 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     config = ROOT / "conf" / "aws.yaml"
     jar = tmp_path / "aws-msk-iam-auth-2.3.6.jar"
     jar.write_bytes(b"PK fake jar")
-    files = [archive, config, ROOT / "jobs" / "stream_fraud.py", ROOT / "jobs" / "train_model.py", jar]
+    files = [archive, config, *(ROOT / "jobs" / name for name in ("stream_fraud.py", "train_model.py", "maintain_lake.py")),
+             jar]
     bucket = "fraud-dev-artifacts-123456789012"
     keys = [f"emr/{file_digest(f)[:16]}/{f.name}" for f in files]
 
@@ -153,7 +155,8 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     assert first == second
     assert first.archive == f"s3://{bucket}/{keys[0]}"
     assert first.config_name == "aws.yaml"
-    assert first.entry_points == {"stream": f"s3://{bucket}/{keys[2]}", "train": f"s3://{bucket}/{keys[3]}"}
+    assert first.entry_points == {"stream": f"s3://{bucket}/{keys[2]}", "train": f"s3://{bucket}/{keys[3]}",
+                                  "maintain": f"s3://{bucket}/{keys[4]}"}
 
 
 def test_upload_refuses_a_missing_or_wrong_archive_before_any_request(tmp_path):
@@ -234,6 +237,14 @@ def test_train_request_is_a_bounded_batch_run(deployment, release):
     assert request["executionTimeoutMinutes"] == 240
     assert request["jobDriver"]["sparkSubmit"]["entryPoint"] == release.entry_points["train"]
     assert request["jobDriver"]["sparkSubmit"]["entryPointArguments"] == ["--config", "aws.yaml", *args]
+
+
+def test_maintain_request_runs_the_maintenance_job_in_batch(deployment, release):
+    request = runs.start_job_run_request("maintain", deployment, release)
+    assert request["mode"] == "BATCH"
+    assert request["name"] == "fraud-maintain"
+    assert request["jobDriver"]["sparkSubmit"]["entryPoint"] == release.entry_points["maintain"]
+    assert request["jobDriver"]["sparkSubmit"]["entryPointArguments"] == ["--config", "aws.yaml"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -363,7 +374,7 @@ def test_cli_submit_uploads_then_starts_the_stream(outputs_file, tmp_path, monke
     archive = tmp_path / "fraud_env.tar.gz"
     archive.write_bytes(gzip.compress(b"venv"))
     s3, emr = client("s3"), client("emr-serverless")
-    uploads = 2 + 2 + len(spark_jars()) + len(ensure_jars("msk-iam"))
+    uploads = 2 + len(ENTRY_POINTS) + len(spark_jars()) + len(ensure_jars("msk-iam"))
     monkeypatch.setattr(main_module, "_clients", lambda region: (s3, emr))
     with Stubber(s3) as s3_stub, Stubber(emr) as emr_stub:
         for _ in range(uploads):
@@ -419,12 +430,12 @@ def test_dockerfile_builds_on_amazon_linux_2023_with_the_pinned_venv_pack():
 
 
 def test_cost_table_uses_the_stream_resources_and_is_the_one_in_the_readme():
-    assert stream_resources() == (6, 24)  # driver 2 vCPU / 8 GB + one executor 4 vCPU / 16 GB
+    assert stream_resources() == (8, 32)  # driver and one executor, each 4 vCPU / 16 GB
     table = markdown_table()
     idle, normal = [float(x.strip("* ")) for x in table.splitlines()[-2].split("|")[2:4]]
     assert 0 < idle < normal
     emr_row = table.splitlines()[2].split("|")
     assert float(emr_row[2]) == 0.0
-    assert float(emr_row[3]) == pytest.approx((6 * 0.052624 + 24 * 0.0057785) * 24, abs=0.005)
+    assert float(emr_row[3]) == pytest.approx((8 * 0.052624 + 32 * 0.0057785) * 24, abs=0.005)
     assert table in (ROOT / "README.md").read_text()
     assert cli("cost").stdout.strip() == table

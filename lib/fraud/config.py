@@ -253,6 +253,25 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class PostgresRetention:
+    """Days a row of each ever-growing PostgreSQL table is kept (fraud.maintenance.expire_rows)."""
+
+    batch_metrics: int
+    quality_results: int
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    """Upkeep of the lake and of PostgreSQL (fraud.maintenance, ``jobs/maintain_lake.py``)."""
+
+    # VACUUM keeps every data file that a table version of the last this-many hours reads: time
+    # travel, and readers that started before a compaction, work inside it. Delta refuses less than
+    # 168 (7 days) unless its retention check is turned off.
+    vacuum_retention_hours: float
+    postgres_retention_days: PostgresRetention
+
+
+@dataclass(frozen=True)
 class Config:
     environment: str
     lake_root: str
@@ -267,6 +286,7 @@ class Config:
     dashboard: DashboardConfig
     costs: CostsConfig
     quality: QualityConfig
+    maintenance: MaintenanceConfig
     source_path: str = ""
     # Model registry location; optional, default <lake_root>/models (AWS keeps it in its own bucket).
     models_root: str | None = None
