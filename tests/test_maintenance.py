@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
+from psycopg import sql
 from pyspark.sql import functions as F
 
 from fraud import maintenance
@@ -105,7 +106,8 @@ def test_expired_metrics_and_quality_rows_are_deleted_in_chunks_and_recent_ones_
         monkeypatch.setattr(maintenance, "_CHUNK_ROWS", 3)  # 7 expired rows: three chunks
         deleted = expire_rows(conn, PostgresRetention(batch_metrics=30, quality_results=35))
         assert deleted == {"batch_metrics": 7, "quality_results": 7}
-        left = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in EXPIRING_ROWS}
+        left = {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
+                for t in EXPIRING_ROWS}
         assert left == {"batch_metrics": 5, "quality_results": 5}
         assert expire_rows(conn, PostgresRetention(batch_metrics=10, quality_results=35)) == {
             "batch_metrics": 2, "quality_results": 0}
