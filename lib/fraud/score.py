@@ -77,7 +77,7 @@ _GOLD_SCORED = [c for c in GOLD_COLUMNS if c != "scored_at"]
 
 def score_table(silver: pa.Table, model: "LoadedModel", config: Config) -> pa.Table:
     """``score_silver`` for a micro-batch the driver holds as Arrow: the same gold columns, bit for bit
-    (``tests/test_model.py``), from the pipeline mirrored on the driver (``fraud.trees``): no Spark job."""
+    (``tests/test_trees.py``), from the pipeline mirrored on the driver (``fraud.trees``): no Spark job."""
     p = model.mirror.probabilities(silver)
     n, k = p.shape
     fraud_score = 1.0 - p[:, 0]

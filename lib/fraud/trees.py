@@ -1,6 +1,7 @@
 """The registered pipeline evaluated on the driver: a micro-batch's silver rows, as the Arrow table the
 alert path already holds, -> class probabilities, bit for bit what MLlib's ``PipelineModel.transform``
-computes (``tests/test_model.py`` checks it on held-out rows), with no Spark job.
+computes (``tests/test_trees.py`` on a fitted forest, ``tests/test_stream_e2e.py`` on the live runs),
+with no Spark job.
 
 Why: the stream scored each batch with ``transform`` and collected the alert rows. For 600 rows that
 took 773 ms on 2 cores (median of 9: planning six stages, serializing the 22,000-node forest into
