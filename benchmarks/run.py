@@ -53,33 +53,32 @@ SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
 PY = sys.executable
 
 
-def bench_config(source: Path) -> Path:
-    """The local config with the bench's own lake and checkpoint, the registered model, latest offsets."""
+def job_config(source: Path, root: Path) -> Path:
+    """The local config with a lake and checkpoint of its own under ``root``, the registered model,
+    latest offsets (``root/job.yaml``)."""
     raw = yaml.safe_load(source.read_text())
     base = source.resolve().parent
     raw["models_root"] = str(load_config(source).models_root or (Path(load_config(source).lake_root) / "models"))
-    raw["lake_root"] = str(BENCH / "lake")
-    raw["checkpoint_root"] = str(BENCH / "checkpoints")
+    raw["lake_root"] = str(root / "lake")
+    raw["checkpoint_root"] = str(root / "checkpoints")
     raw["kafka"]["starting_offsets"] = "latest"
     for key in ("lake_root", "checkpoint_root"):
         raw[key] = str((base / raw[key]).resolve())
-    path = BENCH / "bench.yaml"
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "job.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
 class Job:
-    """The streaming job as a process group, its JVM recorded by Java Flight Recorder (``benchmarks.jfr``)."""
+    """The streaming job (``spark-submit jobs/stream_fraud.py``) as a process group; started when
+    its query runs. ``java_options``: the driver JVM's extra options (a JFR recording, a GC log)."""
 
-    def __init__(self, config_path: Path, log: Path, recording: Path, event_dir: Path):
+    def __init__(self, config_path: Path, log: Path, java_options: list[str], spark_conf: dict[str, str] | None = None):
         self.log_path = log
-        recording.unlink(missing_ok=True)
-        shutil.rmtree(event_dir, ignore_errors=True)
-        event_dir.mkdir(parents=True)
+        conf = [arg for key, value in (spark_conf or {}).items() for arg in ("--conf", f"{key}={value}")]
         self.proc = subprocess.Popen([str(SPARK_SUBMIT), "--driver-java-options",
-                                      f"-Duser.timezone=UTC {recording_options(recording)}",
-                                      "--conf", "spark.eventLog.enabled=true", "--conf", "spark.eventLog.compress=false",
-                                      "--conf", f"spark.eventLog.dir={event_dir}",
+                                      " ".join(["-Duser.timezone=UTC", *java_options]), *conf,
                                       "jobs/stream_fraud.py", "--config", str(config_path)],
                                      cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the job's process group on the way out
     BENCH.mkdir(parents=True, exist_ok=True)
     source = Path(args.config)
-    config_path = bench_config(source)
+    config_path = job_config(source, BENCH)
     config = load_config(config_path)
     dsn = postgres_dsn(config)
     results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": quick,
@@ -185,7 +184,12 @@ def main(argv: list[str] | None = None) -> None:
     launched = time.monotonic()
     warm_up.start()
     recording = BENCH / "job.jfr"
-    job = Job(config_path, BENCH / "job.log", recording, BENCH / "events")
+    recording.unlink(missing_ok=True)
+    event_dir = BENCH / "events"
+    shutil.rmtree(event_dir, ignore_errors=True)
+    event_dir.mkdir(parents=True)
+    job = Job(config_path, BENCH / "job.log", [recording_options(recording)],
+              {"spark.eventLog.enabled": "true", "spark.eventLog.compress": "false", "spark.eventLog.dir": str(event_dir)})
     results["startup"] = {"query_started_s": round(time.monotonic() - launched, 1)}
     lag = KafkaLag(config, Path(checkpoint))
     cpu_pids = [job.proc.pid, *stack_pids()]

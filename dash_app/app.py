@@ -18,7 +18,8 @@ import flask
 from dash import Dash
 
 from dash_app import layout
-from dash_app.callbacks import AppContext, register, register_api
+from dash_app.api import register_api
+from dash_app.callbacks import AppContext, register
 from dash_app.data import DataSource, LoadTests
 from fraud.cli import UserError
 from fraud.config import Config, load_config

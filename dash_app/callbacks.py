@@ -82,7 +82,8 @@ def detail_view(app_ctx: AppContext, alert_id: str):
     if detail is None:
         return layout.not_found(f"/alerts/{alert_id} (no such alert)"), []
     return None, layout.detail_body(detail, figures.class_probabilities(detail["alert"]["class_probabilities"]),
-                                    figures.actor_timeline(detail["timeline"], alert_id))
+                                    figures.actor_timeline(detail["timeline"], alert_id),
+                                    app_ctx.config.stream.velocity_window_s)
 
 
 def action_view(app_ctx: AppContext, alert_id: str, action: str, analyst: str | None, note: str | None) -> str:
@@ -158,16 +159,17 @@ def model_view(app_ctx: AppContext, version: str | None, action: str | None):
 
 
 def pipeline_view(app_ctx: AppContext, time_range: str | None):
-    """(status, cost cards, durations, layers, throughput, latency, quarantine)."""
+    """(status, cost cards, durations, layers, throughput, latency, quarantine, state, upkeep)."""
     try:
         batches = data.batch_history(app_ctx.source, _window(time_range))
+        last_upkeep = data.latest_upkeep(app_ctx.source)
     except data.SourceDown as err:
         down = figures.empty("PostgreSQL unavailable")
-        return layout.source_down(str(err)), [], down, down, down, down, down
+        return layout.source_down(str(err)), [], down, down, down, down, down, down, None
     cost = data.cost_estimate(batches, app_ctx.config.costs)
     return (None, layout.cost_cards(cost, len(batches)), figures.batch_durations(batches),
             figures.rows_per_layer(batches), figures.throughput(batches), figures.latency(batches),
-            figures.quarantine_reasons(batches))
+            figures.quarantine_reasons(batches), figures.state_size(batches), layout.upkeep(last_upkeep))
 
 
 def quality_view(app_ctx: AppContext, time_range: str | None):
@@ -245,7 +247,8 @@ def register(app, app_ctx: AppContext) -> None:
     @app.callback(
         Output("p-status", "children"), Output("p-cost", "children"), Output("p-durations", "figure"),
         Output("p-layers", "figure"), Output("p-throughput", "figure"), Output("p-latency", "figure"),
-        Output("p-quarantine", "figure"), Input("tick", "n_intervals"), Input("p-range", "value"))
+        Output("p-quarantine", "figure"), Output("p-state", "figure"), Output("p-upkeep", "children"),
+        Input("tick", "n_intervals"), Input("p-range", "value"))
     def refresh_pipeline(_, time_range):
         return pipeline_view(app_ctx, time_range)
 
@@ -254,37 +257,3 @@ def register(app, app_ctx: AppContext) -> None:
         Output("q-failures", "children"), Input("tick", "n_intervals"), Input("q-range", "value"))
     def refresh_quality(_, time_range):
         return quality_view(app_ctx, time_range)
-
-
-def register_api(server: flask.Flask, app_ctx: AppContext) -> None:
-    """``POST /api/test/execute`` {"domain", "loadLevel"[, "fraudShare", "durationS"]} -> 202 {"testId"};
-    invalid values -> 400 {"error"}. ``GET /api/test/<id>`` -> the run's row and process state."""
-
-    @server.post("/api/test/execute")
-    def execute_test():
-        body = flask.request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return flask.jsonify(error="expected a JSON object with domain and loadLevel"), 400
-        unknown = sorted(set(body) - {"domain", "loadLevel", "fraudShare", "durationS"})
-        if unknown:
-            return flask.jsonify(error=f"unknown field {unknown[0]!r}"), 400
-        try:
-            request = app_ctx.load_tests.validate(body.get("domain"), body.get("loadLevel"), body.get("fraudShare"),
-                                                  body.get("durationS", 60))
-        except UserError as err:
-            return flask.jsonify(error=str(err)), 400
-        test_id = app_ctx.load_tests.start(request)
-        return flask.jsonify(testId=test_id, status="started"), 202
-
-    @server.get("/api/test/<test_id>")
-    def test_status(test_id):
-        process = app_ctx.load_tests.process_state(test_id)
-        try:
-            run = data.load_test_run(app_ctx.source, test_id)
-        except data.SourceDown as err:
-            return flask.jsonify(error=str(err), process=process), 503
-        if run is None and process is None:
-            return flask.jsonify(error=f"no load test {test_id!r}"), 404
-        if run:
-            run = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in run.items()}
-        return flask.jsonify(run=run, process=process)

@@ -196,23 +196,64 @@ def alert_feed(src: DataSource, flt: FeedFilter, limit: int) -> list[dict]:
 # --- alert detail --------------------------------------------------------------------
 
 def alert_detail(src: DataSource, alert_id: str) -> dict | None:
-    """The alert, its related transactions, the actor's alerted events across alerts, and its actions."""
-    found = src.rows("SELECT * FROM alerts WHERE alert_id = %s", (alert_id,))
-    if not found:
+    """The alert, its related transactions, the actor's alerted events across alerts, and its actions
+    (newest first)."""
+    record = alert_record(src, alert_id)
+    if record is None:
         return None
-    alert = found[0]
+    alert = {k: v for k, v in record.items() if k not in ("transactions", "actions")}
     return {
         "alert": alert,
-        "transactions": src.rows(
-            "SELECT transaction_id, event_time, amount, currency, fraud_score, predicted_class, quality_flags,"
-            " produced_at, batch_id FROM alert_transactions WHERE alert_id = %s ORDER BY event_time", (alert_id,)),
+        "transactions": record["transactions"],
         "timeline": src.rows(
             "SELECT t.event_time, t.amount, t.fraud_score, t.predicted_class, a.alert_id"
             " FROM alert_transactions t JOIN alerts a USING (alert_id)"
             " WHERE a.domain = %s AND a.actor_id = %s ORDER BY t.event_time LIMIT 5000",
             (alert["domain"], alert["actor_id"])),
-        "actions": src.rows("SELECT action, note, actor, at FROM alert_actions WHERE alert_id = %s"
-                            " ORDER BY at DESC, id DESC", (alert_id,)),
+        "actions": record["actions"][::-1],
+    }
+
+
+_ALERTS_PAGE_SQL = """
+SELECT alert_id, domain, actor_id, alert_type, severity, status, max_score, txn_count, total_amount, first_seen,
+       last_seen, model_version, status_by, status_at
+FROM alerts
+WHERE domain = ANY(%(domains)s) AND severity = ANY(%(severities)s) AND status = ANY(%(statuses)s)
+  AND (%(since)s::timestamptz IS NULL OR last_seen >= %(since)s)
+  AND (%(after_seen)s::timestamptz IS NULL OR (last_seen, alert_id) < (%(after_seen)s, %(after_id)s::text))
+ORDER BY last_seen DESC, alert_id DESC LIMIT %(limit)s
+"""
+
+
+@dataclass(frozen=True)
+class AlertsPage:
+    alerts: list[dict]
+    # (last_seen, alert_id) of the page's last alert when more follow: where the next page starts.
+    last: tuple[datetime, str] | None
+
+
+def alerts_page(src: DataSource, *, domains, severities, statuses, since: datetime | None, limit: int,
+                after: tuple[datetime, str] | None) -> AlertsPage:
+    """Alerts newest first (ties by id), after the ``after`` position of a previous page."""
+    rows = src.rows(_ALERTS_PAGE_SQL, {
+        "domains": list(domains), "severities": list(severities), "statuses": list(statuses), "since": since,
+        "after_seen": after[0] if after else None, "after_id": after[1] if after else None, "limit": limit + 1})
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return AlertsPage(rows, (rows[-1]["last_seen"], rows[-1]["alert_id"]) if more else None)
+
+
+def alert_record(src: DataSource, alert_id: str, related: bool = True) -> dict | None:
+    """One alert's row, with its related transactions and actions (oldest first) when ``related``."""
+    found = src.rows("SELECT * FROM alerts WHERE alert_id = %s", (alert_id,))
+    if not found or not related:
+        return found[0] if found else None
+    return found[0] | {
+        "transactions": src.rows(
+            "SELECT transaction_id, event_time, amount, currency, fraud_score, predicted_class, quality_flags,"
+            " produced_at, batch_id FROM alert_transactions WHERE alert_id = %s ORDER BY event_time", (alert_id,)),
+        "actions": src.rows("SELECT action, note, actor, at FROM alert_actions WHERE alert_id = %s ORDER BY at, id",
+                            (alert_id,)),
     }
 
 
@@ -366,12 +407,19 @@ def batch_history(src: DataSource, window_min: int, limit: int = 2000) -> list[d
         "SELECT query_id, batch_id, started_at, finished_at,"
         " extract(epoch FROM finished_at - started_at) AS duration_s, input_rows, bronze_rows, silver_rows,"
         " quarantine_rows, quarantine_by_reason, gold_rows, alert_rows, step_ms, model_version,"
-        " latency_p50_ms, latency_p95_ms, latency_p99_ms, kafka_lag"
+        " latency_p50_ms, latency_p95_ms, latency_p99_ms, kafka_lag, state_rows, state_memory_bytes"
         " FROM batch_metrics WHERE finished_at >= now() - make_interval(mins => %s)"
         " ORDER BY finished_at DESC LIMIT %s", (window_min, limit))
     for r in rows:
         r["duration_s"] = float(r["duration_s"])
     return rows[::-1]
+
+
+def latest_upkeep(src: DataSource) -> dict | None:
+    """The last maintenance run (jobs/maintain_lake.py): what it did and the sizes after it."""
+    rows = src.rows("SELECT run_id, finished_at, lake, checkpoint_bytes, state_bytes, postgres_bytes, rows_expired,"
+                    " alerts_archived FROM maintenance_runs ORDER BY finished_at DESC LIMIT 1")
+    return rows[0] if rows else None
 
 
 def cost_estimate(batches: list[dict], costs) -> dict | None:

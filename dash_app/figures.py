@@ -129,6 +129,14 @@ def latency(batches: list[dict]) -> go.Figure:
                   "Detection latency (produced -> alert committed)", "ms")
 
 
+def state_size(batches: list[dict]) -> go.Figure:
+    """The velocity state after each batch: rows (TTL bounds them) and RocksDB's memory (bounded)."""
+    return _lines(batches, {
+        "rows (thousands)": [None if b["state_rows"] is None else b["state_rows"] / 1000 for b in batches],
+        "memory (MiB)": [None if b["state_memory_bytes"] is None else round(b["state_memory_bytes"] / 2**20, 1)
+                         for b in batches]}, "State store", "thousands of rows / MiB")
+
+
 def quarantine_reasons(batches: list[dict]) -> go.Figure:
     totals: Counter = Counter()
     for b in batches:

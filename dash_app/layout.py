@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from dash import dcc, html
 
 from dash_app.data import SEVERITIES, STATUSES, TIME_RANGES
+from dash_app.reasons import reasons
 from fraud.classes import FRAUD_CLASSES
 from fraud.config import DOMAINS
 from fraud.labels import ACTIONS
@@ -154,10 +155,11 @@ def detail_page(alert_id: str, analyst_default: str, analyst_locked: bool) -> ht
     ], id="detail-page")
 
 
-def detail_body(detail: dict, probabilities_fig, timeline_fig) -> list:
+def detail_body(detail: dict, probabilities_fig, timeline_fig, window_s: int) -> list:
     alert = detail["alert"]
     fields = [html.Tr([html.Th(k), html.Td(severity_badge(v) if k == "severity" else _fmt(v, 3))])
-              for k, v in alert.items() if k != "class_probabilities"]
+              for k, v in alert.items() if k not in ("class_probabilities", "top_features")]
+    why = reasons(alert.get("top_features"), window_s)
     txns = _table("related-transactions",
                   ["transaction", "event time", "amount", "fraud score", "predicted class", "quality flags", "produced",
                    "batch"],
@@ -169,6 +171,9 @@ def detail_body(detail: dict, probabilities_fig, timeline_fig) -> list:
                      [[_fmt(a["at"]), a["action"], a["actor"], a["note"] or ""] for a in detail["actions"]],
                      row_class="action-row", empty_text="no analyst actions yet")
     return [
+        html.H3("Why it fired"),
+        html.Ul([html.Li(w) for w in why], id="why-it-fired") if why
+        else html.P("no reasons recorded (an alert from before they were)", id="why-it-fired"),
         html.Div([html.Table(html.Tbody(fields), className="table fields", id="alert-fields"),
                   dcc.Graph(figure=probabilities_fig, id="detail-probabilities")], className="two-col"),
         html.H3("Related transactions"), txns,
@@ -324,7 +329,9 @@ def pipeline_page() -> html.Div:
         html.Div(id="p-cost", className="kpis"),
         html.Div([dcc.Graph(id="p-durations"), dcc.Graph(id="p-layers")], className="two-col"),
         html.Div([dcc.Graph(id="p-throughput"), dcc.Graph(id="p-latency")], className="two-col"),
-        dcc.Graph(id="p-quarantine"),
+        html.Div([dcc.Graph(id="p-quarantine"), dcc.Graph(id="p-state")], className="two-col"),
+        html.H3("Storage and upkeep"),
+        html.Div(id="p-upkeep"),
     ], id="pipeline-page")
 
 
@@ -340,6 +347,31 @@ def cost_cards(cost: dict | None, batches: int) -> list:
         _kpi("job + services per hour (config prices)", f"{cost['per_hour']:,.4f} {c}", "kpi-cost-hour"),
         _kpi("batches / events in range", f"{batches:,} / {cost['events']:,}", "kpi-batches"),
     ]
+
+
+def _mib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:,.1f} MiB"
+
+
+def upkeep(run: dict | None) -> html.Div:
+    """Sizes after the last maintenance run: per lake table, the checkpoint, PostgreSQL's tables."""
+    if run is None:
+        return html.Div(["No maintenance run recorded yet: ", html.Code("jobs/maintain_lake.py"),
+                         " compacts the lake, expires old rows and records the sizes here."], id="p-upkeep-none")
+    lake = [[t, _fmt(r["live_files_after"]), _fmt(r["files_on_disk_after"]), _mib(r.get("log_bytes")),
+             f"{r['compaction_s']} s / {r['vacuum_s']} s"] for t, r in sorted(run["lake"].items())]
+    postgres = [[t, _mib(b)] for t, b in sorted(run["postgres_bytes"].items())]
+    archived = run["alerts_archived"]
+    expired = ", ".join(f"{t} {n:,}" for t, n in sorted(run["rows_expired"].items()))
+    return html.Div([
+        html.P(f"Last run {run['finished_at']:%Y-%m-%d %H:%M} UTC ({run['run_id']}): checkpoint "
+               f"{_mib(run['checkpoint_bytes'])}, of which state {_mib(run['state_bytes'])}; "
+               f"{archived:,} closed alerts archived to the lake; rows expired: {expired or 'none'}."),
+        html.Div([
+            _table("p-upkeep-lake", ["lake table", "live files", "files on disk", "log", "compaction / vacuum"], lake),
+            _table("p-upkeep-postgres", ["PostgreSQL table", "size with indexes"], postgres),
+        ], className="two-col"),
+    ])
 
 
 # --- data quality ----------------------------------------------------------------------

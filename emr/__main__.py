@@ -6,6 +6,7 @@ Every command reads the deployment from ``terraform output -json`` (``--outputs`
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUTS = ROOT / "terraform" / "environments" / "dev" / "outputs.json"
 DEFAULT_ARCHIVE = ROOT / "dist" / "fraud_env.tar.gz"
 DEFAULT_CONFIG = ROOT / "conf" / "aws.yaml"
+DEFAULT_SCHEDULES = ROOT / "terraform" / "environments" / "dev" / "schedules.auto.tfvars.json"
+# Batch jobs that run on a schedule (terraform/modules/schedules) and when, by default (UTC): lake
+# maintenance daily, at night.
+SCHEDULABLE = {"maintain": "cron(0 3 * * ? *)"}
 
 
 def _parser() -> ArgumentParser:
@@ -38,8 +43,10 @@ def _parser() -> ArgumentParser:
 
     artifacts(command("upload", "Upload archive, config, entry points and jars to the artifacts bucket."))
 
+    from emr.runs import JOB_KINDS
+
     submit = command("submit", "Upload (if changed) and start the streaming job, a training run or lake maintenance.")
-    submit.add_argument("kind", choices=("stream", "train", "maintain"))
+    submit.add_argument("kind", choices=tuple(JOB_KINDS))
     artifacts(submit)
     submit.add_argument("--max-failed-attempts-per-hour", type=int, default=5,
                         help="stream: EMR restarts a failed stream at most this often an hour, 1-10 "
@@ -52,6 +59,15 @@ def _parser() -> ArgumentParser:
     submit.add_argument("--client-token", help="idempotency token (default: a digest of the request)")
     submit.add_argument("--wait", action="store_true",
                         help="then wait until the run is RUNNING (or finished) and print its log location")
+
+    schedule = command("schedule", "Upload (if changed) and write a batch job's schedule for Terraform "
+                       "(terraform/modules/schedules); `terraform apply` then creates or updates it.")
+    schedule.add_argument("kind", choices=tuple(SCHEDULABLE))
+    artifacts(schedule)
+    schedule.add_argument("--expression", help="EventBridge Scheduler expression, UTC: rate(...) or cron(...) "
+                          "(default: maintain daily at 03:00, cron(0 3 * * ? *))")
+    schedule.add_argument("--tfvars", type=Path, default=DEFAULT_SCHEDULES,
+                          help="variables file the kind's entry is written to, others kept (default: %(default)s)")
 
     for name, help_text in (("status", "Print a job run's state."),
                             ("logs", "Print where a job run's logs are and a link to its Spark UI.")):
@@ -105,6 +121,21 @@ def _train_arguments(args) -> list[str]:
     return arguments + (["--promote"] if args.promote else [])
 
 
+def write_schedule(tfvars: Path, kind: str, expression: str, request: dict) -> None:
+    """Set ``kind``'s entry of ``scheduled_jobs`` in a Terraform variables file (JSON), keeping the
+    other kinds'. The schedule gives each run its own client token, so the request carries none."""
+    if not re.fullmatch(r"(rate|cron)\(.+\)", expression.strip()):
+        raise UserError(f"--expression must be rate(...) or cron(...), got {expression!r}")
+    try:
+        current = json.loads(tfvars.read_text()) if tfvars.exists() else {}
+    except json.JSONDecodeError as err:
+        raise UserError(f"{tfvars} is not JSON ({err}): fix or delete it") from None
+    request = {k: v for k, v in request.items() if k != "clientToken"}
+    jobs = current.get("scheduled_jobs", {})
+    jobs[kind] = {"schedule_expression": expression.strip(), "request": json.dumps(request, sort_keys=True)}
+    tfvars.write_text(json.dumps(current | {"scheduled_jobs": jobs}, indent=2) + "\n")
+
+
 def _print_run(run: dict) -> None:
     details = f" ({run['stateDetails']})" if run.get("stateDetails") else ""
     print(f"{run['jobRunId']} {run.get('mode', '')} {run['state']} attempt {run.get('attempt', 1)}{details}",
@@ -145,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run = runs.wait(emr, app, job_run_id, report=_print_run)
         return 0 if run["state"] in ("RUNNING", "SUCCESS") else 1
+    if args.command == "schedule":
+        write_schedule(args.tfvars, args.kind, args.expression or SCHEDULABLE[args.kind],
+                       runs.start_job_run_request(args.kind, deployment, _release(args, deployment, s3)))
+        print(f"wrote the {args.kind} schedule to {args.tfvars}: run `terraform apply` in its folder", file=sys.stderr)
+        return 0
     if args.command == "status":
         run = runs.job_run(emr, app, args.job_run_id)
         if args.json:

@@ -74,6 +74,8 @@ def seed_database(dsn: str) -> dict:
                  sum(by_topic.values()), 1040, 10, Jsonb({"malformed_json": 7, "missing_field:amount": 3}), 1040, 4,
                  Jsonb({"count": 900.0, "score": 5000.0, "sinks": 9000.0}), 15000.0, 21000.0, 23000.0, 24000.0,
                  40 * batch_id))
+            conn.execute("UPDATE batch_metrics SET state_rows = %s, state_memory_bytes = %s WHERE batch_id = %s",
+                         (1000 * (batch_id + 1), 8 * 2**20 * (batch_id + 1), batch_id))
         ids = {
             "gaming": _alert(conn, domain="gaming", actor="actor-g1", alert_type="fraud_gold_farming",
                              severity="critical", score=0.95, status="open", seen=now, n_txns=3, test_id=SEED_RUN),

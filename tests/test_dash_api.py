@@ -3,6 +3,7 @@
 import base64
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -66,6 +67,83 @@ def test_execute_starts_a_simulator_run(app, seeded):  # noqa: F811
     assert client.get("/api/test/nope").status_code == 404
 
 
+def test_form_encoded_execute_as_the_replaced_systems_scripts_send_it(app):
+    """Its documented call: curl -X POST .../api/test/execute -d "domain=gaming&loadLevel=normal"."""
+    client = app.server.test_client()
+    response = client.post("/api/test/execute", data="domain=gaming&loadLevel=normal",
+                           content_type="application/x-www-form-urlencoded")
+    app.server.extensions["fraud_dash"].load_tests.stop_all()  # the test is the 202, not the 60-s run
+    assert response.status_code == 202 and response.get_json()["testId"].startswith("dash-")
+    for body, message in [("domain=gaming&loadLevel=normal&fraudShare=lots", "fraudShare must be a number"),
+                          ("domain=gaming&loadLevel=normal&durationS=2.5", "durationS must be a whole number"),
+                          ("domain=gaming&loadLevel=normal&rate=5", "unknown field 'rate'")]:
+        response = client.post("/api/test/execute", data=body, content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 400 and message in response.get_json()["error"], body
+    response = client.post("/api/test/execute", data="domain=gaming", content_type="text/plain")
+    assert response.status_code == 400 and "application/x-www-form-urlencoded" in response.get_json()["error"]
+
+
+def test_alert_api_pages_filters_and_details(app, seeded):  # noqa: F811
+    client = app.server.test_client()
+
+    def ids(query: str):
+        response = client.get(f"/api/alerts?{query}")
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        return [a["alert_id"] for a in body["alerts"]], body["nextCursor"]
+
+    newest_first = [seeded.gaming, seeded.fintech, seeded.ecommerce, seeded.gaming_old]
+    assert ids("") == (newest_first, None)
+    first, cursor = ids("limit=3")
+    assert first == newest_first[:3] and cursor
+    assert ids(f"limit=3&cursor={cursor}") == (newest_first[3:], None)
+    assert ids("domain=fintech&domain=ecommerce")[0] == [seeded.fintech, seeded.ecommerce]
+    assert ids("status=acknowledged")[0] == [seeded.ecommerce]
+    assert ids("severity=critical")[0] == [seeded.gaming]
+    since = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    assert ids(f"since={since}")[0] == newest_first[:3]
+
+    detail = client.get(f"/api/alerts/{seeded.gaming}").get_json()
+    assert detail["severity"] == "critical" and detail["total_amount"] == "300.0000"
+    assert [t["amount"] for t in detail["transactions"]] == ["100.0000"] * 3 and detail["actions"] == []
+    assert detail["class_probabilities"]["fraud_gold_farming"] == 0.95
+    assert client.get("/api/alerts/no-such-alert").status_code == 404
+
+    for query, message in [("domain=moon", "domain must be one of gaming, fintech, ecommerce, got 'moon'"),
+                           ("limit=0", "limit must be a whole number from 1 to 500"),
+                           ("limit=abc", "limit must be a whole number"),
+                           ("since=yesterday", "since must be an ISO 8601 time"),
+                           ("cursor=not-a-cursor", "cursor is not one this API returned"),
+                           ("colour=red", "unknown parameter 'colour'")]:
+        response = client.get(f"/api/alerts?{query}")
+        assert response.status_code == 400 and message in response.get_json()["error"], query
+
+
+def test_alert_actions_by_json_and_form_with_who_and_when(app, seeded):  # noqa: F811
+    client = app.server.test_client()
+    url = f"/api/alerts/{seeded.gaming_old}/actions"
+    response = client.post(url, json={"action": "acknowledge", "analyst": "bo"})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json() | {"status_at": None} == {
+        "alert_id": seeded.gaming_old, "status": "acknowledged", "status_by": "bo", "analyst_note": None,
+        "status_at": None, "action": "acknowledge"}
+    response = client.post(url, data={"action": "note", "note": "called the player", "analyst": "bo"})
+    assert response.status_code == 201 and response.get_json()["analyst_note"] == "called the player"
+    actions = client.get(f"/api/alerts/{seeded.gaming_old}").get_json()["actions"]
+    assert [(a["action"], a["actor"], a["note"]) for a in actions] == [
+        ("acknowledge", "bo", None), ("note", "bo", "called the player")]
+    assert datetime.fromisoformat(actions[0]["at"]) > datetime.now(timezone.utc) - timedelta(minutes=1)
+
+    for body, status, message in [({"action": "escalate", "analyst": "bo"}, 400, "action must be one of"),
+                                  ({"action": "note", "analyst": "bo"}, 400, "a note action needs a note"),
+                                  ({"action": "acknowledge"}, 400, "analyst is required"),
+                                  ({"action": "acknowledge", "analyst": "bo", "by": "x"}, 400, "unknown field 'by'"),
+                                  ({"action": 3, "analyst": "bo"}, 400, "action must be a string")]:
+        response = client.post(url, json=body)
+        assert response.status_code == status and message in response.get_json()["error"], body
+    assert client.post("/api/alerts/nope/actions", json={"action": "acknowledge", "analyst": "bo"}).status_code == 404
+
+
 def _config_with_login(tmp_path):
     raw = yaml.safe_load((ROOT / "conf" / "local.yaml").read_text())
     raw["dashboard"]["auth_user_env"] = "TEST_DASH_USER"
@@ -87,6 +165,12 @@ def test_login_when_configured(seeded, tmp_path):  # noqa: F811
     assert client.get("/", headers={"Authorization": f"Basic {wrong}"}).status_code == 401
     good = base64.b64encode(b"ana:pw-canary").decode()
     assert client.get("/", headers={"Authorization": f"Basic {good}"}).status_code == 200
+    assert client.get("/api/alerts").status_code == 401 and client.get("/api/openapi.json").status_code == 401
+    assert client.get("/api/alerts", headers={"Authorization": f"Basic {good}"}).status_code == 200
+    # With login on, the analyst on an action is who logged in, not what the body claims.
+    response = client.post(f"/api/alerts/{seeded.fintech}/actions", json={"action": "acknowledge", "analyst": "mallory"},
+                           headers={"Authorization": f"Basic {good}"})
+    assert response.status_code == 201 and response.get_json()["status_by"] == "ana"
     check_exposure("0.0.0.0", app)  # allowed: login is on
 
 

@@ -1,5 +1,6 @@
 """The Dash app's data functions and callback views against a real, seeded PostgreSQL."""
 
+import os
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -111,13 +112,31 @@ def test_load_test_result_uses_evaluation(app_ctx, seeded):  # noqa: F811
     assert status is None and SEED_RUN in str(current) and SEED_RUN in str(history)
 
 
-def test_pipeline_view_and_cost(app_ctx):
-    status, cost_cards, *figs = pipeline_view(app_ctx, "1h")
-    assert status is None and len(figs) == 5
+def test_pipeline_view_and_cost(app_ctx, seeded):  # noqa: F811
+    status, cost_cards, *figs, upkeep = pipeline_view(app_ctx, "1h")
+    assert status is None and len(figs) == 6
     assert "kpi-cost" in str(cost_cards)
     batches = data.batch_history(app_ctx.source, 60)
     assert [b["batch_id"] for b in batches] == [0, 1]
     assert figs[4].data[0].y == (14, 6)  # quarantine reasons, largest first
+    state = {trace.name: trace.y for trace in figs[5].data}
+    assert state == {"rows (thousands)": (1.0, 2.0), "memory (MiB)": (8.0, 16.0)}
+    assert "No maintenance run recorded yet" in str(upkeep)
+
+    with psycopg.connect(seeded.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO maintenance_runs (run_id, started_at, finished_at, lake, checkpoint_bytes, state_bytes,"
+            " postgres_bytes, rows_expired, alerts_archived) VALUES ('m1', now(), now(), %s, %s, %s, %s, %s, 4)",
+            ('{"silver": {"live_files_after": 6, "files_on_disk_after": 235, "log_bytes": 3145728,'
+             ' "compaction_s": 2.5, "vacuum_s": 1.5}}', 5 * 2**20, 2**20, '{"alerts": 81920}', '{"batch_metrics": 12}'))
+    try:
+        upkeep = str(pipeline_view(app_ctx, "1h")[-1])
+        assert "checkpoint 5.0 MiB, of which state 1.0 MiB; 4 closed alerts archived" in upkeep
+        assert "batch_metrics 12" in upkeep
+        assert all(v in upkeep for v in ("'silver'", "'6'", "'235'", "3.0 MiB", "2.5 s / 1.5 s", "0.1 MiB"))
+    finally:
+        with psycopg.connect(seeded.dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM maintenance_runs")
 
 
 def test_cost_estimate_arithmetic():
@@ -164,8 +183,9 @@ def test_postgres_down_says_so_and_shows_nothing(seeded):  # noqa: F811
     text = str(status)
     assert "PostgreSQL unavailable" in text and "127.0.0.1" in text and "secret-canary" not in text
     assert kpis == [] and feed == [] and alerts_fig.data == () and events_fig.data == ()
-    status, cost, *figs = pipeline_view(context, "1h")
+    status, cost, *figs, upkeep = pipeline_view(context, "1h")
     assert "PostgreSQL unavailable" in str(status) and cost == [] and all(f.data == () for f in figs)
+    assert upkeep is None
     status, current, history = loadtest_view(context, None)
     assert "PostgreSQL unavailable" in str(status) and history == []
 
@@ -178,3 +198,91 @@ def test_registry_down_says_so(seeded, tmp_path):  # noqa: F811
     status, options, *_ = model_view(context, None, None)
     assert "model registry unavailable" in str(status) and options == []
     assert app_config(environ).lake_root == str(blocker)
+
+
+# Months of a deployment: 200,000 alerts over 92 days (a few % still open, most closed by a
+# verdict), five related transactions each (a million rows: 14 hours of the simulator's alerted events
+# at normal load, months at real fraud rates), an action per closed alert, a batch every 2.5 s for a week.
+_LARGE_SEED = [
+    "INSERT INTO alerts (alert_id, domain, actor_id, alert_type, episode_start, first_seen, last_seen, txn_count,"
+    " total_amount, max_score, severity, class_probabilities, model_version, test_id, created_at, status, status_at)"
+    " SELECT 'a' || i, (ARRAY['gaming','fintech','ecommerce'])[1 + i % 3], 'actor-' || (i % 40000),"
+    " 'fraud_structuring', ts, ts, ts, 5, 200, 0.9, (ARRAY['critical','high','medium','low'])[1 + i % 4], '{}', 'v1',"
+    " 'run-' || (i / 5000), ts, CASE WHEN i % 50 = 0 THEN 'open' WHEN i % 2 = 0 THEN 'false_positive'"
+    " ELSE 'confirmed_fraud' END, CASE WHEN i % 50 = 0 THEN NULL ELSE ts + interval '1 hour' END"
+    " FROM generate_series(1, 200000) AS i, LATERAL (SELECT now() - i * interval '40 seconds' AS ts) AS t",
+    "INSERT INTO alert_transactions (alert_id, transaction_id, event_time, amount, fraud_score, predicted_class,"
+    " class_probabilities, produced_at, query_id, batch_id)"
+    " SELECT alert_id, alert_id || '-' || k, last_seen, 100, 0.9, alert_type, '{}', last_seen, 'q',"
+    " (extract(epoch FROM last_seen) / 2.5)::bigint FROM alerts, generate_series(1, 5) AS k",
+    "INSERT INTO alert_actions (alert_id, action, actor, at) SELECT alert_id, 'confirm_fraud', 'ana', status_at"
+    " FROM alerts WHERE status <> 'open'",
+    "INSERT INTO batch_metrics (query_id, batch_id, started_at, finished_at, input_rows, input_rows_by_topic,"
+    " bronze_rows, silver_rows, quarantine_rows, quarantine_by_reason, gold_rows, alert_rows, step_ms)"
+    " SELECT 'q', b, to_timestamp(b * 2.5) - interval '2 seconds', to_timestamp(b * 2.5), 100,"
+    " '{\"gaming-events\": 100}', 100, 100, 0, '{}', 100, 1, '{}'"
+    " FROM generate_series((extract(epoch FROM now() - interval '7 days') / 2.5)::bigint,"
+    " (extract(epoch FROM now()) / 2.5)::bigint) AS b",
+    "INSERT INTO quality_results (run_id, batch_id, suite, engine, validated_at, success, expectations,"
+    " failed_expectations) SELECT 'q', b, 'events', 'spark', now() - b * interval '2.5 seconds', b % 100 <> 0, 10,"
+    " (b % 100 = 0)::int FROM generate_series(1, 240000) AS b",
+    "INSERT INTO simulation_runs (test_id, started_at, status, domains, load_level, seed) VALUES"
+    " ('run-3', now(), 'running', ARRAY['gaming'], 'normal', 1)",
+    "ANALYZE",
+]
+_LARGE_TABLES = {"alerts", "alert_transactions", "alert_actions", "batch_metrics", "quality_results"}
+
+
+def test_the_dash_queries_use_indexes_on_large_tables(stack, unique_name):
+    """Every query the pages run, on tables seeded to months of traffic: no sequential scan of a large
+    table (the plans PostgreSQL chooses with statistics of these sizes)."""
+    from psycopg import sql
+
+    from pipeline_support import create_database
+
+    dsn = create_database(stack["postgres"]["dsn"], unique_name("large").replace("-", "_"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in _LARGE_SEED:
+            conn.execute(statement)
+
+    class ExplainingSource(data.DataSource):
+        """Runs each query, and records the tables its plan reads by a sequential scan."""
+        seq_scans: dict[str, set[str]] = {}
+
+        def rows(self, query, params=None):
+            with self.connection() as conn:
+                (plan,), = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(query)), params).fetchall()
+            self.seq_scans[" ".join(query.split())[:90]] = set(_seq_scanned(plan[0]["Plan"]))
+            return super().rows(query, params)
+
+    src = ExplainingSource(app_config({**os.environ, "FRAUD_POSTGRES_DSN": dsn}))
+    try:
+        assert data.live_kpis(src, 60)["open_by_severity"]["critical"] > 0
+        data.alerts_per_minute(src, 60)
+        data.events_per_minute(src, 60)
+        feed = data.alert_feed(src, data.FeedFilter(window_min=data.TIME_RANGES["7d"]), 100)
+        assert len(feed) == 100
+        detail = data.alert_detail(src, feed[50]["alert_id"])
+        assert len(detail["transactions"]) == 5 and detail["timeline"]
+        page = data.alerts_page(src, domains=("fintech",), severities=data.SEVERITIES, statuses=("open",),
+                                since=None, limit=50, after=None)  # the alert API (dash_app.api)
+        assert len(page.alerts) == 50 and page.last is not None
+        assert data.alerts_page(src, domains=("fintech",), severities=data.SEVERITIES, statuses=data.STATUSES,
+                                since=datetime.now(timezone.utc) - timedelta(days=30), limit=500, after=page.last).alerts
+        data.batch_history(src, 60)
+        data.latest_upkeep(src)
+        data.quality_history(src, 60)
+        data.quality_failures(src, 60)
+        assert data.load_test_result(src, "run-3")["alerts_raised"] == 5000
+    finally:
+        src.close()
+    assert len(ExplainingSource.seq_scans) >= 17
+    scanned = {q: tables & _LARGE_TABLES for q, tables in ExplainingSource.seq_scans.items() if tables & _LARGE_TABLES}
+    assert scanned == {}
+
+
+def _seq_scanned(node: dict):
+    if node["Node Type"] == "Seq Scan":
+        yield node["Relation Name"]
+    for child in node.get("Plans", []):
+        yield from _seq_scanned(child)

@@ -59,3 +59,24 @@ def test_feed_rows_carry_badges_and_links():
 def test_source_down_banner_is_an_alert():
     banner = layout.source_down("PostgreSQL unavailable: refused")
     assert banner.role == "alert" and "PostgreSQL unavailable: refused" in str(banner)
+
+
+def test_why_an_alert_fired_in_words():
+    import math
+
+    from dash_app.reasons import _PHRASES, reasons
+    from fraud.features import NUMERIC_FEATURES
+
+    top = [{"feature": "v_count", "value": 12.0, "contribution": 0.31},
+           {"feature": "f_near_ctr_threshold", "value": 1.0, "contribution": 0.2},
+           {"feature": "f_log_amount", "value": math.log1p(9500.0), "contribution": 0.052},
+           {"feature": "domain", "value": "fintech", "contribution": 0.01},
+           {"feature": "v_amount_sum", "value": None, "contribution": 0.004},
+           {"feature": "an_input_added_later", "value": 3, "contribution": 0.001}]
+    assert reasons(top, 300) == [
+        "12 transactions by this actor in 5 min (+0.31)", "amount just under the reporting threshold (+0.20)",
+        "amount of about $9,500 (+0.05)", "a fintech transaction (+0.01)", "v_amount_sum not known (+0.00)",
+        "an_input_added_later = 3 (+0.00)"]
+    assert reasons(top[:1], 90) == ["12 transactions by this actor in 90 s (+0.31)"]
+    assert reasons(None, 300) == []
+    assert set(NUMERIC_FEATURES) == set(_PHRASES), "every model input has its phrase"

@@ -359,6 +359,7 @@ def test_cli_help_and_one_line_errors(outputs_file, tmp_path):
         (("submit", "train", "--outputs", str(outputs_file)), "error: submit train needs --train-test-id"),
         (("status", RUN, "--outputs", str(tmp_path / "absent.json")), "error: Terraform outputs not found"),
         (("submit", "nightly"), "error: argument kind: invalid choice"),
+        (("schedule", "stream"), "error: argument kind: invalid choice"),  # a stream runs, it is not scheduled
     ]:
         result = cli(*args)
         assert result.returncode == 2, result.stderr
@@ -386,6 +387,39 @@ def test_cli_submit_uploads_then_starts_the_stream(outputs_file, tmp_path, monke
     out, err = capsys.readouterr()
     assert out.strip() == RUN
     assert f"logs: s3://fraud-dev-artifacts-123456789012/logs/applications/{APP}/jobs/{RUN}/" in err
+
+
+def test_cli_schedule_writes_the_request_for_terraform_keeping_other_entries(outputs_file, tmp_path, monkeypatch):
+    """`schedule maintain` uploads the release and writes the StartJobRun request the Terraform
+    schedule sends (terraform/modules/schedules checks its application and role, adds a token per run)."""
+    import emr.__main__ as main_module
+    from fraud.jars import ensure_jars, spark_jars
+
+    archive = tmp_path / "fraud_env.tar.gz"
+    archive.write_bytes(gzip.compress(b"venv"))
+    tfvars = tmp_path / "schedules.auto.tfvars.json"
+    tfvars.write_text(json.dumps({"scheduled_jobs": {"retrain": {"schedule_expression": "rate(7 days)", "request": "{}"}},
+                                  "other": 1}))
+    s3, emr = client("s3"), client("emr-serverless")
+    monkeypatch.setattr(main_module, "_clients", lambda region: (s3, emr))
+    with Stubber(s3) as s3_stub, Stubber(emr) as emr_stub:
+        for _ in range(2 + len(ENTRY_POINTS) + len(spark_jars()) + len(ensure_jars("msk-iam"))):
+            s3_stub.add_response("head_object", {"ContentLength": 1})
+        assert main_module.main(["schedule", "maintain", "--outputs", str(outputs_file), "--archive", str(archive),
+                                 "--tfvars", str(tfvars)]) == 0
+        s3_stub.assert_no_pending_responses()
+        emr_stub.assert_no_pending_responses()  # nothing started
+    written = json.loads(tfvars.read_text())
+    assert written["other"] == 1 and set(written["scheduled_jobs"]) == {"retrain", "maintain"}
+    entry = written["scheduled_jobs"]["maintain"]
+    assert entry["schedule_expression"] == "cron(0 3 * * ? *)"
+    request = json.loads(entry["request"])
+    assert "clientToken" not in request
+    assert (request["applicationId"], request["executionRoleArn"], request["mode"]) == (APP, ROLE, "BATCH")
+    assert request["jobDriver"]["sparkSubmit"]["entryPoint"].endswith("/maintain_lake.py")
+
+    with pytest.raises(UserError, match="rate\\(...\\) or cron"):
+        main_module.write_schedule(tfvars, "maintain", "every night", request)
 
 
 def test_msk_iam_jar_is_shipped():

@@ -4,11 +4,14 @@ appends, as the stream leaves them: fewer files, the same rows, time travel insi
 import dataclasses
 import importlib.util
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from fraud import maintenance
 from fraud.cli import UserError
@@ -111,3 +114,123 @@ def test_expired_metrics_and_quality_rows_are_deleted_in_chunks_and_recent_ones_
         assert left == {"batch_metrics": 5, "quality_results": 5}
         assert expire_rows(conn, PostgresRetention(batch_metrics=10, quality_results=35)) == {
             "batch_metrics": 2, "quality_results": 0}
+
+
+@pytest.mark.integration
+def test_closed_alerts_move_to_the_lake_archive_once_with_their_transactions_and_actions(
+        spark, config, stack, unique_name, tmp_path, monkeypatch):
+    from dash_support import _alert
+    from fraud.labels import record_action
+
+    dsn = create_database(stack["postgres"]["dsn"], unique_name("archive").replace("-", "_"))
+    lake_config = replace(config, lake_root=str(tmp_path / "lake"))
+    path = lake_config.table_path(maintenance.ARCHIVE_TABLE)
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # Every PostgreSQL column of an alert, its transactions and its actions has a field in the archive.
+        archive_fields = set(T._parse_datatype_string(f"struct<{maintenance.ARCHIVE_SCHEMA}>").fieldNames())
+        columns = {t: {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (t,))}
+            for t in ("alerts", "alert_transactions", "alert_actions")}
+        assert columns["alerts"] <= archive_fields
+        nested = T._parse_datatype_string(f"struct<{maintenance.ARCHIVE_SCHEMA}>")
+        assert columns["alert_transactions"] - {"alert_id"} <= set(nested["transactions"].dataType.elementType.fieldNames())
+        assert columns["alert_actions"] - {"alert_id"} <= set(nested["actions"].dataType.elementType.fieldNames())
+
+        def alert(verdict, days_ago, n_txns):
+            alert_id = _alert(conn, domain="fintech", actor=f"a-{verdict}-{days_ago}", alert_type="fraud_structuring",
+                              severity="high", score=0.9, status="open", seen=now - timedelta(days=days_ago + 1),
+                              n_txns=n_txns)
+            if verdict:
+                record_action(conn, alert_id, "note", "ana", "looked at it")
+                record_action(conn, alert_id, verdict, "ana")
+                conn.execute("UPDATE alerts SET status_at = now() - make_interval(days => %s) WHERE alert_id = %s",
+                             (days_ago, alert_id))
+            return alert_id
+
+        confirmed = alert("confirm_fraud", 100, 3)
+        false_positive = alert("false_positive", 95, 2)
+        recent = alert("confirm_fraud", 10, 1)
+        still_open = alert(None, 200, 1)
+        monkeypatch.setattr(maintenance, "_ARCHIVE_CHUNK_ALERTS", 1)  # two chunks, two MERGE commits
+        assert maintenance.archive_closed_alerts(spark, conn, lake_config, after_days=90) == 2
+
+        left = {r[0] for r in conn.execute("SELECT alert_id FROM alerts")}
+        assert left == {recent, still_open}
+        assert conn.execute("SELECT count(*) FROM alert_transactions WHERE alert_id = ANY(%s)",
+                            ([confirmed, false_positive],)).fetchone()[0] == 0
+        archived = {r.alert_id: r for r in spark.read.format("delta").load(path).collect()}
+        assert set(archived) == {confirmed, false_positive}
+        row = archived[confirmed]
+        assert (row.status, row.status_by, row.txn_count, len(row.transactions)) == ("confirmed_fraud", "ana", 3, 3)
+        assert [a.action for a in row.actions] == ["note", "confirm_fraud"] and row.actions[0].note == "looked at it"
+        assert row.class_probabilities["fraud_structuring"] == 0.9
+        assert archived[false_positive].status == "false_positive" and len(archived[false_positive].transactions) == 2
+        assert row.status_at.replace(tzinfo=timezone.utc) < now - timedelta(days=99)
+
+        # A run that stopped between its MERGE and its DELETE: the alert is still in PostgreSQL
+        # (put back here, with a later note). The next run updates its archived row, adds none.
+        conn.execute(
+            "INSERT INTO alerts (alert_id, domain, actor_id, alert_type, episode_start, first_seen, last_seen,"
+            " txn_count, total_amount, max_score, severity, class_probabilities, model_version, status,"
+            " analyst_note, status_by, status_at) VALUES (%s, 'fintech', 'x', 'fraud_structuring', now(), now(),"
+            " now(), 3, 300, 0.9, 'high', '{}', 'v0001', 'confirmed_fraud', 'second look', 'ana', %s)",
+            (confirmed, row.status_at.replace(tzinfo=timezone.utc)))
+        assert maintenance.archive_closed_alerts(spark, conn, lake_config, after_days=90) == 1
+        archive = spark.read.format("delta").load(path)
+        assert archive.count() == 2
+        assert archive.filter(F.col("alert_id") == confirmed).first().analyst_note == "second look"
+        assert maintenance.archive_closed_alerts(spark, conn, lake_config, after_days=90) == 0
+
+
+@pytest.mark.integration
+def test_the_job_records_what_it_did_and_the_sizes_for_the_dash_page(small_files_lake, stack, unique_name, tmp_path,
+                                                                       monkeypatch, capsys):
+    dsn = create_database(stack["postgres"]["dsn"], unique_name("upkeep").replace("-", "_"))
+    (tmp_path / "checkpoints" / "fraud-stream" / "state" / "0").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "fraud-stream" / "state" / "0" / "1.changelog").write_bytes(b"x" * 1000)
+    monkeypatch.setenv("FRAUD_POSTGRES_DSN", dsn)
+    monkeypatch.setenv("FRAUD_LAKE_ROOT", small_files_lake.lake_root)
+    monkeypatch.setenv("FRAUD_CHECKPOINT_ROOT", str(tmp_path / "checkpoints"))
+    spec = importlib.util.spec_from_file_location("maintain_lake", ROOT / "jobs" / "maintain_lake.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+
+    assert job.main([]) == 0
+
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 2  # silver, then the summary
+    with psycopg.connect(dsn) as conn:
+        lake, checkpoint, state, postgres, archived = conn.execute(
+            "SELECT lake, checkpoint_bytes, state_bytes, postgres_bytes, alerts_archived FROM maintenance_runs").fetchone()
+    assert lake["silver"]["live_files_after"] == 4 and lake["silver"]["log_bytes"] > 0
+    assert checkpoint >= state == 1000
+    assert set(postgres) == set(maintenance.POSTGRES_TABLES) and all(b > 0 for b in postgres.values())
+    assert archived == 0
+
+
+def test_vacuum_runs_full_when_the_log_no_longer_holds_every_removal(spark, small_files_lake):
+    """LITE finds the removed files in the log since the last vacuum; once Delta's log clean-up has
+    deleted early commits (here by hand, below a log checkpoint, as 30 days of log retention would),
+    LITE refuses, and the job runs FULL instead of failing."""
+    from delta.tables import DeltaTable
+
+    path = small_files_lake.table_path("silver")
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.checkpointInterval' = '1')")
+    table = DeltaTable.forPath(spark, path)
+    table.optimize().executeCompaction()  # removed files to vacuum, and a log checkpoint at this version
+    checkpointed = table.history(1).first().version
+    log_dir = Path(path) / "_delta_log"
+    assert (log_dir / f"{checkpointed:020d}.checkpoint.parquet").exists()
+    for commit in sorted(log_dir.glob("*.json"))[:5]:
+        assert int(commit.stem) < checkpointed
+        commit.unlink()
+    # LITE reads the log over the versions whose removed files are old enough to delete; with
+    # retention 0, every version (Delta's minimum is 168 hours: its check is off for this).
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        assert maintenance.vacuum(spark, path, retention_hours=0) == "FULL"
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    assert data_files_on_disk(path) == 4  # the compacted-away small files are gone
+    assert spark.read.format("delta").load(path).count() == APPENDS * 10

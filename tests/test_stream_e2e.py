@@ -61,6 +61,10 @@ def test_live_runs_in_profile_and_out_of_profile(pipeline, live_traffic, spark):
         gold = lake(spark, live, "gold").filter(F.col("test_id") == test_id)
         assert gold.count() == summary.events_sent
         assert gold.select("model_version").distinct().collect()[0][0] == "v0001"
+    with live.connect() as conn:  # each batch's state store size, from its progress report (Dash pipeline page)
+        state_rows, state_memory = conn.execute(
+            "SELECT max(state_rows), max(state_memory_bytes) FROM batch_metrics").fetchone()
+    assert state_rows > 1000 and state_memory > 0
     silver = lake(spark, live, "silver").filter(F.col("test_id") == "e2e-eu")
     flags = {r["f"] for r in silver.select(F.explode("quality_flags").alias("f")).distinct().collect()}
     assert {"payment_method_known", "item_type_known", "cart_categories_known", "transfer_type_known"} <= flags

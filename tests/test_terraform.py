@@ -50,7 +50,7 @@ def blocks(folder: Path, kind: str) -> dict:
 
 def test_the_expected_modules_exist():
     assert [p.name for p in MODULES] == [
-        "dash_app", "emr_serverless", "job_iam", "kms", "msk", "network", "rds", "storage"]
+        "dash_app", "emr_serverless", "job_iam", "kms", "msk", "network", "rds", "schedules", "storage"]
     assert len(TF_FILES) == 4 * len(ROOTS)
 
 
@@ -156,6 +156,26 @@ def test_job_role_is_least_privilege():
     assert by_sid["ReadTopics"]["resources"] == "${local.topic_arns}"
     assert by_sid["UseSparkConsumerGroups"]["resources"] == ["${var.group_arn_prefix}${var.consumer_group_prefix}*"]
     assert by_sid["ReadDatabasePassword"]["resources"] == ["${var.db_secret_arn}"]
+
+
+def test_schedules_start_emr_job_runs_directly_with_a_token_per_run_and_a_narrow_role():
+    folder = TERRAFORM / "modules" / "schedules"
+    resources, data = blocks(folder, "resource"), blocks(folder, "data")
+    schedule = resources["aws_scheduler_schedule.job"]
+    assert schedule["for_each"] == "${var.jobs}"
+    [target] = schedule["target"]
+    assert target["arn"] == "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
+    assert "<aws.scheduler.execution-id>" in target["input"]  # EMR deduplicates runs by client token
+    assert "var.application_id" in str(schedule["lifecycle"]) and "var.job_role_arn" in str(schedule["lifecycle"])
+    [trust] = data["aws_iam_policy_document.assume"]["statement"]
+    assert trust["principals"][0]["identifiers"] == ["scheduler.amazonaws.com"]
+    assert {c["variable"] for c in trust["condition"]} == {"aws:SourceAccount", "aws:SourceArn"}
+    statements = {s["sid"]: s for s in data["aws_iam_policy_document.start_jobs"]["statement"]}
+    assert statements["StartJobRuns"]["resources"] == ["${var.application_arn}", "${var.application_arn}/jobruns/*"]
+    assert statements["PassJobRole"]["resources"] == ["${var.job_role_arn}"]
+    assert statements["PassJobRole"]["condition"][0]["values"] == ["emr-serverless.amazonaws.com"]
+    env = blocks(TERRAFORM / "environments" / "dev", "module")["schedules"]
+    assert env["job_role_arn"] == "${module.job_iam.job_role_arn}" and env["jobs"] == "${var.scheduled_jobs}"
 
 
 def test_dash_app_requires_an_oidc_login_before_forwarding():

@@ -269,6 +269,9 @@ class MaintenanceConfig:
     # 168 (7 days) unless its retention check is turned off.
     vacuum_retention_hours: float
     postgres_retention_days: PostgresRetention
+    # Alerts closed by a verdict this many days ago move to the lake's alerts_archive table, with
+    # their transactions and actions (fraud.maintenance.archive_closed_alerts).
+    archive_closed_alerts_after_days: int
 
 
 @dataclass(frozen=True)

@@ -81,20 +81,24 @@ class BatchMetrics:
                         type(err).__name__)
 
     def record_lag(self, query_id: str, progress: dict | None) -> None:
-        """Copy the Kafka lag of a finished batch from its progress report."""
+        """Copy the Kafka lag and the state store's size of a finished batch from its progress report."""
         if not progress:
             return
         if hasattr(progress, "json"):  # StreamingQueryProgress object (PySpark 4) -> plain dict
             progress = json.loads(progress.json)
         lag = sum(int(float((source.get("metrics") or {}).get("maxOffsetsBehindLatest", 0)))
                   for source in progress.get("sources", []))
-        self._store_lag(query_id, progress["batchId"], lag)
-        state = progress.get("stateOperators") or [{}]
+        operators = progress.get("stateOperators") or []
+        state_rows = sum(op.get("numRowsTotal") or 0 for op in operators) if operators else None
+        state_memory = sum(op.get("memoryUsedBytes") or 0 for op in operators) if operators else None
+        self._store_lag(query_id, progress["batchId"], lag, state_rows, state_memory)
         log.info("batch %s progress: durations %s, state rows %s, state commit %s ms, state memory %s bytes",
-                 progress["batchId"], progress.get("durationMs"), state[0].get("numRowsTotal"),
-                 state[0].get("commitTimeMs"), state[0].get("memoryUsedBytes"))
+                 progress["batchId"], progress.get("durationMs"), state_rows,
+                 sum(op.get("commitTimeMs") or 0 for op in operators), state_memory)
 
-    def _store_lag(self, query_id: str, batch_id: int, lag: int) -> None:
+    def _store_lag(self, query_id: str, batch_id: int, lag: int, state_rows: int | None = None,
+                   state_memory_bytes: int | None = None) -> None:
         with self.pool.connection() as conn:
-            conn.execute("UPDATE batch_metrics SET kafka_lag = %s WHERE query_id = %s AND batch_id = %s",
-                         (lag, query_id, batch_id))
+            conn.execute("UPDATE batch_metrics SET kafka_lag = %s, state_rows = %s, state_memory_bytes = %s"
+                         " WHERE query_id = %s AND batch_id = %s",
+                         (lag, state_rows, state_memory_bytes, query_id, batch_id))

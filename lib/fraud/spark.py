@@ -21,6 +21,16 @@ _BASE_CONF = {
     "spark.sql.streaming.stateStore.providerClass":
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    # The state store's native memory bounded: RocksDB's block cache, memtables and index and
+    # filter blocks of every state store in the JVM share one budget, whatever the number of actors
+    # (TTL bounds the rows, this the bytes off the heap; 119 MB at 690,000 rows in the bench,
+    # unbounded).
+    "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
+    "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": "256",
+    # Checkpoint metadata: offsets, commits and state versions of the last 100 batches, older ones
+    # deleted by Spark as it goes (Spark's default, fixed here because the checkpoint's size on the
+    # Dash pipeline page and the soak test assume it). A restart replays at most the last batch.
+    "spark.sql.streaming.minBatchesToRetain": "100",
     # Delta reads its log with this many tasks; the default 50 is pure overhead here.
     "spark.databricks.delta.snapshotPartitions": "2",
     # Per-commit costs of the four tables each micro-batch appends to (measured, three 1,000-row

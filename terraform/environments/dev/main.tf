@@ -74,6 +74,16 @@ module "job_iam" {
   topics           = local.topics
 }
 
+module "schedules" {
+  source          = "../../modules/schedules"
+  name            = local.name
+  application_id  = module.emr.application_id
+  application_arn = module.emr.application_arn
+  job_role_arn    = module.job_iam.job_role_arn
+  kms_key_arn     = module.kms.key_arn
+  jobs            = var.scheduled_jobs
+}
+
 module "dash" {
   source              = "../../modules/dash_app"
   name                = local.name

@@ -39,3 +39,8 @@ output "dash_url" {
   description = "Address of the Dash app (behind the OIDC login)."
   value       = module.dash.url
 }
+
+output "schedule_arns" {
+  description = "Scheduled batch job kind => its EventBridge Scheduler schedule."
+  value       = module.schedules.schedule_arns
+}

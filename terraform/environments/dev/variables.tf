@@ -120,3 +120,12 @@ variable "dash_allowed_cidrs" {
   type        = list(string)
   default     = ["0.0.0.0/0"]
 }
+
+variable "scheduled_jobs" {
+  description = "Batch jobs on a schedule, as `python -m emr schedule KIND` writes them to schedules.auto.tfvars.json: kind => schedule expression and StartJobRun request (JSON)."
+  type = map(object({
+    schedule_expression = string
+    request             = string
+  }))
+  default = {}
+}
