@@ -233,6 +233,7 @@ _ALERT_PROPERTIES = {
     "class_probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
     "analyst_note": _nullable({"type": "string"}), "status_by": _nullable({"type": "string"}),
     "status_at": _nullable(_TIME),
+    "top_features": {"$ref": "#/components/schemas/TopFeatures"},
 }
 _SUMMARY_FIELDS = ["alert_id", "domain", "actor_id", "alert_type", "severity", "status", "max_score", "txn_count",
                    "total_amount", "first_seen", "last_seen", "model_version", "status_by", "status_at"]
@@ -240,7 +241,8 @@ _TRANSACTION = {"type": "object", "required": ["transaction_id", "event_time", "
     "transaction_id": {"type": "string"}, "event_time": _TIME, "amount": _AMOUNT,
     "currency": _nullable({"type": "string"}), "fraud_score": {"type": "number"},
     "predicted_class": {"type": "string"}, "quality_flags": {"type": "array", "items": {"type": "string"}},
-    "produced_at": _TIME, "batch_id": {"type": "integer"}}}
+    "produced_at": _TIME, "batch_id": {"type": "integer"},
+    "top_features": {"$ref": "#/components/schemas/TopFeatures"}}}
 _ACTION = {"type": "object", "required": ["action", "actor", "at"], "properties": {
     "action": {"type": "string", "enum": list(ACTIONS)}, "note": _nullable({"type": "string"}),
     "actor": {"type": "string"}, "at": _TIME}}
@@ -325,6 +327,12 @@ OPENAPI = {
     },
     "components": {"schemas": {
         "Error": _ERROR,
+        "TopFeatures": {"type": "array", "description": "why it fired: the model inputs that raised the predicted "
+                        "class's probability the most, largest first", "items": {
+                            "type": "object", "required": ["feature", "value", "contribution"], "properties": {
+                                "feature": {"type": "string"},
+                                "value": {"nullable": True, "description": "the input's value (number or category)"},
+                                "contribution": {"type": "number", "description": "probability points"}}}},
         "AlertSummary": {"type": "object", "required": _SUMMARY_FIELDS,
                          "properties": {k: _ALERT_PROPERTIES[k] for k in _SUMMARY_FIELDS}},
         "Alert": {"type": "object", "required": [*_ALERT_PROPERTIES, "transactions", "actions"], "properties": {

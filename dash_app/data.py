@@ -251,7 +251,8 @@ def alert_record(src: DataSource, alert_id: str, related: bool = True) -> dict |
     return found[0] | {
         "transactions": src.rows(
             "SELECT transaction_id, event_time, amount, currency, fraud_score, predicted_class, quality_flags,"
-            " produced_at, batch_id FROM alert_transactions WHERE alert_id = %s ORDER BY event_time", (alert_id,)),
+            " produced_at, batch_id, top_features FROM alert_transactions WHERE alert_id = %s ORDER BY event_time",
+            (alert_id,)),
         "actions": src.rows("SELECT action, note, actor, at FROM alert_actions WHERE alert_id = %s ORDER BY at, id",
                             (alert_id,)),
     }

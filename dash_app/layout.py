@@ -159,7 +159,7 @@ def detail_body(detail: dict, probabilities_fig, timeline_fig, window_s: int) ->
     alert = detail["alert"]
     fields = [html.Tr([html.Th(k), html.Td(severity_badge(v) if k == "severity" else _fmt(v, 3))])
               for k, v in alert.items() if k not in ("class_probabilities", "top_features")]
-    why = reasons(alert.get("top_features"), window_s)
+    why = reasons(alert["top_features"], window_s)
     txns = _table("related-transactions",
                   ["transaction", "event time", "amount", "fraud score", "predicted class", "quality flags", "produced",
                    "batch"],

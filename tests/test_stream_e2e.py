@@ -17,7 +17,7 @@ from confluent_kafka import Producer
 from pyspark.sql import functions as F
 
 from fraud.evaluate import evaluate_run
-from fraud.features import VELOCITY_FEATURES
+from fraud.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES, VELOCITY_FEATURES
 from fraud.pipeline import batch_records, is_valid
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import run_simulation
@@ -61,9 +61,19 @@ def test_live_runs_in_profile_and_out_of_profile(pipeline, live_traffic, spark):
         gold = lake(spark, live, "gold").filter(F.col("test_id") == test_id)
         assert gold.count() == summary.events_sent
         assert gold.select("model_version").distinct().collect()[0][0] == "v0001"
-    with live.connect() as conn:  # each batch's state store size, from its progress report (Dash pipeline page)
+    with live.connect() as conn:
+        # Each batch's state store size, from its progress report (Dash pipeline page).
         state_rows, state_memory = conn.execute(
             "SELECT max(state_rows), max(state_memory_bytes) FROM batch_metrics").fetchone()
+        # Why each alert fired: its top transaction's inputs (fraud.trees).
+        reasons = conn.execute("SELECT top_features FROM alerts").fetchall()
+        explain_ms = conn.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY (step_ms->>'explain')::float),"
+                                  " percentile_cont(0.5) WITHIN GROUP (ORDER BY (step_ms->>'score')::float)"
+                                  " FROM batch_metrics WHERE alert_rows > 0").fetchone()
+    print(f"\nE2E explain step: median {explain_ms[0]:.1f} ms per batch with alerts (score: {explain_ms[1]:.1f} ms)")
+    assert len(reasons) > 100 and all(top for (top,) in reasons)
+    model_inputs = {*NUMERIC_FEATURES, *CATEGORICAL_FEATURES}
+    assert all(f["feature"] in model_inputs and f["contribution"] > 0 for (top,) in reasons for f in top)
     assert state_rows > 1000 and state_memory > 0
     silver = lake(spark, live, "silver").filter(F.col("test_id") == "e2e-eu")
     flags = {r["f"] for r in silver.select(F.explode("quality_flags").alias("f")).distinct().collect()}

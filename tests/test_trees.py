@@ -82,3 +82,35 @@ def test_a_model_that_is_not_the_mirrored_pipeline_is_refused(fitted):
         PipelineMirror.of(PipelineModel([changed, *pipeline.stages[1:]]), path)
     with pytest.raises(ModelMismatch, match="stages"):
         PipelineMirror.of(PipelineModel(pipeline.stages[:-1]), path)
+
+
+def test_contributions_add_up_to_each_rows_probability_and_come_from_its_path(spark, fitted):
+    """Tree-path attribution is exact: bias + contributions = the probability MLlib gives the row's
+    class; an input no tree splits on contributes nothing; the top features are the largest
+    positive ones, with the row's silver values."""
+    pipeline, path = fitted
+    mirror = PipelineMirror.of(pipeline, path)
+    silver = spark.createDataFrame(silver_rows(200, seed=2), SCHEMA).toArrow()
+    probabilities = mirror.probabilities(silver)
+    classes = probabilities.argmax(axis=1)
+    bias, contributions = mirror.forest.contributions(mirror.inputs(silver), classes)
+    assert np.allclose(bias + contributions.sum(axis=1), probabilities[np.arange(200), classes], rtol=0, atol=1e-12)
+    inputs, forest = mirror.inputs(silver), mirror.forest
+    for i in range(20):  # only the inputs split on along the row's paths get any credit
+        on_path = set()
+        for feature, threshold, left, right in zip(forest.feature, forest.threshold, forest.left, forest.right):
+            node = 0
+            while left[node] >= 0:
+                on_path.add(int(feature[node]))
+                node = left[node] if inputs[i, feature[node]] <= threshold[node] else right[node]
+        assert set(np.flatnonzero(contributions[i])) <= on_path
+
+    top = mirror.top_features(silver, classes, 3)
+    names = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
+    for i, features in enumerate(top):
+        positive = sorted((c for c in contributions[i] if c > 0), reverse=True)[:3]
+        assert [f["contribution"] for f in features] == [round(float(c), 4) for c in positive]
+        for f in features:
+            assert f["value"] == silver.column(f["feature"])[i].as_py()
+            assert contributions[i, names.index(f["feature"])] == pytest.approx(f["contribution"], abs=5e-5)
+    assert sum(len(t) for t in top) > 200, "most rows should have several reasons"

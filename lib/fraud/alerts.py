@@ -123,25 +123,27 @@ class AlertSink:
             related = [
                 (e.alert_id, r["transaction_id"], r["event_time"], r["amount"], r["currency"], r["fraud_score"],
                  r["predicted_class"], Jsonb(r["class_probabilities"]), r["kafka_timestamp"], r["quality_flags"],
-                 query_id, batch_id)
+                 Jsonb(r.get("top_features", [])), query_id, batch_id)
                 for e in episodes for r in e.rows
             ]
             cur.executemany(
                 "INSERT INTO alert_transactions (alert_id, transaction_id, event_time, amount, currency, fraud_score,"
-                " predicted_class, class_probabilities, produced_at, quality_flags, query_id, batch_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                " predicted_class, class_probabilities, produced_at, quality_flags, top_features, query_id, batch_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 related,
             )
             severity = self.config.alerts.severity
             cur.execute(
                 "UPDATE alerts a SET txn_count = s.n, total_amount = s.total, first_seen = s.first,"
                 " last_seen = s.last, max_score = s.max_score, class_probabilities = s.probabilities,"
+                " top_features = s.top_features,"
                 " severity = CASE WHEN s.max_score >= %s THEN 'critical' WHEN s.max_score >= %s THEN 'high'"
                 "                 WHEN s.max_score >= %s THEN 'medium' ELSE 'low' END,"
                 " updated_at = clock_timestamp()"
                 " FROM (SELECT alert_id, count(*) AS n, sum(amount) AS total, min(event_time) AS first,"
                 "       max(event_time) AS last, max(fraud_score) AS max_score,"
-                "       (array_agg(class_probabilities ORDER BY fraud_score DESC))[1] AS probabilities"
+                "       (array_agg(class_probabilities ORDER BY fraud_score DESC))[1] AS probabilities,"
+                "       (array_agg(top_features ORDER BY fraud_score DESC))[1] AS top_features"
                 "       FROM alert_transactions WHERE alert_id = ANY(%s) GROUP BY alert_id) s"
                 " WHERE a.alert_id = s.alert_id",
                 (severity["critical"], severity["high"], severity["medium"], [e.alert_id for e in episodes]),

@@ -132,6 +132,9 @@ class AlertsConfig:
     severity: dict[str, float]
     # Rows of one actor and type further apart than this start a new episode (alert).
     episode_gap_s: int
+    # Each alerted transaction carries the inputs that raised its predicted class's probability
+    # the most (fraud.trees: tree-path contributions), this many, largest first.
+    top_features: int
     max_retries: int
     retry_backoff_s: float
 

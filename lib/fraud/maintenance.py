@@ -178,10 +178,11 @@ ARCHIVE_SCHEMA = (
     " first_seen timestamp, last_seen timestamp, txn_count int, total_amount decimal(22,4), max_score double,"
     " severity string, class_probabilities map<string,double>, model_version string, test_id string,"
     " created_at timestamp, updated_at timestamp, status string, analyst_note string, status_by string,"
-    " status_at timestamp,"
+    " status_at timestamp, top_features array<struct<feature string, value string, contribution double>>,"
     " transactions array<struct<transaction_id string, event_time timestamp, amount decimal(22,4),"
     " currency string, fraud_score double, predicted_class string, class_probabilities map<string,double>,"
-    " quality_flags array<string>, produced_at timestamp, query_id string, batch_id bigint>>,"
+    " quality_flags array<string>, produced_at timestamp, query_id string, batch_id bigint,"
+    " top_features array<struct<feature string, value string, contribution double>>>>,"
     " actions array<struct<id bigint, action string, note string, actor string, at timestamp>>"
 )
 

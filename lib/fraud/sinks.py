@@ -27,9 +27,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 
 from fraud.alerts import AlertSink
+from fraud.classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.faults import crash_point
 from fraud.guard import CheckpointFiles
@@ -325,8 +327,9 @@ class BatchWriter:
             return
         model = self.models.current()
         silver, gold = silver_and_gold(rows_df, model, self.config)
-        alert_rows = alert_rows_of(gold) if gold is not None else []
         t = step("score", t)
+        alert_rows = alert_rows_of(gold, silver, model, self.config.alerts.top_features) if gold is not None else []
+        t = step("explain", t)
         result = self.alerts.write(self.lake.query_id, batch_id, alert_rows)
         crash_point("after_pg_commit", batch_id)
         t = step("alerts", t)
@@ -355,10 +358,16 @@ class BatchWriter:
             self.metrics.record_lake(self.lake.query_id, batch_id, {"lake_wait": round(waited, 1)})
 
 
-def alert_rows_of(gold) -> list[dict]:
-    """The gold rows that alert, as ``fraud.alerts`` takes them (probabilities as a dict)."""
-    rows = gold.filter(gold.column("is_alert")).to_pylist()
-    for row in rows:
+def alert_rows_of(gold, silver, model: LoadedModel, top_n: int) -> list[dict]:
+    """The gold rows that alert, as ``fraud.alerts`` takes them: probabilities as a dict, and why
+    (``top_features``, from the same silver rows: alert rows only, the cost stays off the others)."""
+    is_alert = gold.column("is_alert")
+    rows = gold.filter(is_alert).to_pylist()
+    if not rows:
+        return rows
+    classes = np.array([MODEL_CLASSES.index(r["predicted_class"]) for r in rows])
+    for row, top in zip(rows, model.mirror.top_features(silver.filter(is_alert), classes, top_n)):
         row["class_probabilities"] = dict(row["class_probabilities"])
+        row["top_features"] = top
     return rows
 

@@ -88,6 +88,33 @@ class Forest:
         return raw / _row_sums(raw)[:, None]
 
 
+    def contributions(self, inputs: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Why each row got its probability of class ``classes[i]``, exactly: (bias, per-input
+        contributions), with ``bias[i] + contributions[i].sum()`` the row's probability of that class.
+
+        Tree-path attribution: in each tree, every split on the row's path moves the class's vote
+        from the node's to the chosen child's; that move is credited to the split's input. The root's
+        vote is the bias. Averaged over the trees (each leaf's votes sum to 1, so MLlib's normalised
+        sum is this mean), the path's moves add up to the leaf's vote minus the root's."""
+        n, trees = len(inputs), len(self.votes)
+        rows = np.arange(n)
+        bias = np.zeros(n)
+        contributions = np.zeros((n, inputs.shape[1]))
+        for feature, threshold, left, right, votes in zip(self.feature, self.threshold, self.left, self.right,
+                                                          self.votes):
+            node = np.zeros(n, dtype=np.int64)
+            bias += votes[0, classes]
+            inner = left[node] >= 0
+            while inner.any():
+                at, who = node[inner], rows[inner]
+                goes_left = inputs[who, feature[at]] <= threshold[at]
+                child = np.where(goes_left, left[at], right[at])
+                np.add.at(contributions, (who, feature[at]), votes[child, classes[who]] - votes[at, classes[who]])
+                node[inner] = child
+                inner = left[node] >= 0
+        return bias / trees, contributions / trees
+
+
 def _row_sums(matrix: np.ndarray) -> np.ndarray:
     """Each row summed left to right, as Scala's ``Array.sum`` (numpy's ``sum`` is pairwise: the last
     bit can differ)."""
@@ -147,3 +174,17 @@ class PipelineMirror:
 
     def probabilities(self, silver: pa.Table) -> np.ndarray:
         return self.forest.probabilities(self.inputs(silver))
+
+    def top_features(self, silver: pa.Table, classes: np.ndarray, n: int) -> list[list[dict]]:
+        """Per row, the ``n`` inputs that raised its probability of class ``classes[i]`` the most
+        (``Forest.contributions``), largest first: feature, the row's value (as in silver; null when
+        absent), contribution (probability points)."""
+        bias, contributions = self.forest.contributions(self.inputs(silver), classes)
+        names = [*NUMERIC_FEATURES, *self.categories]
+        values = {name: silver.column(name).to_pylist() for name in names}
+        top = []
+        for i, row in enumerate(contributions):
+            order = [j for j in np.argsort(-row, kind="stable")[:n] if row[j] > 0]
+            top.append([{"feature": names[j], "value": values[names[j]][i], "contribution": round(float(row[j]), 4)}
+                        for j in order])
+        return top
