@@ -168,7 +168,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--maintain-every-minutes", type=float, default=15)
     parser.add_argument("--load-level", default="normal")
     parser.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
+    parser.add_argument("--report", action="store_true", help="only render soak.md and soak.png again from soak.json")
     args = parser.parse_args(argv)
+    if args.report:
+        if not (RESULTS / "soak.json").exists():
+            raise UserError(f"no {RESULTS / 'soak.json'}: run the soak first")
+        report(json.loads((RESULTS / "soak.json").read_text()), postgres_dsn(load_config(SOAK / "job.yaml")))
+        return
     if args.minutes < 2 * args.window_minutes or args.window_minutes < 1:
         raise UserError("--minutes must be at least two windows (first and last are compared)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -234,11 +240,56 @@ def main(argv: list[str] | None = None) -> None:
     results["nothing_lost"] = results["bronze_rows"] == results["records_produced"]
     results["flat"] = flatness(windows[0], windows[-1])
     results["series"] = {"samples": samples, "heap_after_gc": heap_after_gc(gc_log), "started": started}
+    report(results, dsn)
+
+
+def report(results: dict, dsn: str) -> None:
+    """soak.json, soak.md and soak.png from the results (``--report``: again, from soak.json)."""
+    until = datetime.fromisoformat(results["date"]).timestamp()
+    results["maintenance_split"] = maintenance_split(dsn, results["maintenance_runs"], results["series"]["started"],
+                                                     until)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(results, indent=1, default=str))
     (RESULTS / "soak.md").write_text(soak_table(results) + "\n")
     plot(results, RESULTS / "soak.png")
     print(soak_table(results))
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def maintenance_split(dsn: str, runs: list[dict], since_epoch: float, until_epoch: float) -> dict:
+    """Detection latency and batch durations while a maintenance run was going on, and outside: on
+    this host they share two cores (on EMR the maintenance job has workers of its own)."""
+    intervals = [(m["started"], m["started"] + m["seconds"]) for m in runs]
+
+    def during(epoch: float) -> bool:
+        return any(a <= epoch <= b for a, b in intervals)
+
+    with connect(dsn) as conn:
+        alerted = conn.execute(
+            "SELECT extract(epoch FROM b.finished_at)::float8,"
+            " (extract(epoch FROM pg_xact_commit_timestamp(t.xmin) - t.produced_at) * 1000)::float8, t.query_id"
+            " FROM alert_transactions t JOIN batch_metrics b USING (query_id, batch_id) JOIN alerts a USING (alert_id)"
+            " WHERE a.test_id LIKE %s AND b.finished_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)",
+            ("soak-%", since_epoch, until_epoch)).fetchall()
+        queries = sorted({q for _, _, q in alerted})
+        batches = conn.execute(
+            "SELECT extract(epoch FROM finished_at)::float8, extract(epoch FROM finished_at - started_at)::float8"
+            " FROM batch_metrics WHERE query_id = ANY(%s) AND input_rows > 0"
+            " AND finished_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)", (queries, since_epoch, until_epoch)).fetchall()
+    out = {}
+    for name, inside in (("during", True), ("outside", False)):
+        latency = [ms for t, ms, _ in alerted if during(t) == inside]
+        seconds = [s for t, s in batches if during(t) == inside]
+        out[name] = {"alerted_events": len(latency), "detection_p50_ms": _percentile(latency, 0.5),
+                     "detection_p99_ms": _percentile(latency, 0.99), "batches": len(seconds),
+                     "batch_p50_s": _percentile(seconds, 0.5), "batch_p95_s": _percentile(seconds, 0.95)}
+    return out
 
 
 def count_bronze(config_path: Path) -> int:
@@ -277,6 +328,13 @@ def soak_table(r: dict) -> str:
     lines.append(row("checkpoint (MiB)", first["checkpoint_mib"], last["checkpoint_mib"]))
     pg = [sum(w["postgres_mib"].values()) for w in (first, last)]
     lines.append(row("PostgreSQL tables (MiB)", round(pg[0], 1), round(pg[1], 1)))
+    split = r.get("maintenance_split")
+    if split:
+        d, o = split["during"], split["outside"]
+        lines += ["", f"While a maintenance run was going on ({d['batches']} batches) / outside ({o['batches']}):"
+                  f" detection p50 {d['detection_p50_ms']} / {o['detection_p50_ms']} ms, p99 {d['detection_p99_ms']} /"
+                  f" {o['detection_p99_ms']} ms; batch p50 {d['batch_p50_s']} / {o['batch_p50_s']} s, p95"
+                  f" {d['batch_p95_s']} / {o['batch_p95_s']} s."]
     per_window = ", ".join(f"{w['detection_ms'].get('p99')}" for w in r["windows"])
     batch_p95 = ", ".join(f"{w['batch'].get('p95_s')}" for w in r["windows"])
     lines += ["", f"Every window, in order: detection p99 (ms) {per_window}; batch p95 (s) {batch_p95}."]
