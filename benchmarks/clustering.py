@@ -29,8 +29,9 @@ def files_read(spark, df) -> int:
     df.collect()
     plan = df._jdf.queryExecution().executedPlan()
     total = 0
-    for node in plan.collectLeaves().toList():  # Scala List of the leaf nodes
-        metrics = node.metrics()
+    leaves = plan.collectLeaves()  # a Scala Seq
+    for i in range(leaves.size()):
+        metrics = leaves.apply(i).metrics()
         if metrics.contains("numFiles"):
             total += int(metrics.apply("numFiles").value())
     return total

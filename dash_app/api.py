@@ -1,7 +1,9 @@
 """The app's HTTP API, for case-management systems and scripts, and its OpenAPI document.
 
 - ``GET /api/alerts``: newest first, filtered by domain, severity, status (each repeatable) and
-  ``since`` (alerts seen since then); cursor pagination (``nextCursor`` -> ``cursor``).
+  ``since`` (alerts seen since then); keyset pagination: an answer's ``next`` (the position of its
+  last alert, ``before`` and ``beforeId``) are the parameters of the next page. Transparent, so that
+  every value the document allows is a meaningful request (no opaque cursor a client could mangle).
 - ``GET /api/alerts/<id>``: the alert with its related transactions and analyst actions.
 - ``POST /api/alerts/<id>/actions``: acknowledge, confirm_fraud, false_positive or note, with who
   (the logged-in user when login is on) and when (the server's clock).
@@ -16,9 +18,6 @@ PostgreSQL down 503; the login rules (``dash_app.app``) apply to every path.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -37,6 +36,22 @@ class BadRequest(Exception):
 
 
 def register_api(server: flask.Flask, app_ctx) -> None:
+    @server.before_request
+    def api_routes_only():
+        """Under /api/ only the API's routes answer: Dash serves its page for any GET path, which would
+        make every API path answer GET (and say so in ``Allow``)."""
+        if not flask.request.path.startswith("/api/"):
+            return None
+        allowed = _api_methods(server, flask.request.path)
+        headers = {"Allow": ", ".join(sorted(allowed | {"OPTIONS"}))}
+        if not allowed:
+            return flask.jsonify(error=f"no API at {flask.request.path}"), 404
+        if flask.request.method == "OPTIONS":
+            return flask.Response(status=204, headers=headers)
+        if flask.request.method not in allowed | ({"HEAD"} if "GET" in allowed else set()):
+            return flask.jsonify(error=f"{flask.request.method} is not allowed here"), 405, headers
+        return None
+
     @server.errorhandler(BadRequest)
     def bad_request(err):
         return flask.jsonify(error=str(err)), 400
@@ -51,19 +66,21 @@ def register_api(server: flask.Flask, app_ctx) -> None:
 
     @server.get("/api/alerts")
     def list_alerts():
-        query = _query({"domain", "severity", "status", "since", "limit", "cursor"})
+        query = _query({"domain", "severity", "status", "since", "limit", "before", "beforeId"})
         page = data.alerts_page(
             app_ctx.source,
             domains=_choices(query, "domain", DOMAINS), severities=_choices(query, "severity", data.SEVERITIES),
-            statuses=_choices(query, "status", data.STATUSES), since=_since(query.get("since")),
-            limit=_limit(query.get("limit")), after=_cursor(query.get("cursor")))
+            statuses=_choices(query, "status", data.STATUSES), since=_time(query.get("since"), "since"),
+            limit=_limit(query.get("limit")), before=_time(query.get("before"), "before"),
+            before_id=_text(query, "beforeId"))
         return flask.jsonify(alerts=[_jsonable(a) for a in page.alerts],
-                             nextCursor=None if page.last is None else _encode_cursor(page.last))
+                             next=None if page.last is None else {"before": page.last[0].isoformat(),
+                                                                  "beforeId": page.last[1]})
 
     @server.get("/api/alerts/<alert_id>")
     def get_alert(alert_id):
         _query(set())
-        found = data.alert_record(app_ctx.source, alert_id)
+        found = data.alert_record(app_ctx.source, alert_id) if _known_id(alert_id) else None
         if found is None:
             return flask.jsonify(error=f"no alert with id {alert_id!r}"), 404
         return flask.jsonify(_jsonable(found))
@@ -81,7 +98,7 @@ def register_api(server: flask.Flask, app_ctx) -> None:
         analyst = given.username if app_ctx.auth is not None and given is not None else _text(body, "analyst")
         if not (analyst or "").strip():
             raise BadRequest("analyst is required (who takes the action)")
-        if data.alert_record(app_ctx.source, alert_id, related=False) is None:
+        if not _known_id(alert_id) or data.alert_record(app_ctx.source, alert_id, related=False) is None:
             return flask.jsonify(error=f"no alert with id {alert_id!r}"), 404
         try:
             row = data.apply_action(app_ctx.source, alert_id, action, analyst, note)
@@ -108,12 +125,29 @@ def register_api(server: flask.Flask, app_ctx) -> None:
         _query(set())
         process = app_ctx.load_tests.process_state(test_id)
         try:
-            run = data.load_test_run(app_ctx.source, test_id)
+            run = data.load_test_run(app_ctx.source, test_id) if _known_id(test_id) else None
         except data.SourceDown as err:
             return flask.jsonify(error=str(err), process=process), 503
         if run is None and process is None:
             return flask.jsonify(error=f"no load test {test_id!r}"), 404
         return flask.jsonify(run=None if run is None else _jsonable(run), process=process)
+
+
+def _api_methods(server: flask.Flask, path: str) -> set[str]:
+    """The methods the API's own routes (those under /api/) take at ``path``."""
+    from werkzeug.exceptions import HTTPException
+
+    adapter = server.url_map.bind("localhost")
+    api = {rule.endpoint for rule in server.url_map.iter_rules() if rule.rule.startswith("/api/")}
+    methods = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _ = adapter.match(path, method=method)
+        except HTTPException:
+            continue
+        if endpoint in api:
+            methods.add(method)
+    return methods
 
 
 # --- input ------------------------------------------------------------------------------
@@ -144,9 +178,16 @@ def _body(allowed: set[str]) -> dict:
 
 def _text(body: dict, name: str) -> str | None:
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
+    if name in body and not isinstance(value, str):  # null included: leave the field out instead
         raise BadRequest(f"{name} must be a string")
+    if value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
+        raise BadRequest(f"{name} must not contain NUL characters")
     return value
+
+
+def _known_id(value: str) -> bool:
+    """Whether an id from the path could name a row (PostgreSQL text cannot hold NUL)."""
+    return "\x00" not in value
 
 
 def _number(value, kind):
@@ -167,37 +208,23 @@ def _choices(query, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     return given or allowed
 
 
-def _since(value: str | None) -> datetime | None:
+def _time(value: str | None, name: str) -> datetime | None:
+    """An RFC 3339 / ISO 8601 time; without an offset, UTC."""
     if value is None:
         return None
     try:
-        since = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.upper() if "T" in value.upper() else value)
     except ValueError:
-        raise BadRequest(f"since must be an ISO 8601 time such as 2026-12-04T10:00:00Z, got {value!r}") from None
-    return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+        raise BadRequest(f"{name} must be an ISO 8601 time such as 2026-12-04T10:00:00Z, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return 100
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}, got {value!r}")
     return int(value)
-
-
-def _encode_cursor(last: tuple[datetime, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps([last[0].isoformat(), last[1]]).encode()).decode()
-
-
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
-    """The (last_seen, alert_id) a page ended at, from the ``nextCursor`` the previous page gave."""
-    if value is None:
-        return None
-    try:
-        seen, alert_id = json.loads(base64.urlsafe_b64decode(value.encode()))
-        return datetime.fromisoformat(seen), str(alert_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise BadRequest("cursor is not one this API returned") from None
 
 
 # --- output -----------------------------------------------------------------------------
@@ -248,8 +275,9 @@ _ACTION = {"type": "object", "required": ["action", "actor", "at"], "properties"
     "actor": {"type": "string"}, "at": _TIME}}
 _ERRORS = {str(code): {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
            for code, text in ((400, "bad input, with the reason"), (503, "PostgreSQL unavailable"))}
-_JSON_OR_FORM = lambda schema: {"required": True, "content": {  # noqa: E731
-    "application/json": {"schema": schema}, "application/x-www-form-urlencoded": {"schema": schema}}}
+def _json_or_form(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema},
+                                          "application/x-www-form-urlencoded": {"schema": schema}}}
 _NOT_FOUND = {"description": "no such alert",
               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ALERT_ID = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -259,6 +287,18 @@ def _list_param(name: str, allowed) -> dict:
     return {"name": name, "in": "query", "required": False, "style": "form", "explode": True,
             "description": "repeat to match any of several (default: all)",
             "schema": {"type": "array", "items": {"type": "string", "enum": list(allowed)}}}
+
+
+def _action_body(actions: list[str], note_required: bool) -> dict:
+    """An action's body: a note action needs a note; who acts is the logged-in user when login is on
+    (``analyst`` is then ignored), else ``analyst``."""
+    return {"type": "object", "required": ["action", "analyst", *(["note"] if note_required else [])],
+            "additionalProperties": False, "properties": {
+                "action": {"type": "string", "enum": actions},
+                "note": {"type": "string", "maxLength": MAX_NOTE_CHARS, "pattern": r"^[^\x00]*\S[^\x00]*$"}
+                if note_required else {"type": "string", "maxLength": MAX_NOTE_CHARS, "pattern": r"^[^\x00]*$"},
+                "analyst": {"type": "string", "pattern": r"^[^\x00]*\S[^\x00]*$",
+                            "description": "who acts (ignored when login is on: the logged-in user)"}}}
 
 
 OPENAPI = {
@@ -275,12 +315,16 @@ OPENAPI = {
                  "description": "only alerts seen at or after this time"},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100}},
-                {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
-                 "description": "nextCursor of the previous page"}],
+                {"name": "before", "in": "query", "required": False, "schema": _TIME,
+                 "description": "only alerts last seen before this (a page's next.before)"},
+                {"name": "beforeId", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "with before: also alerts last seen exactly then whose id sorts before this"
+                                " (a page's next.beforeId)"}],
             "responses": {"200": {"description": "a page of alerts", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["alerts", "nextCursor"], "properties": {
+                "type": "object", "required": ["alerts", "next"], "properties": {
                     "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/AlertSummary"}},
-                    "nextCursor": _nullable({"type": "string"})}}}}}, **_ERRORS}}},
+                    "next": _nullable({"type": "object", "required": ["before", "beforeId"], "properties": {
+                        "before": _TIME, "beforeId": {"type": "string"}}})}}}}}, **_ERRORS}}},
         "/api/alerts/{alert_id}": {"get": {
             "operationId": "getAlert", "summary": "An alert with its related transactions and actions",
             "parameters": [_ALERT_ID],
@@ -289,12 +333,9 @@ OPENAPI = {
         "/api/alerts/{alert_id}/actions": {"post": {
             "operationId": "actOnAlert", "summary": "Acknowledge, confirm fraud, mark a false positive, or note",
             "parameters": [_ALERT_ID],
-            "requestBody": _JSON_OR_FORM({"type": "object", "required": ["action"], "additionalProperties": False,
-                                          "properties": {
-                                              "action": {"type": "string", "enum": list(ACTIONS)},
-                                              "note": {"type": "string", "maxLength": MAX_NOTE_CHARS},
-                                              "analyst": {"type": "string", "description":
-                                                          "who acts (ignored when login is on: the logged-in user)"}}}),
+            "requestBody": _json_or_form({"oneOf": [
+                _action_body([a for a in ACTIONS if a != "note"], note_required=False),
+                _action_body(["note"], note_required=True)]}),
             "responses": {"201": {"description": "the alert's analyst columns after the action",
                                   "content": {"application/json": {"schema": {
                                       "type": "object", "required": ["alert_id", "status", "action"], "properties": {
@@ -306,7 +347,7 @@ OPENAPI = {
                           "404": _NOT_FOUND, **_ERRORS}}},
         "/api/test/execute": {"post": {
             "operationId": "startLoadTest", "summary": "Start a simulator run in the background",
-            "requestBody": _JSON_OR_FORM({"type": "object", "required": ["domain", "loadLevel"],
+            "requestBody": _json_or_form({"type": "object", "required": ["domain", "loadLevel"],
                                           "additionalProperties": False, "properties": {
                                               "domain": {"type": "string", "enum": [*DOMAINS, "all"]},
                                               "loadLevel": {"type": "string"},

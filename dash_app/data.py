@@ -220,7 +220,8 @@ SELECT alert_id, domain, actor_id, alert_type, severity, status, max_score, txn_
 FROM alerts
 WHERE domain = ANY(%(domains)s) AND severity = ANY(%(severities)s) AND status = ANY(%(statuses)s)
   AND (%(since)s::timestamptz IS NULL OR last_seen >= %(since)s)
-  AND (%(after_seen)s::timestamptz IS NULL OR (last_seen, alert_id) < (%(after_seen)s, %(after_id)s::text))
+  AND (%(before)s::timestamptz IS NULL OR last_seen < %(before)s
+       OR (last_seen = %(before)s AND alert_id < %(before_id)s::text))
 ORDER BY last_seen DESC, alert_id DESC LIMIT %(limit)s
 """
 
@@ -233,11 +234,12 @@ class AlertsPage:
 
 
 def alerts_page(src: DataSource, *, domains, severities, statuses, since: datetime | None, limit: int,
-                after: tuple[datetime, str] | None) -> AlertsPage:
-    """Alerts newest first (ties by id), after the ``after`` position of a previous page."""
+                before: datetime | None = None, before_id: str | None = None) -> AlertsPage:
+    """Alerts newest first (ties by id, descending), from the position (``before``, ``before_id``) a
+    previous page ended at: last seen before ``before``, or then with a smaller id."""
     rows = src.rows(_ALERTS_PAGE_SQL, {
         "domains": list(domains), "severities": list(severities), "statuses": list(statuses), "since": since,
-        "after_seen": after[0] if after else None, "after_id": after[1] if after else None, "limit": limit + 1})
+        "before": before, "before_id": before_id, "limit": limit + 1})
     more = len(rows) > limit
     rows = rows[:limit]
     return AlertsPage(rows, (rows[-1]["last_seen"], rows[-1]["alert_id"]) if more else None)

@@ -37,17 +37,23 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# checkov (Terraform static checks in tests/test_terraform.py) pins dozens of packages
-# that clash with the project's, so it gets its own venv, rebuilt only when its lock changes.
-checkov_stamp=".venv-checkov/.installed-$(sha256sum scripts/checkov-requirements.txt | cut -c1-16)"
-if [ ! -f "$checkov_stamp" ]; then
-  echo "setup: installing checkov into .venv-checkov"
-  rm -rf .venv-checkov
-  "$PYTHON" -m venv .venv-checkov
-  .venv-checkov/bin/pip install -q --upgrade pip
-  .venv-checkov/bin/pip install -q -r scripts/checkov-requirements.txt
-  touch "$checkov_stamp"
-fi
+# Test tools that pin dozens of packages clashing with the project's get a venv each, rebuilt
+# only when their lock changes: checkov (Terraform static checks, tests/test_terraform.py) and
+# schemathesis (the Dash app's API against its OpenAPI document, tests/test_dash_api.py).
+tool_venv() {
+  local name=$1 lock=scripts/$1-requirements.txt
+  local stamp=".venv-$name/.installed-$(sha256sum "$lock" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "setup: installing $name into .venv-$name"
+    rm -rf ".venv-$name"
+    "$PYTHON" -m venv ".venv-$name"
+    ".venv-$name/bin/pip" install -q --upgrade pip
+    ".venv-$name/bin/pip" install -q -r "$lock"
+    touch "$stamp"
+  fi
+}
+tool_venv checkov
+tool_venv schemathesis
 
 .venv/bin/python -m fraud.jars
 # A class-data archive for the local JVMs (fraud/jvm.py): ~20 % off every Spark start.

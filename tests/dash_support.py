@@ -22,6 +22,9 @@ from fraud.registry import Registry
 from pipeline_support import ROOT, create_database
 
 QUERY_ID = "q-seed"
+TOP_FEATURES = [{"feature": "v_count", "value": 12.0, "contribution": 0.41},
+                {"feature": "v_distinct_devices", "value": 4.0, "contribution": 0.17},
+                {"feature": "domain", "value": "gaming", "contribution": 0.02}]
 SEED_RUN = "seed-run-1"
 
 
@@ -87,6 +90,8 @@ def seed_database(dsn: str) -> dict:
                                 severity="medium", score=0.65, status="acknowledged",
                                 seen=now - timedelta(minutes=2), n_txns=1),
         }
+        # Why the gaming alert fired (fraud.trees' top features of its top transaction).
+        conn.execute("UPDATE alerts SET top_features = %s WHERE alert_id = %s", (Jsonb(TOP_FEATURES), ids["gaming"]))
         gaming_txns = [r[0] for r in conn.execute(
             "SELECT transaction_id FROM alert_transactions WHERE alert_id = %s", (ids["gaming"],))]
         conn.execute(

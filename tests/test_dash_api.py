@@ -1,16 +1,19 @@
 """The app's HTTP surface: the load-test endpoint, login, binding rules, the CLI."""
 
 import base64
+import re
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
 import yaml
 
 from dash_app.app import check_exposure, create_app
-from dash_support import seeded  # noqa: F401  (fixture)
+from dash_support import TOP_FEATURES, seeded  # noqa: F401  (fixture)
 from fraud.cli import UserError
 from fraud.stack.process import wait_until
 from pipeline_support import ROOT
@@ -90,13 +93,14 @@ def test_alert_api_pages_filters_and_details(app, seeded):  # noqa: F811
         response = client.get(f"/api/alerts?{query}")
         assert response.status_code == 200, response.get_json()
         body = response.get_json()
-        return [a["alert_id"] for a in body["alerts"]], body["nextCursor"]
+        return [a["alert_id"] for a in body["alerts"]], body["next"]
 
     newest_first = [seeded.gaming, seeded.fintech, seeded.ecommerce, seeded.gaming_old]
     assert ids("") == (newest_first, None)
-    first, cursor = ids("limit=3")
-    assert first == newest_first[:3] and cursor
-    assert ids(f"limit=3&cursor={cursor}") == (newest_first[3:], None)
+    first, position = ids("limit=2")
+    assert first == newest_first[:2] and position["beforeId"] == seeded.fintech
+    assert ids("limit=2&" + urlencode(position)) == (newest_first[2:], None)
+    assert ids("before=" + urlencode({"": position["before"]})[1:]) == (newest_first[2:], None)  # by time alone
     assert ids("domain=fintech&domain=ecommerce")[0] == [seeded.fintech, seeded.ecommerce]
     assert ids("status=acknowledged")[0] == [seeded.ecommerce]
     assert ids("severity=critical")[0] == [seeded.gaming]
@@ -107,13 +111,19 @@ def test_alert_api_pages_filters_and_details(app, seeded):  # noqa: F811
     assert detail["severity"] == "critical" and detail["total_amount"] == "300.0000"
     assert [t["amount"] for t in detail["transactions"]] == ["100.0000"] * 3 and detail["actions"] == []
     assert detail["class_probabilities"]["fraud_gold_farming"] == 0.95
+    assert detail["top_features"] == TOP_FEATURES  # why it fired (fraud.trees)
+    assert [t["top_features"] for t in detail["transactions"]] == [[]] * 3  # seeded without
     assert client.get("/api/alerts/no-such-alert").status_code == 404
+    # Under /api/ only the API answers (Dash serves its page for any other GET path).
+    assert client.get(f"/api/alerts/{seeded.gaming}/actions").status_code == 405
+    assert client.options(f"/api/alerts/{seeded.gaming}/actions").headers["Allow"] == "OPTIONS, POST"
+    assert client.get("/api/nothing-here").get_json() == {"error": "no API at /api/nothing-here"}
 
     for query, message in [("domain=moon", "domain must be one of gaming, fintech, ecommerce, got 'moon'"),
                            ("limit=0", "limit must be a whole number from 1 to 500"),
                            ("limit=abc", "limit must be a whole number"),
                            ("since=yesterday", "since must be an ISO 8601 time"),
-                           ("cursor=not-a-cursor", "cursor is not one this API returned"),
+                           ("before=soon", "before must be an ISO 8601 time"),
                            ("colour=red", "unknown parameter 'colour'")]:
         response = client.get(f"/api/alerts?{query}")
         assert response.status_code == 400 and message in response.get_json()["error"], query
@@ -142,6 +152,33 @@ def test_alert_actions_by_json_and_form_with_who_and_when(app, seeded):  # noqa:
         response = client.post(url, json=body)
         assert response.status_code == status and message in response.get_json()["error"], body
     assert client.post("/api/alerts/nope/actions", json={"action": "acknowledge", "analyst": "bo"}).status_code == 404
+
+
+SCHEMATHESIS = ROOT / ".venv-schemathesis" / "bin" / "schemathesis"
+
+
+def test_schemathesis_finds_no_failure_against_the_running_app(app):
+    """Every operation of /api/openapi.json but the one that starts simulator runs, with generated
+    valid and invalid input, against the app served over HTTP: answers conform to the document
+    (status codes, content types, schemas), no server error, invalid input refused."""
+    from werkzeug.serving import make_server
+
+    if not SCHEMATHESIS.exists():
+        pytest.fail(f"{SCHEMATHESIS} missing: run `make setup` (scripts/setup.sh installs schemathesis there)")
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            [str(SCHEMATHESIS), "--no-color", "run", f"http://127.0.0.1:{server.server_port}/api/openapi.json",
+             "--checks", "all", "--exclude-operation-id", "startLoadTest", "--max-examples", "40",
+             "--seed", "20261204"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "4 selected / 5 total" in result.stdout  # every operation but startLoadTest
+    generated = re.search(r"(\d+) generated", result.stdout)
+    assert generated and int(generated.group(1)) >= 200, result.stdout[-2000:]
 
 
 def _config_with_login(tmp_path):

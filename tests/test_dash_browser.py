@@ -133,6 +133,9 @@ def test_alert_detail_shows_related_transactions(server, browser, seeded):  # no
     wait_for(browser, text_of("#alert-fields", "fraud_gold_farming"), "alert fields")
     wait_for(browser, lambda d: len(css(d, "#detail-timeline .scatterlayer .trace")) == 2, "actor timeline")
     wait_for(browser, lambda d: css(d, "#detail-probabilities .barlayer .trace"), "class probabilities")
+    wait_for(browser, lambda d: [li.text for li in css(d, "#why-it-fired li")] == [
+        "12 transactions by this actor in 5 min (+0.41)", "4 different devices in 5 min (+0.17)",
+        "a gaming transaction (+0.02)"], "why it fired, in words")
     shot(browser, "alert-detail")
 
 

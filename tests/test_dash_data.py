@@ -265,10 +265,11 @@ def test_the_dash_queries_use_indexes_on_large_tables(stack, unique_name):
         detail = data.alert_detail(src, feed[50]["alert_id"])
         assert len(detail["transactions"]) == 5 and detail["timeline"]
         page = data.alerts_page(src, domains=("fintech",), severities=data.SEVERITIES, statuses=("open",),
-                                since=None, limit=50, after=None)  # the alert API (dash_app.api)
+                                since=None, limit=50)  # the alert API (dash_app.api)
         assert len(page.alerts) == 50 and page.last is not None
         assert data.alerts_page(src, domains=("fintech",), severities=data.SEVERITIES, statuses=data.STATUSES,
-                                since=datetime.now(timezone.utc) - timedelta(days=30), limit=500, after=page.last).alerts
+                                since=datetime.now(timezone.utc) - timedelta(days=30), limit=500,
+                                before=page.last[0], before_id=page.last[1]).alerts
         data.batch_history(src, 60)
         data.latest_upkeep(src)
         data.quality_history(src, 60)
