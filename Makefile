@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test test-fast chaos clean-state bench bench-quick soak notebooks notebooks-strip
+.PHONY: setup up down status demo test test-fast chaos clean-state bench bench-quick soak drift notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
@@ -59,6 +59,10 @@ notebooks-strip:
 # Forget the local stack's data, the lake and checkpoints (keeps .venv and the jar cache).
 clean-state: down
 	rm -rf var
+
+# Drift of the last hour of the local lake against the current model (fraud.drift), into PostgreSQL.
+drift: up
+	@.venv/bin/spark-submit jobs/drift.py --config conf/local.yaml
 
 # The soak test (benchmarks/soak.py): the job at normal load for 60 minutes (SOAK_ARGS="--minutes 30"
 # to change), maintenance every 15, first 10 minutes against the last; benchmarks/results/soak.*.

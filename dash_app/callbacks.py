@@ -158,6 +158,15 @@ def model_view(app_ctx: AppContext, version: str | None, action: str | None):
             figures.confusion_matrix(metrics.get("confusion_matrix")), layout.model_versions(registry))
 
 
+def drift_view(app_ctx: AppContext):
+    from fraud.drift import FLAG
+
+    try:
+        return figures.drift_psi(data.latest_drift(app_ctx.source), FLAG)
+    except data.SourceDown:
+        return figures.empty("PostgreSQL unavailable")
+
+
 def pipeline_view(app_ctx: AppContext, time_range: str | None):
     """(status, cost cards, durations, layers, throughput, latency, quarantine, state, upkeep)."""
     try:
@@ -243,6 +252,12 @@ def register(app, app_ctx: AppContext) -> None:
         trigger = dash_ctx.triggered_id
         action = trigger.removeprefix("model-") if trigger in ("model-promote", "model-rollback") else None
         return model_view(app_ctx, version, action)
+
+    @app.callback(Output("model-drift", "figure"), Input("tick", "n_intervals"), Input("url", "pathname"))
+    def refresh_drift(_, path):
+        if path != "/model":
+            raise PreventUpdate
+        return drift_view(app_ctx)
 
     @app.callback(
         Output("p-status", "children"), Output("p-cost", "children"), Output("p-durations", "figure"),

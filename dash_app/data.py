@@ -404,6 +404,13 @@ def model_registry(config: Config) -> dict:
 
 # --- pipeline page ---------------------------------------------------------------------
 
+def latest_drift(src: DataSource) -> list[dict]:
+    """The last drift run (fraud.drift): PSI per model input and for the fraud score."""
+    return src.rows("SELECT computed_at, model_version, window_start, window_end, rows, feature, psi, flagged"
+                    " FROM drift_results WHERE computed_at = (SELECT max(computed_at) FROM drift_results)"
+                    " ORDER BY psi DESC NULLS LAST, feature")
+
+
 def batch_history(src: DataSource, window_min: int, limit: int = 2000) -> list[dict]:
     """Recent micro-batches, oldest first."""
     rows = src.rows(

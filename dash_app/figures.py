@@ -129,6 +129,20 @@ def latency(batches: list[dict]) -> go.Figure:
                   "Detection latency (produced -> alert committed)", "ms")
 
 
+def drift_psi(rows: list[dict], flag: float) -> go.Figure:
+    """PSI per input of the last drift run, largest first; bars above ``flag`` in red."""
+    title = "Drift: live window against the training reference (PSI)"
+    if not rows:
+        return empty("no drift measured yet (python -m fraud.model drift)", title)
+    r0 = rows[0]
+    fig = go.Figure(go.Bar(x=[r["feature"] for r in rows], y=[r["psi"] for r in rows],
+                           marker_color=["#c0392b" if r["flagged"] else "#41ab5d" for r in rows]))
+    fig.add_hline(y=flag, line_dash="dash", annotation_text=f"flag above {flag}")
+    fig.update_layout(**_LAYOUT, title=f"{title}: model {r0['model_version']}, {r0['rows']:,} rows,"
+                      f" {r0['window_start']:%H:%M}-{r0['window_end']:%H:%M} UTC", yaxis_title="PSI")
+    return fig
+
+
 def state_size(batches: list[dict]) -> go.Figure:
     """The velocity state after each batch: rows (TTL bounds them) and RocksDB's memory (bounded)."""
     return _lines(batches, {

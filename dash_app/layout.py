@@ -278,6 +278,7 @@ def model_page() -> html.Div:
         html.Div(id="model-summary"),
         html.Div([dcc.Graph(id="model-f1"), dcc.Graph(id="model-importances")], className="two-col"),
         dcc.Graph(id="model-confusion"),
+        dcc.Graph(id="model-drift"),
         html.H3("Versions"),
         html.Div(id="model-history"),
     ], id="model-page")

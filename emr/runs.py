@@ -70,6 +70,15 @@ JOB_KINDS = {
         "spark.dynamicAllocation.enabled": "true",
         "spark.dynamicAllocation.maxExecutors": "2",
     }),
+    # An hour of silver and gold: one aggregation per table, on the driver's own cores.
+    "drift": JobKind("BATCH", "fraud-drift", {
+        "spark.driver.cores": "2",
+        "spark.driver.memory": "7g",
+        "spark.executor.cores": "2",
+        "spark.executor.memory": "7g",
+        "spark.dynamicAllocation.enabled": "true",
+        "spark.dynamicAllocation.maxExecutors": "1",
+    }),
 }
 
 

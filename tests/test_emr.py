@@ -78,7 +78,7 @@ def release():
         archive=f"{bucket}/aaaa/fraud_env.tar.gz",
         config=f"{bucket}/bbbb/aws.yaml",
         entry_points={"stream": f"{bucket}/cccc/stream_fraud.py", "train": f"{bucket}/dddd/train_model.py",
-                      "maintain": f"{bucket}/gggg/maintain_lake.py"},
+                      "maintain": f"{bucket}/gggg/maintain_lake.py", "drift": f"{bucket}/hhhh/drift.py"},
         jars=(f"{bucket}/eeee/delta-spark_2.13-4.2.0.jar", f"{bucket}/ffff/aws-msk-iam-auth-2.3.6.jar"),
     )
 
@@ -131,8 +131,8 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     config = ROOT / "conf" / "aws.yaml"
     jar = tmp_path / "aws-msk-iam-auth-2.3.6.jar"
     jar.write_bytes(b"PK fake jar")
-    files = [archive, config, *(ROOT / "jobs" / name for name in ("stream_fraud.py", "train_model.py", "maintain_lake.py")),
-             jar]
+    files = [archive, config, *(ROOT / "jobs" / name for name in ("stream_fraud.py", "train_model.py", "maintain_lake.py",
+                                                                  "drift.py")), jar]
     bucket = "fraud-dev-artifacts-123456789012"
     keys = [f"emr/{file_digest(f)[:16]}/{f.name}" for f in files]
 
@@ -156,7 +156,7 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     assert first.archive == f"s3://{bucket}/{keys[0]}"
     assert first.config_name == "aws.yaml"
     assert first.entry_points == {"stream": f"s3://{bucket}/{keys[2]}", "train": f"s3://{bucket}/{keys[3]}",
-                                  "maintain": f"s3://{bucket}/{keys[4]}"}
+                                  "maintain": f"s3://{bucket}/{keys[4]}", "drift": f"s3://{bucket}/{keys[5]}"}
 
 
 def test_upload_refuses_a_missing_or_wrong_archive_before_any_request(tmp_path):
@@ -237,6 +237,12 @@ def test_train_request_is_a_bounded_batch_run(deployment, release):
     assert request["executionTimeoutMinutes"] == 240
     assert request["jobDriver"]["sparkSubmit"]["entryPoint"] == release.entry_points["train"]
     assert request["jobDriver"]["sparkSubmit"]["entryPointArguments"] == ["--config", "aws.yaml", *args]
+
+
+def test_drift_request_runs_the_drift_job_in_batch(deployment, release):
+    request = runs.start_job_run_request("drift", deployment, release)
+    assert (request["mode"], request["name"]) == ("BATCH", "fraud-drift")
+    assert request["jobDriver"]["sparkSubmit"]["entryPoint"] == release.entry_points["drift"]
 
 
 def test_maintain_request_runs_the_maintenance_job_in_batch(deployment, release):

@@ -110,6 +110,27 @@ def test_the_stream_scored_the_live_runs_as_mllib_does(pipeline, live_traffic, s
     assert streamed.filter("is_alert").count() > 100
 
 
+def test_drift_of_the_live_window_against_the_models_training_reference(pipeline, live_traffic, spark, capsys):
+    """`python -m fraud.model drift` (in process): the reference training stored with the model, the
+    live runs' hour of silver and gold, one PSI per input and for the score, recorded in PostgreSQL."""
+    from fraud.features import NUMERIC_FEATURES
+    from fraud.model.__main__ import main
+
+    live, futures = live_traffic
+    for future in futures.values():
+        future.result(timeout=900)
+    shutil.copytree(pipeline.root / "lake" / "models", live.root / "lake" / "models", dirs_exist_ok=True)
+    live.catch_up(spark)
+    assert main(["drift", "--json", "--config", str(live.config_path), "--window-minutes", "120"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    print(f"\nE2E drift of the live runs (both profiles at once): flagged {measured['flagged']}")
+    assert set(measured["psi"]) == {*NUMERIC_FEATURES, "fraud_score"} and measured["rows"] > 10_000
+    assert all(v >= 0 for v in measured["psi"].values())
+    with live.connect() as conn:
+        stored = dict(conn.execute("SELECT feature, psi FROM drift_results").fetchall())
+    assert stored == measured["psi"]
+
+
 def test_stream_and_batch_compute_identical_features(pipeline, spark):
     """The velocity function gives the same values in the stream (state store) and in batch."""
     bronze = (lake(spark, pipeline, "bronze")

@@ -261,6 +261,7 @@ class PostgresRetention:
 
     batch_metrics: int
     quality_results: int
+    drift_results: int
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,13 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
         return TrainingResult(None, metrics, failures, training_seconds, 0, False)
 
     version = registry.next_version()
+    from fraud.drift import reference
+    from fraud.score import with_scores
+
+    # What live traffic is compared with for drift (fraud.drift): the training rows' inputs, the
+    # held-out rows' fraud scores.
+    scored = with_scores(model.transform(eval_df), config, version, metrics["alert_threshold"])
+    drift_reference = reference(train_df, scored)
     model.write().overwrite().save(registry.model_path(version))
     size = _size_bytes(registry.model_path(version))
     metadata = {
@@ -63,7 +70,7 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
         "metrics": metrics, "alert_threshold": metrics["alert_threshold"], "features": FEATURE_COLUMNS,
         "classes": list(MODEL_CLASSES),
         "training_data": training_data, "code_revision": _code_revision(), "params": _params(config),
-        "training_seconds": training_seconds, "model_size_bytes": size,
+        "training_seconds": training_seconds, "model_size_bytes": size, "drift_reference": drift_reference,
     }
     registry.write_metadata(version, metadata)
     do_promote = promote if promote is not None else registry.current_version() is None
