@@ -43,9 +43,10 @@ pytestmark = pytest.mark.integration
 
 RANDOM_KILLS = int(os.environ.get("FRAUD_CHAOS_KILLS", "2"))
 # A unit of database work is retried for backoff 0.5 + 1 + 2 s plus, per retry, a wait of up to
-# 2 x connect_timeout_s for a pooled connection: ~9.5 s (conf/local.yaml: 15.5 + 5 x 10 s). A 3 s
-# outage (~4-5 s without a server, its restart included) is ridden out in the batch; a 25 s one
-# fails the batch, and the job waits for the server (up to 120 s) and resumes.
+# 2 x connect_timeout_s for a pooled connection: ~9.5 s (conf/local.yaml: 15.5 + 5 x 10 s); the
+# checkpoint lock waits for the server the same way before it is taken again. A 3 s outage (~4-5 s
+# without a server, its restart included) is ridden out in the batch; a 25 s one fails the batch,
+# and the job waits for the server (up to 120 s) and resumes.
 SCALED_RETRIES = {"alerts__max_retries": 3, "alerts__retry_backoff_s": 0.5, "postgres__connect_timeout_s": 1,
                   "postgres__outage_wait_s": 120}
 SHORT_OUTAGE_S, LONG_OUTAGE_S = 3, 25

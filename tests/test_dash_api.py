@@ -157,7 +157,7 @@ def test_alert_actions_by_json_and_form_with_who_and_when(app, seeded):  # noqa:
 SCHEMATHESIS = ROOT / ".venv-schemathesis" / "bin" / "schemathesis"
 
 
-def test_schemathesis_finds_no_failure_against_the_running_app(app):
+def test_schemathesis_finds_no_failure_against_the_running_app(app, tmp_path):
     """Every operation of /api/openapi.json but the one that starts simulator runs, with generated
     valid and invalid input, against the app served over HTTP: answers conform to the document
     (status codes, content types, schemas), no server error, invalid input refused."""
@@ -172,7 +172,7 @@ def test_schemathesis_finds_no_failure_against_the_running_app(app):
         result = subprocess.run(
             [str(SCHEMATHESIS), "--no-color", "run", f"http://127.0.0.1:{server.server_port}/api/openapi.json",
              "--checks", "all", "--exclude-operation-id", "startLoadTest", "--max-examples", "40",
-             "--seed", "20261204"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+             "--seed", "20261204"], capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache there
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -125,3 +125,16 @@ def test_registry_promote_rollback_and_hot_swap(small_model, tmp_path, spark):
         registry.rollback()
     with pytest.raises(UserError, match="v0042 is not in the registry"):
         registry.promote("v0042")
+
+
+def test_model_cli_dispatches_each_command_and_refuses_bad_arguments_in_one_line(config, tmp_path, monkeypatch):
+    """``python -m fraud.model``, in process, on an empty registry: each command reaches its own branch."""
+    from fraud.model import __main__ as model_cli
+
+    empty = dataclasses.replace(config, lake_root=str(tmp_path / "lake"), models_root=str(tmp_path / "models"))
+    monkeypatch.setattr(model_cli, "load_config", lambda path: empty)
+    for argv, message in [(["promote"], "promote needs a version"), (["show"], "no current model"),
+                          (["drift"], "no current model"), (["rollback"], "nothing to roll back to"),
+                          (["drift", "--window-minutes", "0"], "--window-minutes must be at least 1")]:
+        with pytest.raises(UserError, match=message):
+            model_cli.main(argv)

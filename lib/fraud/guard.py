@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from fraud.cli import UserError
 from fraud.config import Config
@@ -81,8 +82,9 @@ def lock_key(checkpoint: str) -> int:
 class CheckpointLock:
     """Held for the job's lifetime on its own autocommit connection."""
 
-    def __init__(self, dsn: str, checkpoint: str, retry: RetryPolicy = NO_RETRY):
-        self.dsn = dsn
+    def __init__(self, pool: ConnectionPool, checkpoint: str, retry: RetryPolicy = NO_RETRY):
+        self.pool = pool
+        self.dsn = pool.conninfo
         self.checkpoint = checkpoint
         self.retry = retry
         self._conn: psycopg.Connection | None = None
@@ -117,6 +119,9 @@ class CheckpointLock:
         except psycopg.OperationalError:
             self._conn.close()
         log.warning("the checkpoint lock's PostgreSQL session was lost; taking the lock again")
+        # A refused connection fails at once: wait for the server the way the batch's other database
+        # work does (the pool's reconnects within each retry), so the lock rides out the same outages.
+        self.retry.run(self.pool, lambda conn: None, "checkpoint lock: server")
         self.retry.call(self._acquire, "checkpoint lock")
 
     def __exit__(self, *exc) -> None:

@@ -58,7 +58,7 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
     listener = LagListener(metrics)
     spark.streams.addListener(listener)
     try:
-        with CheckpointLock(pool.conninfo, checkpoint, retry) as lock:
+        with CheckpointLock(pool, checkpoint, retry) as lock:
             models = ModelHolder(Registry.for_config(config), config.alerts.threshold)
             models.load_in_background()
             check_checkpoint(config, checkpoint)

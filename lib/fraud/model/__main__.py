@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                 "macro_f1": registry.entry(v).metadata["metrics"]["macro_f1"]} for v in registry.versions()]
     elif args.command == "drift":
         out = drift(config, registry, args.window_minutes)
+    elif args.command == "promote":
         if not args.version:
             raise UserError("promote needs a version, e.g. `python -m fraud.model promote v0002`")
         out = promote_version(config, args.version)
