@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test test-fast chaos clean-state bench bench-quick soak drift notebooks notebooks-strip
+.PHONY: setup up down status demo test test-fast chaos clean-state bench bench-quick soak drift retrain notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
@@ -63,6 +63,11 @@ clean-state: down
 # Drift of the last hour of the local lake against the current model (fraud.drift), into PostgreSQL.
 drift: up
 	@.venv/bin/spark-submit jobs/drift.py --config conf/local.yaml
+
+# Retrain on the last 30 days of the local silver with the analysts' verdicts; registered as the
+# challenger if it passes the gate (RETRAIN_ARGS="--days 7" to change), never promoted.
+retrain: up
+	@.venv/bin/spark-submit jobs/retrain.py --config conf/local.yaml $(RETRAIN_ARGS)
 
 # The soak test (benchmarks/soak.py): the job at normal load for 60 minutes (SOAK_ARGS="--minutes 30"
 # to change), maintenance every 15, first 10 minutes against the last; benchmarks/results/soak.*.

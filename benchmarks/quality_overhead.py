@@ -40,13 +40,14 @@ def main() -> None:
 
     from fraud.alerts import AlertSink
     from fraud.config import load_config
-    from fraud.db import make_pool, migrate, postgres_dsn
+    from fraud.db import NO_RETRY, make_pool, migrate, postgres_dsn
     from fraud.metrics import BatchMetrics
     from fraud.parse import kafka_records
     from fraud.pipeline import batch_records
     from fraud.quality.stream import StreamQuality
     from fraud.registry import Registry
     from fraud.score import ModelHolder
+    from fraud.shadow import ShadowSink
     from fraud.sinks import BatchWriter, LakeWriter
     from fraud.spark import build_session
 
@@ -72,7 +73,8 @@ def main() -> None:
         config = replace(config, lake_root=str(work / f"lake-{uuid.uuid4().hex[:8]}"))
         models, metrics = ModelHolder(Registry.for_config(config)), BatchMetrics(pool)
         with LakeWriter(spark, config, str(checkpoint), models, metrics) as lake:
-            writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake)
+            writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake,
+                                 ShadowSink(pool, NO_RETRY))
             t0 = time.perf_counter()
             writer(batch_records(records, config, quality), batch_id)
             lake.flush()

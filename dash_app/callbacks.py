@@ -167,6 +167,14 @@ def drift_view(app_ctx: AppContext):
         return figures.empty("PostgreSQL unavailable")
 
 
+def challenger_view(app_ctx: AppContext):
+    try:
+        return layout.challenger_comparison(data.shadow_comparison(app_ctx.source,
+                                                                   data.model_registry(app_ctx.config)))
+    except data.SourceDown as err:
+        return layout.source_down(str(err))
+
+
 def pipeline_view(app_ctx: AppContext, time_range: str | None):
     """(status, cost cards, durations, layers, throughput, latency, quarantine, state, upkeep)."""
     try:
@@ -258,6 +266,12 @@ def register(app, app_ctx: AppContext) -> None:
         if path != "/model":
             raise PreventUpdate
         return drift_view(app_ctx)
+
+    @app.callback(Output("model-challenger", "children"), Input("tick", "n_intervals"), Input("url", "pathname"))
+    def refresh_challenger(_, path):
+        if path != "/model":
+            raise PreventUpdate
+        return challenger_view(app_ctx)
 
     @app.callback(
         Output("p-status", "children"), Output("p-cost", "children"), Output("p-durations", "figure"),

@@ -399,7 +399,19 @@ def model_registry(config: Config) -> dict:
     except (OSError, UserError) as err:
         raise SourceDown(f"model registry unavailable ({config.table_path('models')}): {err}") from None
     return {"current": pointer.get("version"), "history": pointer.get("history", []),
-            "promoted_at": pointer.get("promoted_at"), "versions": versions}
+            "promoted_at": pointer.get("promoted_at"), "versions": versions,
+            "challenger": registry.challenger_version()}
+
+
+def shadow_comparison(src: DataSource, registry: dict) -> dict | None:
+    """The current model against the challenger on the traffic scored by both (fraud.shadow), or
+    None when no challenger was scored beside it."""
+    from fraud.shadow import compare_with_challenger
+
+    if registry["current"] is None:
+        return None
+    with src.connection() as conn:
+        return compare_with_challenger(conn, registry["current"], registry["challenger"])
 
 
 # --- pipeline page ---------------------------------------------------------------------

@@ -279,6 +279,8 @@ def model_page() -> html.Div:
         html.Div([dcc.Graph(id="model-f1"), dcc.Graph(id="model-importances")], className="two-col"),
         dcc.Graph(id="model-confusion"),
         dcc.Graph(id="model-drift"),
+        html.H3("Champion and challenger"),
+        html.Div(id="model-challenger"),
         html.H3("Versions"),
         html.Div(id="model-history"),
     ], id="model-page")
@@ -294,9 +296,48 @@ def model_summary(registry: dict, version: str) -> html.Table:
             ["sequence recall", _fmt(seq.get("recall"), 4)], ["held-out events", _fmt(metrics.get("events"))],
             ["alert threshold", _fmt(meta.get("alert_threshold"), 2)],
             *_out_of_profile_rows(metrics.get("out_of_profile")),
-            ["training data", ", ".join(meta.get("training_data", {}).get("train", {}).get("test_ids", []))],
+            ["training data", _training_data(meta.get("training_data", {}))],
             ["code revision", meta.get("code_revision")], ["training seconds", _fmt(meta.get("training_seconds"))]]
     return _table("model-metrics", ["", "value"], rows)
+
+
+def _training_data(data: dict) -> str:
+    if "retrain" in data:  # jobs/retrain.py
+        retrain = data["retrain"]
+        return f"silver of the last {retrain['days']} days, {retrain['verdicts']:,} analyst verdicts"
+    return ", ".join(data.get("train", {}).get("test_ids", []))
+
+
+# Rows of the champion/challenger table: (label, section of fraud.shadow.compare, figure, digits).
+_COMPARED = [
+    ("accuracy against ground truth", "ground_truth", "accuracy", 4),
+    ("macro F1 against ground truth", "ground_truth", "macro_f1", 4),
+    ("fraud rows alerted (ground truth)", "ground_truth", "fraud_rows_alerted", 4),
+    ("alerts on fraud (ground truth)", "ground_truth", "alerts_on_fraud", 4),
+    ("alerted rows", "ground_truth", "alerts", 0),
+    ("accuracy against analyst verdicts", "verdicts", "accuracy", 4),
+    ("confirmed fraud alerted (verdicts)", "verdicts", "fraud_rows_alerted", 4),
+]
+
+
+def challenger_comparison(compared: dict | None) -> html.Div:
+    """Both models on the same traffic (``python -m fraud.model compare``), side by side."""
+    if compared is None:
+        return html.P("No challenger scored beside the current model: set one with "
+                      "python -m fraud.model challenger VERSION, or let jobs/retrain.py register one.",
+                      className="empty")
+    rows = [[label, *(_fmt(compared[section][role].get(key), digits) for role in ("champion", "challenger"))]
+            for label, section, key, digits in _COMPARED]
+    agreement = compared["agreement"]
+    return html.Div([
+        html.P(f"{compared['rows']:,} rows scored by both from {compared['from']} to {compared['to']}; "
+               f"{compared['ground_truth']['rows']:,} with ground truth, {compared['verdicts']['transactions']:,} "
+               f"under analyst verdicts; same class on {_fmt(agreement['same_class'], 4)}, alerts only the "
+               f"champion raised {agreement['alerts_champion_only']:,}, only the challenger "
+               f"{agreement['alerts_challenger_only']:,}."),
+        _table("model-challenger-table", ["", f"champion {compared['champion']}",
+                                          f"challenger {compared['challenger']} (shadow)"], rows),
+    ])
 
 
 def _out_of_profile_rows(oop: dict | None) -> list[list]:
@@ -313,7 +354,8 @@ def model_versions(registry: dict) -> html.Table:
     rows = []
     for version, meta in sorted(registry["versions"].items(), reverse=True):
         metrics = meta.get("metrics", {})
-        state = "current" if version == registry["current"] else ("promoted before" if version in history else "")
+        state = ("current" if version == registry["current"] else "challenger" if version == registry["challenger"]
+                 else "promoted before" if version in history else "")
         rows.append([version, meta.get("created_at"), _fmt(metrics.get("accuracy"), 4),
                      _fmt(metrics.get("macro_f1"), 4), state])
     return _table("model-versions", ["version", "created", "accuracy", "macro F1", ""], rows,

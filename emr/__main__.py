@@ -19,8 +19,8 @@ DEFAULT_ARCHIVE = ROOT / "dist" / "fraud_env.tar.gz"
 DEFAULT_CONFIG = ROOT / "conf" / "aws.yaml"
 DEFAULT_SCHEDULES = ROOT / "terraform" / "environments" / "dev" / "schedules.auto.tfvars.json"
 # Batch jobs that run on a schedule (terraform/modules/schedules) and when, by default (UTC): lake
-# maintenance daily, at night; drift hourly.
-SCHEDULABLE = {"maintain": "cron(0 3 * * ? *)", "drift": "rate(1 hour)"}
+# maintenance daily, at night; drift hourly; retraining weekly, Monday night (a challenger to compare).
+SCHEDULABLE = {"maintain": "cron(0 3 * * ? *)", "drift": "rate(1 hour)", "retrain": "cron(0 4 ? * MON *)"}
 
 
 def _parser() -> ArgumentParser:

@@ -37,6 +37,16 @@ class JobKind:
     resources: dict[str, str]
 
 
+# Training and retraining: fitting the forest on silver, up to four 4-vCPU executors.
+_TRAINING = {
+    "spark.driver.cores": "4",
+    "spark.driver.memory": "14g",
+    "spark.executor.cores": "4",
+    "spark.executor.memory": "14g",
+    "spark.dynamicAllocation.enabled": "true",
+    "spark.dynamicAllocation.maxExecutors": "4",
+}
+
 JOB_KINDS = {
     # One 4-vCPU executor carries normal load (10K events/min); dynamic allocation adds
     # up to three more for peaks, within the application's maximum capacity. The driver as large
@@ -53,14 +63,9 @@ JOB_KINDS = {
         "spark.dynamicAllocation.initialExecutors": "1",
         "spark.dynamicAllocation.maxExecutors": "4",
     }),
-    "train": JobKind("BATCH", "fraud-train", {
-        "spark.driver.cores": "4",
-        "spark.driver.memory": "14g",
-        "spark.executor.cores": "4",
-        "spark.executor.memory": "14g",
-        "spark.dynamicAllocation.enabled": "true",
-        "spark.dynamicAllocation.maxExecutors": "4",
-    }),
+    "train": JobKind("BATCH", "fraud-train", _TRAINING),
+    # The last 30 days of silver: the stream's weeks at normal load are tens of millions of rows.
+    "retrain": JobKind("BATCH", "fraud-retrain", _TRAINING),
     # Compaction rewrites a day's small files per partition; VACUUM lists and deletes from the driver.
     "maintain": JobKind("BATCH", "fraud-maintain", {
         "spark.driver.cores": "2",

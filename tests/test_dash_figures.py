@@ -80,3 +80,18 @@ def test_why_an_alert_fired_in_words():
     assert reasons(top[:1], 90) == ["12 transactions by this actor in 90 s (+0.31)"]
     assert reasons(None, 300) == []
     assert set(NUMERIC_FEATURES) == set(_PHRASES), "every model input has its phrase"
+
+
+def test_champion_and_challenger_side_by_side():
+    figures_of = {"rows": 10, "accuracy": 0.9, "macro_f1": 0.8, "alerts": 3, "fraud_rows_alerted": 0.75,
+                  "alerts_on_fraud": 0.6667}
+    compared = {"champion": "v0001", "challenger": "v0002", "rows": 12, "from": "t0", "to": "t1",
+                "agreement": {"same_class": 0.9, "alerts_champion_only": 1, "alerts_challenger_only": 2,
+                              "alerts_both": 3},
+                "ground_truth": {"rows": 10, "champion": figures_of, "challenger": {**figures_of, "accuracy": 0.95}},
+                "verdicts": {"transactions": 0, "champion": {"rows": 0}, "challenger": {"rows": 0}}}
+    shown = str(layout.challenger_comparison(compared))
+    assert "champion v0001" in shown and "challenger v0002 (shadow)" in shown
+    assert "0.9000" in shown and "0.9500" in shown and "n/a" in shown  # no verdicts yet: n/a, not 0
+    assert "only the challenger 2" in shown
+    assert "No challenger scored" in str(layout.challenger_comparison(None))

@@ -78,7 +78,8 @@ def release():
         archive=f"{bucket}/aaaa/fraud_env.tar.gz",
         config=f"{bucket}/bbbb/aws.yaml",
         entry_points={"stream": f"{bucket}/cccc/stream_fraud.py", "train": f"{bucket}/dddd/train_model.py",
-                      "maintain": f"{bucket}/gggg/maintain_lake.py", "drift": f"{bucket}/hhhh/drift.py"},
+                      "maintain": f"{bucket}/gggg/maintain_lake.py", "drift": f"{bucket}/hhhh/drift.py",
+                      "retrain": f"{bucket}/iiii/retrain.py"},
         jars=(f"{bucket}/eeee/delta-spark_2.13-4.2.0.jar", f"{bucket}/ffff/aws-msk-iam-auth-2.3.6.jar"),
     )
 
@@ -131,8 +132,7 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     config = ROOT / "conf" / "aws.yaml"
     jar = tmp_path / "aws-msk-iam-auth-2.3.6.jar"
     jar.write_bytes(b"PK fake jar")
-    files = [archive, config, *(ROOT / "jobs" / name for name in ("stream_fraud.py", "train_model.py", "maintain_lake.py",
-                                                                  "drift.py")), jar]
+    files = [archive, config, *(ROOT / path for path in ENTRY_POINTS.values()), jar]
     bucket = "fraud-dev-artifacts-123456789012"
     keys = [f"emr/{file_digest(f)[:16]}/{f.name}" for f in files]
 
@@ -155,8 +155,7 @@ def test_upload_is_content_addressed_and_skips_what_is_there(tmp_path):
     assert first == second
     assert first.archive == f"s3://{bucket}/{keys[0]}"
     assert first.config_name == "aws.yaml"
-    assert first.entry_points == {"stream": f"s3://{bucket}/{keys[2]}", "train": f"s3://{bucket}/{keys[3]}",
-                                  "maintain": f"s3://{bucket}/{keys[4]}", "drift": f"s3://{bucket}/{keys[5]}"}
+    assert first.entry_points == {kind: f"s3://{bucket}/{key}" for kind, key in zip(ENTRY_POINTS, keys[2:])}
 
 
 def test_upload_refuses_a_missing_or_wrong_archive_before_any_request(tmp_path):

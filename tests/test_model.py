@@ -126,6 +126,20 @@ def test_registry_promote_rollback_and_hot_swap(small_model, tmp_path, spark):
     with pytest.raises(UserError, match="v0042 is not in the registry"):
         registry.promote("v0042")
 
+    # A challenger: scored beside the current model until it is promoted or unset.
+    assert holder.challenger() is None
+    with pytest.raises(UserError, match="v0001 is the current model"):
+        registry.set_challenger("v0001")
+    registry.set_challenger("v0002")
+    challenger = holder.challenger()
+    assert challenger.version == "v0002" and holder.challenger() is challenger, "loaded once, reused"
+    assert holder.current().version == "v0001"
+    registry.set_challenger(None)
+    assert holder.challenger() is None
+    registry.set_challenger("v0002")
+    registry.promote("v0002")
+    assert registry.challenger_version() is None and holder.challenger() is None, "promoted: nothing to shadow"
+
 
 def test_model_cli_dispatches_each_command_and_refuses_bad_arguments_in_one_line(config, tmp_path, monkeypatch):
     """``python -m fraud.model``, in process, on an empty registry: each command reaches its own branch."""
@@ -134,6 +148,8 @@ def test_model_cli_dispatches_each_command_and_refuses_bad_arguments_in_one_line
     empty = dataclasses.replace(config, lake_root=str(tmp_path / "lake"), models_root=str(tmp_path / "models"))
     monkeypatch.setattr(model_cli, "load_config", lambda path: empty)
     for argv, message in [(["promote"], "promote needs a version"), (["show"], "no current model"),
+                          (["challenger"], "challenger needs a version"), (["compare"], "no current model"),
+                          (["challenger", "v0009"], "v0009 is not in the registry"),
                           (["drift"], "no current model"), (["rollback"], "nothing to roll back to"),
                           (["drift", "--window-minutes", "0"], "--window-minutes must be at least 1")]:
         with pytest.raises(UserError, match=message):

@@ -18,7 +18,7 @@ from fraud.alerts import AlertSink
 from fraud.classes import MODEL_CLASSES
 from fraud.cli import UserError
 from fraud.config import ConfigError
-from fraud.db import make_pool
+from fraud.db import NO_RETRY, make_pool
 from fraud.metrics import BatchMetrics
 from fraud.model.forest import with_label
 from fraud.model.training import train_and_register
@@ -29,6 +29,7 @@ from fraud.quality.stream import StreamQuality
 from fraud.quality.suites import EVENT_SUITE
 from fraud.registry import Registry
 from fraud.score import ModelHolder
+from fraud.shadow import ShadowSink
 from fraud.sinks import BatchCounts, BatchWriter, LakeWriter
 
 from conftest import ROOT
@@ -85,7 +86,8 @@ def writer(spark, config, stack, tmp_path):
     models, metrics = ModelHolder(Registry.for_config(cfg)), BatchMetrics(pool)
     try:
         with LakeWriter(spark, cfg, str(checkpoint), models, metrics) as lake:
-            yield BatchWriter(cfg, models, AlertSink(cfg, pool), metrics, StreamQuality(cfg, pool), lake), dsn, cfg
+            yield (BatchWriter(cfg, models, AlertSink(cfg, pool), metrics, StreamQuality(cfg, pool), lake,
+                               ShadowSink(pool, NO_RETRY)), dsn, cfg)
     finally:
         pool.close()
 

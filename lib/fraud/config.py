@@ -262,6 +262,8 @@ class PostgresRetention:
     batch_metrics: int
     quality_results: int
     drift_results: int
+    shadow_outcomes: int
+    shadow_alerts: int
 
 
 @dataclass(frozen=True)

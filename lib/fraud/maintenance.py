@@ -53,11 +53,12 @@ ARCHIVE_TABLE = "alerts_archive"
 TABLES = ("bronze", "silver", "gold", "quarantine", ARCHIVE_TABLE)
 # What the Dash pipeline page and the soak test follow the size of.
 POSTGRES_TABLES = ("alerts", "alert_transactions", "alert_actions", "batch_metrics", "quality_results",
-                   "sink_progress", "drift_results")
+                   "sink_progress", "drift_results", "shadow_outcomes", "shadow_alerts")
 
 # PostgreSQL tables whose old rows expire (``PostgresRetention``'s fields) -> the column that dates
 # a row (indexed).
-EXPIRING_ROWS = {"batch_metrics": "finished_at", "quality_results": "validated_at", "drift_results": "computed_at"}
+EXPIRING_ROWS = {"batch_metrics": "finished_at", "quality_results": "validated_at", "drift_results": "computed_at",
+                 "shadow_outcomes": "scored_at", "shadow_alerts": "scored_at"}
 _CHUNK_ROWS = 10_000
 
 

@@ -3,11 +3,13 @@
 Layout::
 
     models/current.json                 {"version": "v0003", "history": ["v0001", "v0003"]}
+    models/challenger.json              {"version": "v0004"}: scored in shadow (fraud.shadow), never alerting
     models/versions/v0003/model/        Spark PipelineModel
     models/versions/v0003/metadata.json metrics, features, training data snapshot, code revision
 
-Promotion rewrites ``current.json`` (a single small object: atomic on S3, renamed into
-place locally); the running job reads it between micro-batches.
+Promotion rewrites ``current.json`` (a single small object: atomic on S3, renamed into place
+locally), and clears ``challenger.json`` when it named the promoted version; the running job
+reads both between micro-batches.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class Registry:
     def current_version(self) -> str | None:
         return self.pointer()["version"]
 
+    def challenger_version(self) -> str | None:
+        return (self._read_json("challenger.json") or {}).get("version")
+
     def entry(self, version: str) -> ModelEntry:
         metadata = self._read_json(f"versions/{version}/metadata.json")
         if metadata is None:
@@ -88,6 +93,18 @@ class Registry:
         history = [v for v in pointer["history"] if v != version] + [version]
         new = {"version": version, "history": history, "promoted_at": datetime.now(timezone.utc).isoformat()}
         self._write_json("current.json", new)
+        if self.challenger_version() == version:
+            self.set_challenger(None)  # the challenger won: nothing left to shadow
+        return new
+
+    def set_challenger(self, version: str | None) -> dict:
+        """Score ``version`` beside the current model from the next micro-batch on (``None``: stop)."""
+        if version is not None:
+            self.entry(version)  # must exist
+            if version == self.current_version():
+                raise UserError(f"{version} is the current model: a challenger must be another version")
+        new = {"version": version, "set_at": datetime.now(timezone.utc).isoformat()}
+        self._write_json("challenger.json", new)
         return new
 
     def rollback(self) -> dict:

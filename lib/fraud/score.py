@@ -129,6 +129,8 @@ class ModelHolder:
         self._loaded: LoadedModel | None = None
         self._warned = False
         self._lock = threading.Lock()
+        self._challenger: LoadedModel | None = None
+        self._challenger_lock = threading.Lock()  # apart: a challenger loading never holds up ``current``
 
     def load_in_background(self) -> None:
         """Load the current model in a thread of its own: a cold load is ~13 s of Spark jobs on 2
@@ -138,14 +140,27 @@ class ModelHolder:
         def load():
             try:
                 self.current()
+                self.challenger()
             except Exception:  # the first batch loads it again and fails there if it must
-                log.warning("could not load the model ahead of the first batch", exc_info=True)
+                log.warning("could not load the models ahead of the first batch", exc_info=True)
 
         threading.Thread(target=load, name="model-load", daemon=True).start()
 
     def current(self) -> LoadedModel | None:
         with self._lock:
             return self._current()
+
+    def challenger(self) -> LoadedModel | None:
+        """The challenger to score in shadow (``fraud.shadow``), or None. Called after the batch's
+        alerts are committed: loading a new one (seconds, once per ``python -m fraud.model
+        challenger``) delays the next batch, never this batch's detection."""
+        version = self.registry.challenger_version()
+        with self._challenger_lock:
+            if version is None:
+                self._challenger = None
+            elif self._challenger is None or self._challenger.version != version:
+                self._challenger = self._load(version, "shadow-scoring with challenger")
+            return self._challenger
 
     def version(self, version: str) -> LoadedModel:
         """A given registered version (the lake writer re-scores a batch with the model that scored it)."""
@@ -165,7 +180,7 @@ class ModelHolder:
             self._loaded = self._load(version)
         return self._loaded
 
-    def _load(self, version: str) -> LoadedModel:
+    def _load(self, version: str, role: str = "scoring with model") -> LoadedModel:
         from pyspark.ml import PipelineModel
 
         entry = self.registry.entry(version)
@@ -173,5 +188,5 @@ class ModelHolder:
                      else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
         pipeline = PipelineModel.load(entry.model_path)
         mirror = PipelineMirror.of(pipeline, entry.model_path)  # a model the stream cannot score exactly fails here
-        log.info("scoring with model %s, alerts from fraud score %.2f", version, threshold)
+        log.info("%s %s, alerts from fraud score %.2f", role, version, threshold)
         return LoadedModel(version, pipeline, threshold, mirror)

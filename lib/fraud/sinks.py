@@ -40,6 +40,7 @@ from fraud.metrics import BatchMetrics
 from fraud.pipeline import to_bronze, to_quarantine, to_silver, with_batch_id
 from fraud.quality.stream import StreamQuality
 from fraud.score import LoadedModel, ModelHolder, score_table, with_scored_at
+from fraud.shadow import ShadowBatch, ShadowSink
 
 log = logging.getLogger(__name__)
 
@@ -302,10 +303,11 @@ class BatchWriter:
     """``foreachBatch(batch_df, batch_id)``: the alert path of one micro-batch, then its hand-off to the lake."""
 
     def __init__(self, config: Config, models: ModelHolder, alerts: AlertSink, metrics: BatchMetrics,
-                 quality: StreamQuality, lake: LakeWriter):
+                 quality: StreamQuality, lake: LakeWriter, shadow: ShadowSink):
         self.config = config
         self.models = models
         self.alerts = alerts
+        self.shadow = shadow  # the challenger's predictions (fraud.shadow)
         self.metrics = metrics
         self.quality = quality  # the stream's data-quality side (fraud.quality): results and GX checkpoints
         self.lake = lake
@@ -342,6 +344,11 @@ class BatchWriter:
         self.quality.after_batch(self.lake.query_id, batch_id, rows_df, counts.by_outcome)
         stage.seal(batch_id, rows_df, model.version if model else None)
         t = step("quality", t)
+        challenger = self.models.challenger() if gold is not None else None
+        if challenger is not None and challenger.version != model.version:
+            self.shadow.write(self.lake.query_id, batch_id,
+                              ShadowBatch(gold, score_table(silver, challenger, self.config)))
+            t = step("shadow", t)
 
         self.metrics.record(
             query_id=self.lake.query_id, batch_id=batch_id, started_at=started, input_rows_by_topic=counts.by_topic,

@@ -28,6 +28,7 @@ from fraud.pipeline import stream_records
 from fraud.quality.stream import StreamQuality
 from fraud.registry import Registry
 from fraud.score import ModelHolder
+from fraud.shadow import ShadowSink
 from fraud.sinks import BatchWriter, LakeWriter
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
                 # Every batch Spark committed reaches the lake before the job ends: those a crash cut
                 # short first (``recover``), those of this run when the query stops.
                 lake.recover()
-                writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake)
+                writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake,
+                                     ShadowSink(pool, retry))
 
                 def each_batch(batch_df: DataFrame, batch_id: int) -> None:
                     lock.ensure()  # its connection may have died with a database restart

@@ -1,6 +1,8 @@
-"""``python -m fraud.model show|list|promote VERSION|rollback|drift [--json]``: inspect and move the
-registry; ``drift`` measures the last ``--window-minutes`` of the lake against the current model's
-training reference (fraud.drift), stores it in PostgreSQL and prints it."""
+"""``python -m fraud.model show|list|promote VERSION|rollback|challenger VERSION|none|compare|drift
+[--json]``: inspect and move the registry. ``challenger`` sets the version the stream scores in
+shadow beside the current one (fraud.shadow), ``compare`` shows both on the traffic scored by both;
+``drift`` measures the last ``--window-minutes`` of the lake against the current model's training
+reference (fraud.drift), stores it in PostgreSQL and prints it."""
 
 import json
 
@@ -13,8 +15,9 @@ from fraud.registry import Registry
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m fraud.model",
                             description="Inspect and move the model registry; measure drift against the current model.")
-    parser.add_argument("command", choices=["show", "list", "promote", "rollback", "drift"])
-    parser.add_argument("version", nargs="?", help="version to promote (e.g. v0002)")
+    parser.add_argument("command", choices=["show", "list", "promote", "rollback", "challenger", "compare", "drift"])
+    parser.add_argument("version", nargs="?",
+                        help="promote: the version (e.g. v0002); challenger: the version, or `none` to stop")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--window-minutes", type=int, default=60, help="drift: the live window (default: %(default)s)")
@@ -30,9 +33,15 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"no current model in {registry.root_uri}: train one with jobs/train_model.py")
         out = summary(entry)
     elif args.command == "list":
-        current = registry.current_version()
-        out = [{"version": v, "current": v == current,
+        current, challenger = registry.current_version(), registry.challenger_version()
+        out = [{"version": v, "current": v == current, "challenger": v == challenger,
                 "macro_f1": registry.entry(v).metadata["metrics"]["macro_f1"]} for v in registry.versions()]
+    elif args.command == "challenger":
+        if not args.version:
+            raise UserError("challenger needs a version, or `none`: `python -m fraud.model challenger v0002`")
+        out = registry.set_challenger(None if args.version == "none" else args.version)
+    elif args.command == "compare":
+        out = compare(config, registry)
     elif args.command == "drift":
         out = drift(config, registry, args.window_minutes)
     elif args.command == "promote":
@@ -43,6 +52,23 @@ def main(argv: list[str] | None = None) -> int:
         out = rollback_version(config)
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
+
+
+def compare(config, registry: Registry) -> dict:
+    """The current model and the challenger (the one set, else the last one set) on the traffic the
+    stream scored with both (fraud.shadow)."""
+    from fraud.db import connect, postgres_dsn
+    from fraud.shadow import compare_with_challenger
+
+    champion = registry.current_version()
+    if champion is None:
+        raise UserError(f"no current model in {registry.root_uri}: train one with jobs/train_model.py")
+    with connect(postgres_dsn(config)) as conn:
+        compared = compare_with_challenger(conn, champion, registry.challenger_version())
+    if compared is None:
+        raise UserError(f"no challenger was scored beside {champion}: set one with"
+                        " `python -m fraud.model challenger VERSION`")
+    return compared
 
 
 def drift(config, registry: Registry, window_minutes: int) -> dict:

@@ -24,8 +24,11 @@ FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 
 def with_label(silver_df: DataFrame) -> DataFrame:
-    """Training label from ground truth: the fraud pattern, or ``regular``; its index in MODEL_CLASSES."""
+    """Training label from ground truth: the fraud pattern, or ``regular``; its index in MODEL_CLASSES.
+    An analyst's verdict (a ``verdict`` column, ``fraud.model.training.retrain``) overrides it."""
     label = F.when(F.col("pattern").startswith("fraud_"), F.col("pattern")).otherwise(F.lit("regular"))
+    if "verdict" in silver_df.columns:
+        label = F.coalesce(F.col("verdict"), label)
     classes = F.array(*[F.lit(c) for c in MODEL_CLASSES])
     return (silver_df.withColumn("label", label)
             .withColumn("label_idx", (F.array_position(classes, label) - 1).cast("double")))

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -119,16 +120,18 @@ def _code_revision() -> str:
         return "unknown"
 
 
-def silver_snapshot(spark, config: Config, test_ids: list[str]) -> tuple[DataFrame, dict]:
-    """Labelled silver rows of the given simulator runs, pinned to the table's current Delta version."""
+def silver_snapshot(spark, config: Config, test_ids: list[str] | None) -> tuple[DataFrame, dict]:
+    """Labelled silver rows of the given simulator runs (None: all rows), pinned to the table's
+    current Delta version."""
     from delta.tables import DeltaTable
 
     path = config.table_path("silver")
     if not DeltaTable.isDeltaTable(spark, path):
         raise UserError(f"no silver table at {path}: run history through the streaming job first")
     version = DeltaTable.forPath(spark, path).history(1).select("version").first()["version"]
-    df = (spark.read.format("delta").option("versionAsOf", version).load(path)
-          .filter(F.col("test_id").isin(*test_ids)))
+    df = spark.read.format("delta").option("versionAsOf", version).load(path)
+    if test_ids is not None:
+        df = df.filter(F.col("test_id").isin(*test_ids))
     return df, {"table": path, "delta_version": int(version), "test_ids": test_ids}
 
 
@@ -164,4 +167,72 @@ def run_training(spark, config: Config, train_ids: list[str], eval_ids: list[str
         return 1
     print(f"[train] registered {result.version} ({result.model_size_bytes / 1e6:.1f} MB, "
           f"{result.training_seconds} s to fit){', promoted to current' if result.promoted else ''}")
+    return 0
+
+
+# Held out of a retraining, by actor (an actor's sequence never straddles the split): 1 in this many.
+RETRAIN_HOLDOUT_EVERY = 5
+
+
+def retraining_set(spark, config: Config, days: int, until: datetime | None = None) -> tuple[DataFrame, dict]:
+    """Silver of the ``days`` days before ``until`` (default now), pinned to its current Delta version,
+    each row labelled by the analysts' latest verdict on it where there is one, else by the pattern
+    its event recorded (rows without either count as regular: what is not reported is taken for
+    legitimate)."""
+    if days < 1:
+        raise UserError(f"--days must be at least 1, got {days}")
+    until = until or datetime.now(timezone.utc)
+    since = until - timedelta(days=days)
+    silver, meta = silver_snapshot(spark, config, test_ids=None)
+    silver = silver.filter(F.col("event_date").between(since.date(), until.date())
+                           & (F.col("event_time") >= F.lit(since)) & (F.col("event_time") < F.lit(until)))
+    verdicts = verdict_labels(spark, config).cache()
+    labelled = silver.join(F.broadcast(verdicts), "transaction_id", "left")
+    return labelled, {**meta, "since": since.isoformat(), "until": until.isoformat(), "days": days,
+                      "verdicts": verdicts.count()}
+
+
+def verdict_labels(spark, config: Config) -> DataFrame:
+    """(transaction_id, verdict): the label of each transaction an analyst gave a verdict on (fraud.labels),
+    from PostgreSQL and from the alerts archived to the lake (fraud.maintenance); the latest wins."""
+    from delta.tables import DeltaTable
+
+    from fraud.db import connect, postgres_dsn
+    from fraud.labels import analyst_labels
+    from fraud.maintenance import ARCHIVE_TABLE
+
+    with connect(postgres_dsn(config)) as conn:
+        rows = [(r["transaction_id"], r["label"], r["status_at"]) for r in analyst_labels(conn)]
+    verdicts = spark.createDataFrame(rows, "transaction_id string, verdict string, status_at timestamp")
+    archive = config.table_path(ARCHIVE_TABLE)
+    if DeltaTable.isDeltaTable(spark, archive):
+        verdicts = verdicts.unionByName(
+            spark.read.format("delta").load(archive)
+            .filter(F.col("status").isin("confirmed_fraud", "false_positive"))
+            .select(F.explode("transactions.transaction_id").alias("transaction_id"),
+                    F.when(F.col("status") == "confirmed_fraud", F.col("alert_type")).otherwise("regular")
+                    .alias("verdict"), "status_at"))
+    return verdicts.groupBy("transaction_id").agg(F.max_by("verdict", "status_at").alias("verdict"))
+
+
+def run_retraining(spark, config: Config, days: int, until: datetime | None = None) -> int:
+    """The scheduled retraining: the last ``days`` of silver (before ``until``, default now) with the
+    analysts' verdicts, fitted and evaluated on actors held out of it, the gate, registered as the
+    challenger: never promoted (the stream scores it in shadow; ``python -m fraud.model compare``
+    then ``promote``)."""
+    labelled, meta = retraining_set(spark, config, days, until)
+    held_out = (F.abs(F.xxhash64("actor_id")) % RETRAIN_HOLDOUT_EVERY) == 0
+    train_df, eval_df = labelled.filter(~held_out).cache(), labelled.filter(held_out).cache()
+    if eval_df.isEmpty() or train_df.isEmpty():
+        raise UserError(f"too little silver in the last {days} days to retrain ({meta['table']})")
+    meta["split"] = f"actors with xxhash64(actor_id) % {RETRAIN_HOLDOUT_EVERY} == 0 held out"
+    result = train_and_register(spark, config, train_df, eval_df, {"retrain": meta}, promote=False,
+                                progress=lambda msg: print(f"[retrain] {msg}", flush=True))
+    if result.failures:
+        print("[retrain] gate failed, model NOT registered: " + "; ".join(result.failures))
+        return 1
+    Registry.for_config(config).set_challenger(result.version)
+    print(f"[retrain] registered {result.version} as the challenger ({meta['verdicts']} analyst verdicts,"
+          f" silver since {meta['since']}); the stream scores it in shadow from its next batch:"
+          " `python -m fraud.model compare` to see both, `promote` to make it current")
     return 0
