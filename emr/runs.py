@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from emr.artifacts import Release
 from emr.deployment import Deployment
+from emr.validation import validate
 from fraud.cli import UserError
 
 # venv-pack archive unpacked as ./environment in every driver and executor container.
@@ -151,7 +152,7 @@ def start_job_run_request(
         request["executionTimeoutMinutes"] = execution_timeout_minutes
     request["clientToken"] = client_token or hashlib.sha256(
         json.dumps(request, sort_keys=True).encode()).hexdigest()[:64]
-    return request
+    return validate("emr-serverless", "StartJobRun", request)  # as the service checks it (emr.validation)
 
 
 def submit(emr, request: dict) -> str:

@@ -1,13 +1,16 @@
 """EMR Serverless packaging and submission, against botocore's Stubber.
 
 Stubber checks every request against the real service model shipped with the pinned
-botocore (required members, types, lengths), so a request these tests accept is one
-the EMR Serverless and S3 APIs accept. No AWS endpoint is reached.
+botocore, but only for required members, types and minimum lengths; the rest of what the service
+checks (patterns, enums, maximum lengths, ranges) ``emr.validation`` checks on every StartJobRun
+request built, and the tests below hold it to the cases the Stubber lets through. No AWS endpoint
+is reached.
 """
 
 import configparser
 import gzip
 import json
+import re
 import subprocess
 import sys
 
@@ -259,6 +262,35 @@ def test_maintain_request_runs_the_maintenance_job_in_batch(deployment, release)
 def test_out_of_range_retry_policy_is_refused(deployment, release, kwargs, message):
     with pytest.raises(UserError, match=message):
         runs.start_job_run_request("stream", deployment, release, **kwargs)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"mode": "NOT_A_MODE"}, "mode: 'NOT_A_MODE' is not one of BATCH, STREAMING"),
+    ({"clientToken": "t" * 200}, "clientToken: length 200 outside 1-64"),
+    ({"clientToken": "has space"}, "clientToken: 'has space' does not match"),
+    ({"retryPolicy": {"maxFailedAttemptsPerHour": 99}}, "retryPolicy.maxFailedAttemptsPerHour: 99 outside 1-10"),
+    ({"applicationId": "APP-1"}, "applicationId: 'APP-1' does not match"),
+    ({"executionRoleArn": "arn:aws:iam::123:role/x"}, "executionRoleArn: 'arn:aws:iam::123:role/x' does not match"),
+    ({"tags": {"app": "fraud!"}}, "tags[app]: 'fraud!' does not match"),
+])
+def test_requests_the_service_would_refuse_are_refused_here(deployment, release, change, message):
+    """What the Stubber lets through (types and required members only): patterns, enums, lengths
+    and ranges from the service model botocore ships (emr.validation), checked before any call."""
+    from emr.validation import problems, validate
+
+    request = runs.start_job_run_request("stream", deployment, release)
+    assert problems("emr-serverless", "StartJobRun", request) == []
+    bad = {**request, **change}
+    with Stubber(client("emr-serverless")) as stub:  # the Stubber accepts it as a valid request
+        stub.add_response("start_job_run", {"applicationId": APP, "jobRunId": RUN, "arn": RUN_ARN}, bad)
+        stub.client.start_job_run(**bad)
+    with pytest.raises(UserError, match=re.escape(message)):
+        validate("emr-serverless", "StartJobRun", bad)
+
+
+def test_a_client_token_too_long_is_refused_when_the_request_is_built(deployment, release):
+    with pytest.raises(UserError, match="invalid StartJobRun request: clientToken: length 200 outside 1-64"):
+        runs.start_job_run_request("train", deployment, release, client_token="t" * 200)
 
 
 def test_a_setting_with_whitespace_is_refused(deployment, release):
