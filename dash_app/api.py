@@ -23,7 +23,7 @@ from decimal import Decimal
 
 import flask
 
-from dash_app import data
+from dash_app import data, identity
 from fraud.cli import UserError
 from fraud.config import DOMAINS
 from fraud.labels import ACTIONS, MAX_NOTE_CHARS
@@ -33,6 +33,10 @@ MAX_PAGE = 500
 
 class BadRequest(Exception):
     """Input the client must fix: 400 with this message."""
+
+
+class Forbidden(Exception):
+    """The caller's role does not allow this: 403 with this message."""
 
 
 def register_api(server: flask.Flask, app_ctx) -> None:
@@ -56,9 +60,20 @@ def register_api(server: flask.Flask, app_ctx) -> None:
     def bad_request(err):
         return flask.jsonify(error=str(err)), 400
 
+    @server.errorhandler(Forbidden)
+    def forbidden(err):
+        return flask.jsonify(error=str(err)), 403
+
     @server.errorhandler(data.SourceDown)
     def source_down(err):
         return flask.jsonify(error=str(err)), 503
+
+    def _caller(role: str) -> identity.Identity:
+        """Who is calling, if they hold ``role`` (403 otherwise)."""
+        caller = identity.current(app_ctx.login)
+        if not caller.may(role):
+            raise Forbidden(f"{caller.user} has the {caller.role} role: this needs the {role} role")
+        return caller
 
     @server.get("/api/openapi.json")
     def openapi():
@@ -93,9 +108,9 @@ def register_api(server: flask.Flask, app_ctx) -> None:
             raise BadRequest(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
         if note is not None and len(note) > MAX_NOTE_CHARS:
             raise BadRequest(f"note is at most {MAX_NOTE_CHARS} characters")
-        # With login on, the analyst is who logged in, whatever the body says.
-        given = flask.request.authorization
-        analyst = given.username if app_ctx.auth is not None and given is not None else _text(body, "analyst")
+        # With login on, the analyst is who signed in, whatever the body says.
+        caller = _caller("analyst")
+        analyst = caller.user or _text(body, "analyst")
         if not (analyst or "").strip():
             raise BadRequest("analyst is required (who takes the action)")
         if not _known_id(alert_id) or data.alert_record(app_ctx.source, alert_id, related=False) is None:
@@ -108,6 +123,7 @@ def register_api(server: flask.Flask, app_ctx) -> None:
 
     @server.post("/api/test/execute")
     def execute_test():
+        _caller("admin")
         body = _body({"domain", "loadLevel", "fraudShare", "durationS"})
         form = not flask.request.is_json
         try:
@@ -117,7 +133,10 @@ def register_api(server: flask.Flask, app_ctx) -> None:
                 _number(body.get("durationS", "60"), int) if form else body.get("durationS", 60))
         except UserError as err:
             raise BadRequest(str(err)) from None
-        test_id = app_ctx.load_tests.start(request)
+        try:
+            test_id = app_ctx.load_tests.start(request)
+        except data.LoadTestsBusy as err:
+            return flask.jsonify(error=str(err)), 429
         return flask.jsonify(testId=test_id, status="started"), 202
 
     @server.get("/api/test/<test_id>")
@@ -274,7 +293,8 @@ _ACTION = {"type": "object", "required": ["action", "actor", "at"], "properties"
     "action": {"type": "string", "enum": list(ACTIONS)}, "note": _nullable({"type": "string"}),
     "actor": {"type": "string"}, "at": _TIME}}
 _ERRORS = {str(code): {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-           for code, text in ((400, "bad input, with the reason"), (503, "PostgreSQL unavailable"))}
+           for code, text in ((400, "bad input, with the reason"), (401, "no valid login (when one is configured)"),
+                              (403, "the caller's role does not allow it"), (503, "PostgreSQL unavailable"))}
 def _json_or_form(schema: dict) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema},
                                           "application/x-www-form-urlencoded": {"schema": schema}}}
@@ -356,7 +376,10 @@ OPENAPI = {
                                                             "maximum": data.MAX_LOAD_TEST_S}}}),
             "responses": {"202": {"description": "started", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["testId", "status"],
-                "properties": {"testId": {"type": "string"}, "status": {"type": "string"}}}}}}, **_ERRORS}}},
+                "properties": {"testId": {"type": "string"}, "status": {"type": "string"}}}}}},
+                "429": {"description": "as many load tests as allowed are running",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                **_ERRORS}}},
         "/api/test/{test_id}": {"get": {
             "operationId": "getLoadTest", "summary": "A load test's run row and process state",
             "parameters": [{"name": "test_id", "in": "path", "required": True, "schema": {"type": "string"}}],

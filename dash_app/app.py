@@ -7,20 +7,19 @@ database. ``python -m dash_app`` calls ``run``.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import os
 import signal
 import sys
 from pathlib import Path
 
-import flask
 from dash import Dash
 
 from dash_app import layout
 from dash_app.api import register_api
 from dash_app.callbacks import AppContext, register
 from dash_app.data import DataSource, LoadTests
+from dash_app.identity import HEALTH_PATH, Login, require_login
 from fraud.cli import UserError
 from fraud.config import Config, load_config
 from fraud.project import ROOT
@@ -32,15 +31,16 @@ def create_app(config_path: str | os.PathLike = DEFAULT_CONFIG, environ: dict[st
     """The app for one config; ``environ`` (default os.environ) also goes to the simulator subprocesses."""
     environ = dict(os.environ if environ is None else environ)
     config = load_config(config_path, environ)
-    auth = auth_credentials(config, environ)
+    login = Login(config, auth_credentials(config, environ))
     run_dir = Path(environ.get("FRAUD_DASH_RUN_DIR", ROOT / "var" / "dash" / "load-tests"))
-    app_ctx = AppContext(config, DataSource(config), LoadTests(config, environ, run_dir), auth)
+    app_ctx = AppContext(config, DataSource(config), LoadTests(config, environ, run_dir), login)
     app = Dash(__name__, title="Fraud monitor", update_title=None, suppress_callback_exceptions=True)
     app.layout = layout.shell(config.dashboard.refresh_interval_s * 1000)
     register(app, app_ctx)
     register_api(app.server, app_ctx)
-    if auth is not None:
-        _require_login(app.server, auth)
+    app.server.add_url_rule(HEALTH_PATH, "health", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))
+    if login.enabled:
+        require_login(app.server, login)
     app.server.extensions["fraud_dash"] = app_ctx
     return app
 
@@ -58,28 +58,15 @@ def auth_credentials(config: Config, environ: dict[str, str]) -> tuple[str, str]
     return environ[user_env], environ[password_env]
 
 
-def _require_login(server: flask.Flask, auth: tuple[str, str]) -> None:
-    user, password = auth
-
-    @server.before_request
-    def check_login():
-        given = flask.request.authorization
-        if (given is not None and given.type == "basic"
-                and hmac.compare_digest((given.username or "").encode(), user.encode())
-                and hmac.compare_digest((given.password or "").encode(), password.encode())):
-            return None
-        return flask.Response("login required\n", 401, {"WWW-Authenticate": 'Basic realm="fraud monitor"'})
-
-
 def check_exposure(host: str, app: Dash) -> None:
     """Refuse to serve beyond loopback without a login."""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         raise UserError(f"--host must be an IP address or localhost, got {host!r}") from None
-    if not loopback and app.server.extensions["fraud_dash"].auth is None:
-        raise UserError(f"refusing to listen on {host} without a login: set dashboard.auth_user_env and "
-                        "auth_password_env in the config (or bind 127.0.0.1)")
+    if not loopback and not app.server.extensions["fraud_dash"].login.enabled:
+        raise UserError(f"refusing to listen on {host} without a login: set dashboard.oidc, or "
+                        "dashboard.auth_user_env and auth_password_env, in the config (or bind 127.0.0.1)")
 
 
 def run(config_path: str, host: str | None, port: int | None) -> None:

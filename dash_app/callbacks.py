@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
-import flask
 from dash import Input, Output, State, ctx as dash_ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dash_app import data, figures, layout
+from dash_app import data, figures, identity, layout
+from dash_app.identity import Login
 from fraud.cli import UserError
 from fraud.config import Config
 from fraud.labels import ACTIONS
@@ -27,8 +27,8 @@ class AppContext:
     config: Config
     source: data.DataSource
     load_tests: data.LoadTests
-    # (user, password) when basic auth is on; the analyst is then the logged-in user.
-    auth: tuple[str, str] | None = None
+    # Who may do what (dash_app.identity); with a login, the analyst is the signed-in user.
+    login: Login | None = None
 
 
 def _window(time_range: str | None) -> int:
@@ -42,8 +42,9 @@ def page_view(app_ctx: AppContext, path: str | None, search: str | None):
     if path == "/":
         return layout.live_page()
     if path.startswith("/alerts/"):
-        return layout.detail_page(path.removeprefix("/alerts/"), analyst_default=current_user(app_ctx) or "",
-                                  analyst_locked=app_ctx.auth is not None)
+        user = identity.current(app_ctx.login).user
+        return layout.detail_page(path.removeprefix("/alerts/"), analyst_default=user or "",
+                                  analyst_locked=user is not None)
     if path == "/load-tests":
         selected = parse_qs((search or "").lstrip("?")).get("test", [None])[0]
         return layout.loadtest_page(app_ctx.config.simulator.load_levels_per_min, selected)
@@ -88,7 +89,10 @@ def detail_view(app_ctx: AppContext, alert_id: str):
 
 def action_view(app_ctx: AppContext, alert_id: str, action: str, analyst: str | None, note: str | None) -> str:
     """Apply one analyst action; the line to show under the buttons."""
-    who = current_user(app_ctx) or analyst
+    caller = identity.current(app_ctx.login)
+    if not caller.may("analyst"):
+        return f"not saved: {caller.user} has the {caller.role} role; verdicts need the analyst role"
+    who = caller.user or analyst
     try:
         row = data.apply_action(app_ctx.source, alert_id, action, who or "", note)
     except (UserError, data.SourceDown) as err:
@@ -100,11 +104,13 @@ def loadtest_start_view(app_ctx: AppContext, domain, level, fraud_share, duratio
     """(message, test id or None)."""
     if isinstance(duration, float) and duration.is_integer():
         duration = int(duration)
+    caller = identity.current(app_ctx.login)
+    if not caller.may("admin"):
+        return f"not started: {caller.user} has the {caller.role} role; load tests need the admin role", None
     try:
-        request = app_ctx.load_tests.validate(domain, level, fraud_share, duration)
+        test_id = app_ctx.load_tests.start(app_ctx.load_tests.validate(domain, level, fraud_share, duration))
     except UserError as err:
         return f"not started: {err}", None
-    test_id = app_ctx.load_tests.start(request)
     return f"started load test {test_id}", test_id
 
 
@@ -132,7 +138,10 @@ def model_view(app_ctx: AppContext, version: str | None, action: str | None):
     from fraud.model.versions import promote_version, rollback_version
 
     message = ""
-    if action in ("promote", "rollback"):
+    caller = identity.current(app_ctx.login)
+    if action in ("promote", "rollback") and not caller.may("admin"):
+        message = f"{action} refused: {caller.user} has the {caller.role} role; it needs the admin role"
+    elif action in ("promote", "rollback"):
         try:
             pointer = promote_version(app_ctx.config, version) if action == "promote" \
                 else rollback_version(app_ctx.config)
@@ -199,13 +208,6 @@ def quality_view(app_ctx: AppContext, time_range: str | None):
         return layout.source_down(str(err)), [], figures.empty("PostgreSQL unavailable"), None
     return (None, layout.quality_kpis(validations), figures.quality_pass_rate(validations),
             layout.quality_failures(failures))
-
-
-def current_user(app_ctx: AppContext) -> str | None:
-    """The logged-in user when basic auth is on (None otherwise or outside a request)."""
-    if app_ctx.auth is None or not flask.has_request_context() or flask.request.authorization is None:
-        return None
-    return flask.request.authorization.username
 
 
 # --- wiring -------------------------------------------------------------------------------

@@ -311,6 +311,10 @@ class LoadTestRequest:
     duration_s: int
 
 
+class LoadTestsBusy(UserError):
+    """As many load tests as allowed are running."""
+
+
 class LoadTests:
     """Simulator runs started as background subprocesses (``python -m fraud.simulate``)."""
 
@@ -339,7 +343,16 @@ class LoadTests:
         return LoadTestRequest(domain, load_level, None if fraud_share is None else float(fraud_share), duration_s)
 
     def start(self, request: LoadTestRequest) -> str:
-        """Start the simulator in the background; returns the run's test id."""
+        """Start the simulator in the background; returns the run's test id. ``LoadTestsBusy`` when
+        ``dashboard.max_concurrent_load_tests`` runs are going already."""
+        with self._lock:
+            running = sum(proc.poll() is None for proc, _, _ in self._procs.values())
+            if running >= self.config.dashboard.max_concurrent_load_tests:
+                raise LoadTestsBusy(f"{running} load tests are running (dashboard.max_concurrent_load_tests):"
+                                    " wait for one to end")
+            return self._start(request)
+
+    def _start(self, request: LoadTestRequest) -> str:
         test_id = f"dash-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         cmd = [sys.executable, "-m", "fraud.simulate", "--domain", request.domain, "--load-level",
                request.load_level, "--duration", str(request.duration_s), "--test-id", test_id,
@@ -352,8 +365,7 @@ class LoadTests:
             # Same process group as the app: stopping the app's group (make down) stops its runs too.
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=self.environ)
-        with self._lock:
-            self._procs[test_id] = (proc, log_path, request)
+        self._procs[test_id] = (proc, log_path, request)
         log.info("load test %s started (pid %s): %s", test_id, proc.pid, " ".join(cmd[1:]))
         return test_id
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from fraud.cli import UserError
 from fraud.config import ENV_OVERRIDES
 
-# job_environment must set exactly what conf/aws.yaml leaves to the deployment: every config override.
-JOB_ENVIRONMENT_KEYS = tuple(ENV_OVERRIDES)
+# job_environment must set exactly what conf/aws.yaml leaves to the deployment: every config override
+# The Dash app's own (its task definition sets them) are no job's.
+JOB_ENVIRONMENT_KEYS = tuple(k for k in ENV_OVERRIDES if not k.startswith("FRAUD_DASH_"))
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -23,7 +24,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 class Deployment:
     region: str
     application_id: str
-    job_role_arn: str
+    stream_role_arn: str  # the streaming job's runtime role
+    batch_role_arn: str   # training, retraining, drift, maintenance: the registry writable, no Kafka
     artifacts_bucket: str
     # FRAUD_* variables for the job (config overrides), from Terraform.
     job_environment: dict[str, str]
@@ -63,12 +65,15 @@ def load_deployment(path: str | Path) -> Deployment:
     deployment = Deployment(
         region=need("region", str),
         application_id=need("emr_application_id", str),
-        job_role_arn=need("emr_job_role_arn", str),
+        stream_role_arn=need("emr_stream_role_arn", str),
+        batch_role_arn=need("emr_batch_role_arn", str),
         artifacts_bucket=need("artifacts_bucket", str),
         job_environment={k: str(environment[k]) for k in JOB_ENVIRONMENT_KEYS},
     )
     if not _BUCKET.match(deployment.artifacts_bucket):
         raise UserError(f"{path}: artifacts_bucket {deployment.artifacts_bucket!r} is not an S3 bucket name")
-    if not deployment.job_role_arn.startswith("arn:aws"):
-        raise UserError(f"{path}: emr_job_role_arn {deployment.job_role_arn!r} is not an ARN")
+    for name, arn in (("emr_stream_role_arn", deployment.stream_role_arn),
+                      ("emr_batch_role_arn", deployment.batch_role_arn)):
+        if not arn.startswith("arn:aws"):
+            raise UserError(f"{path}: {name} {arn!r} is not an ARN")
     return deployment

@@ -126,7 +126,7 @@ def start_job_run_request(
     job = JOB_KINDS[kind]
     request = {
         "applicationId": deployment.application_id,
-        "executionRoleArn": deployment.job_role_arn,
+        "executionRoleArn": deployment.stream_role_arn if job.mode == "STREAMING" else deployment.batch_role_arn,
         "name": job.name,
         "mode": job.mode,
         "jobDriver": {

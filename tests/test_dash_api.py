@@ -1,11 +1,14 @@
 """The app's HTTP surface: the load-test endpoint, login, binding rules, the CLI."""
 
 import base64
+import os
 import re
 import subprocess
 import sys
 import threading
+import urllib.request
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import urlencode
 
 import psycopg
@@ -15,7 +18,7 @@ import yaml
 from dash_app.app import check_exposure, create_app
 from dash_support import TOP_FEATURES, seeded  # noqa: F401  (fixture)
 from fraud.cli import UserError
-from fraud.stack.process import wait_until
+from fraud.stack.process import free_port, wait_until
 from pipeline_support import ROOT
 
 pytestmark = pytest.mark.integration
@@ -216,6 +219,34 @@ def test_no_login_binds_loopback_only(app):
     check_exposure("localhost", app)
     with pytest.raises(UserError, match="refusing to listen on 0.0.0.0 without a login"):
         check_exposure("0.0.0.0", app)
+
+
+GUNICORN = [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:dash_app.gunicorn_conf", "dash_app.app:server"]
+
+
+def test_under_gunicorn_the_exposure_guard_runs_and_the_health_check_answers(tmp_path):
+    """The image's server (dash_app/Dockerfile): no login, so 0.0.0.0 is refused in one line before
+    binding; on loopback it serves, and /healthz answers without touching the database."""
+    env = {**os.environ, "FRAUD_DASH_CONFIG": "conf/local.yaml", "FRAUD_DASH_RUN_DIR": str(tmp_path)}
+    refused = subprocess.run(GUNICORN, env={**env, "FRAUD_DASH_BIND": "0.0.0.0:8999"}, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "error: refusing to listen on 0.0.0.0 without a login" in refused.stderr
+    port = free_port()
+    server = subprocess.Popen(GUNICORN, env={**env, "FRAUD_DASH_BIND": f"127.0.0.1:{port}"}, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def health():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    return response.status == 200 and response.read() == b"ok\n"
+            except OSError:
+                return False
+
+        assert wait_until(health, 120, interval_s=0.5), "gunicorn never served /healthz"
+    finally:
+        server.terminate()
+        assert server.wait(timeout=60) == 0, server.stderr.read()[-2000:]
 
 
 @pytest.mark.parametrize("args, message", [

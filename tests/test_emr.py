@@ -30,7 +30,8 @@ from conftest import ROOT
 APP = "00fq1w2e3r4t5y6u"
 RUN = "00fq9z8x7c6v5b4n"
 RUN_ARN = f"arn:aws:emr-serverless:us-east-1:123456789012:/applications/{APP}/jobruns/{RUN}"
-ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-job"
+ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-stream"
+BATCH_ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-batch"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1234-AbCdEf"
 JOB_ENVIRONMENT = {
     "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "b-1.fraud.x1.c2.kafka.us-east-1.amazonaws.com:9098,"
@@ -48,7 +49,8 @@ def terraform_outputs(**overrides):
     values = {
         "region": "us-east-1",
         "emr_application_id": APP,
-        "emr_job_role_arn": ROLE,
+        "emr_stream_role_arn": ROLE,
+        "emr_batch_role_arn": BATCH_ROLE,
         "artifacts_bucket": "fraud-dev-artifacts-123456789012",
         "job_environment": JOB_ENVIRONMENT,
         **overrides,
@@ -197,7 +199,7 @@ def test_stream_request_is_valid_streaming_with_retries_jars_and_archive(deploym
         assert runs.submit(emr, request) == RUN
         stub.assert_no_pending_responses()
 
-    assert request["mode"] == "STREAMING"
+    assert (request["mode"], request["executionRoleArn"]) == ("STREAMING", ROLE)
     assert request["retryPolicy"] == {"maxFailedAttemptsPerHour": 5}
     assert "executionTimeoutMinutes" not in request
     driver = request["jobDriver"]["sparkSubmit"]
@@ -234,7 +236,7 @@ def test_train_request_is_a_bounded_batch_run(deployment, release):
         stub.add_response("start_job_run", {"applicationId": APP, "jobRunId": RUN, "arn": RUN_ARN},
                           expected_params=request)
         runs.submit(emr, request)
-    assert request["mode"] == "BATCH"
+    assert (request["mode"], request["executionRoleArn"]) == ("BATCH", BATCH_ROLE), "the registry's writer"
     assert request["retryPolicy"] == {"maxAttempts": 2}
     assert request["executionTimeoutMinutes"] == 240
     assert request["jobDriver"]["sparkSubmit"]["entryPoint"] == release.entry_points["train"]
@@ -452,7 +454,7 @@ def test_cli_schedule_writes_the_request_for_terraform_keeping_other_entries(out
     assert entry["schedule_expression"] == "cron(0 3 * * ? *)"
     request = json.loads(entry["request"])
     assert "clientToken" not in request
-    assert (request["applicationId"], request["executionRoleArn"], request["mode"]) == (APP, ROLE, "BATCH")
+    assert (request["applicationId"], request["executionRoleArn"], request["mode"]) == (APP, BATCH_ROLE, "BATCH")
     assert request["jobDriver"]["sparkSubmit"]["entryPoint"].endswith("/maintain_lake.py")
 
     with pytest.raises(UserError, match="rate\\(...\\) or cron"):

@@ -91,7 +91,8 @@ def test_environment_modules_resolve_to_folders():
 def test_job_environment_output_is_what_the_emr_client_expects():
     outputs = blocks(TERRAFORM / "environments" / "dev", "output")
     assert set(outputs["job_environment"]["value"]) == set(JOB_ENVIRONMENT_KEYS)
-    assert {"region", "emr_application_id", "emr_job_role_arn", "artifacts_bucket"} <= set(outputs)
+    assert {"region", "emr_application_id", "emr_stream_role_arn", "emr_batch_role_arn",
+            "artifacts_bucket"} <= set(outputs)
 
 
 def test_emr_application_is_emr_spark_8_with_auto_start_stop_and_a_ceiling():
@@ -136,26 +137,37 @@ def test_buckets_are_encrypted_versioned_and_private():
     assert set(purposes) == {"lake", "checkpoints", "models", "artifacts"}
 
 
-def test_job_role_is_least_privilege():
-    """No wildcard action or resource; S3 only under the job's prefixes; MSK only this cluster."""
+def test_job_roles_are_least_privilege_and_only_the_batch_role_writes_the_registry():
+    """No wildcard action or resource; S3 only under the job's prefixes; MSK only this cluster and
+    only for the stream; the stream reads the model registry and never writes it."""
     data = blocks(TERRAFORM / "modules" / "job_iam", "data")
-    statements = data["aws_iam_policy_document.job"]["statement"]
-    dynamic = data["aws_iam_policy_document.job"]["dynamic"][0]["statement"]["content"][0]
-    for statement in [*statements, dynamic]:
-        resources = statement["resources"]
-        resources = [resources] if isinstance(resources, str) else resources
-        assert all(a != "*" and not a.endswith(":*") for a in statement["actions"]), statement
-        assert "*" not in resources, statement
-        for resource in resources:
-            # Only module inputs (bucket, key, secret, cluster ARNs) and expressions over them.
-            assert re.match(r"^\$\{(var\.|local\.|\[for )", resource), resource
-    by_sid = {s["sid"]: s for s in statements}
-    assert by_sid["ReadWriteDataPrefixes"]["resources"] == (
-        '${[for purpose, prefix in local.read_write : "${var.bucket_arns[purpose]}/${prefix}/*"]}')
-    assert by_sid["ReadJobArtifacts"]["resources"] == ['${var.bucket_arns["artifacts"]}/emr/*']
-    assert by_sid["ReadTopics"]["resources"] == "${local.topic_arns}"
-    assert by_sid["UseSparkConsumerGroups"]["resources"] == ["${var.group_arn_prefix}${var.consumer_group_prefix}*"]
-    assert by_sid["ReadDatabasePassword"]["resources"] == ["${var.db_secret_arn}"]
+    docs = {name: data[f"aws_iam_policy_document.{name}"] for name in ("common", "stream", "batch")}
+    for doc in docs.values():
+        for statement in doc["statement"]:
+            resources = statement["resources"]
+            resources = [resources] if isinstance(resources, str) else resources
+            assert all(a != "*" and not a.endswith(":*") for a in statement["actions"]), statement
+            assert "*" not in resources, statement
+            for resource in resources:
+                # Only module inputs (bucket, key, secret, cluster ARNs) and expressions over them.
+                assert re.match(r"^\$\{(var\.|local\.|\[for )", resource), resource
+    for role in ("stream", "batch"):
+        assert docs[role]["source_policy_documents"] == ["${data.aws_iam_policy_document.common.json}"]
+
+    def sids(doc):
+        return {s["sid"]: s for s in doc["statement"]}
+
+    common, stream, batch = sids(docs["common"]), sids(docs["stream"]), sids(docs["batch"])
+    models = '${var.bucket_arns["models"]}/models/*'
+    writes = [s for doc in (common, stream) for s in doc.values()
+              if models in s["resources"] and set(s["actions"]) - {"s3:GetObject"}]
+    assert writes == [], "the stream never writes the registry"
+    assert batch["WriteModels"]["resources"] == [models]
+    assert not any(a.startswith("kafka-cluster:") for s in (*common.values(), *batch.values()) for a in s["actions"])
+    assert common["ReadJobArtifacts"]["resources"] == ['${var.bucket_arns["artifacts"]}/emr/*']
+    assert stream["ReadTopics"]["resources"] == "${local.topic_arns}"
+    assert stream["UseSparkConsumerGroups"]["resources"] == ["${var.group_arn_prefix}${var.consumer_group_prefix}*"]
+    assert common["ReadDatabasePassword"]["resources"] == ["${var.db_secret_arn}"]
 
 
 def test_schedules_start_emr_job_runs_directly_with_a_token_per_run_and_a_narrow_role():
@@ -175,7 +187,7 @@ def test_schedules_start_emr_job_runs_directly_with_a_token_per_run_and_a_narrow
     assert statements["PassJobRole"]["resources"] == ["${var.job_role_arn}"]
     assert statements["PassJobRole"]["condition"][0]["values"] == ["emr-serverless.amazonaws.com"]
     env = blocks(TERRAFORM / "environments" / "dev", "module")["schedules"]
-    assert env["job_role_arn"] == "${module.job_iam.job_role_arn}" and env["jobs"] == "${var.scheduled_jobs}"
+    assert env["job_role_arn"] == "${module.job_iam.batch_role_arn}" and env["jobs"] == "${var.scheduled_jobs}"
 
 
 def test_dash_app_requires_an_oidc_login_before_forwarding():
@@ -184,6 +196,61 @@ def test_dash_app_requires_an_oidc_login_before_forwarding():
     assert [a["type"] for a in actions] == ["authenticate-oidc", "forward"]
     assert actions[0]["authenticate_oidc"][0]["on_unauthenticated_request"] == "authenticate"
     assert listener["protocol"] == "HTTPS"
+
+
+def test_dash_app_is_deployable_behind_a_rate_limit_with_access_logs():
+    """The task runs the image's gunicorn with its config, accepts only this ALB's tokens, and is
+    health-checked without a login; WAF rate-limits each client IP; the ALB logs every request."""
+    dash = blocks(TERRAFORM / "modules" / "dash_app", "resource")
+    task = dash["aws_ecs_task_definition.dash"]["container_definitions"]
+    for expected in ('"FRAUD_DASH_CONFIG"', '"/app/conf/aws.yaml"', '"FRAUD_DASH_ALB_ARN"', "aws_lb.this.arn",
+                     '"FRAUD_MODELS_ROOT"', "healthCheck", "var.health_check_path"):
+        assert expected in task, expected
+    assert blocks(TERRAFORM / "modules" / "dash_app", "variable")["health_check_path"]["default"] == "/healthz"
+    acl = dash["aws_wafv2_web_acl.dash"]
+    rate = [r for r in acl["rule"] if "rate_based_statement" in r["statement"][0]]
+    assert rate and rate[0]["action"] == [{"block": [{}]}]
+    assert rate[0]["statement"][0]["rate_based_statement"][0]["aggregate_key_type"] == "IP"
+    assert dash["aws_wafv2_web_acl_association.dash"]["resource_arn"] == "${aws_lb.this.arn}"
+    assert dash["aws_lb.this"]["access_logs"][0]["enabled"] is True
+    dockerfile = (ROOT / "dash_app" / "Dockerfile").read_text()
+    assert 'CMD ["gunicorn", "-c", "python:dash_app.gunicorn_conf", "dash_app.app:server"]' in dockerfile
+    assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile
+
+
+def _statements(folder: Path):
+    for name, doc in blocks(folder, "data").items():
+        if name.startswith("aws_iam_policy_document."):
+            for statement in doc.get("statement", []):
+                yield f"{folder.name}/{name}", statement
+
+
+def test_every_service_trust_policy_names_this_account_and_the_job_uses_the_key_only_through_services():
+    """Confused deputy: a service assumes a role only for this account's resources. The data key is
+    used by the job only through S3 and Secrets Manager (kms:ViaService)."""
+    trusts = 0
+    for folder in MODULES:
+        for name, statement in _statements(folder):
+            services = [p for p in statement.get("principals", []) if p["type"] == "Service"]
+            if "sts:AssumeRole" in statement.get("actions", []) and services:
+                trusts += 1
+                variables = {c["variable"] for c in statement.get("condition", [])}
+                assert "aws:SourceAccount" in variables, name
+    assert trusts >= 5
+    job = {s.get("sid"): s for name, s in _statements(TERRAFORM / "modules" / "job_iam") if name.endswith(".common")}
+    assert [c["variable"] for c in job["UseDataKey"]["condition"]] == ["kms:ViaService"]
+
+
+def test_vpc_endpoints_only_serve_the_accounts_principals_and_buckets():
+    network = TERRAFORM / "modules" / "network"
+    endpoints = blocks(network, "resource")
+    assert endpoints["aws_vpc_endpoint.s3"]["policy"] == "${data.aws_iam_policy_document.s3_endpoint.json}"
+    assert endpoints["aws_vpc_endpoint.interface"]["policy"] == "${data.aws_iam_policy_document.interface_endpoint.json}"
+    docs = blocks(network, "data")
+    own = docs["aws_iam_policy_document.s3_endpoint"]["statement"][0]
+    assert {c["variable"] for c in own["condition"]} == {"aws:PrincipalAccount", "aws:ResourceAccount"}
+    interface = docs["aws_iam_policy_document.interface_endpoint"]["statement"]
+    assert [c["variable"] for s in interface for c in s["condition"]] == ["aws:PrincipalAccount"]
 
 
 def run_checkov() -> dict:

@@ -29,6 +29,7 @@ ENV_OVERRIDES = {
     "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
     "FRAUD_POSTGRES_DSN": "postgres.dsn",
     "FRAUD_POSTGRES_SECRET_ARN": "postgres.password_secret_arn",
+    "FRAUD_DASH_ALB_ARN": "dashboard.oidc.alb_arn",
     "FRAUD_LAKE_ROOT": "lake_root",
     "FRAUD_CHECKPOINT_ROOT": "checkpoint_root",
     "FRAUD_MODELS_ROOT": "models_root",
@@ -181,6 +182,21 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class OidcConfig:
+    """The ALB's OIDC login in front of the Dash app (dash_app.identity)."""
+
+    alb_arn: str  # every token's ``signer`` (its region is the key endpoint's)
+    # Where the ALB's public key for a key id is (PEM); {region} and {kid} are filled in.
+    public_keys_url: str = "https://public-keys.auth.elb.{region}.amazonaws.com/{kid}"
+    # The claim listing the user's groups, and the groups that make an analyst or an admin (any
+    # other signed-in user is a viewer).
+    groups_claim: str = "groups"
+    analyst_groups: tuple[str, ...] = ("fraud-analysts",)
+    admin_groups: tuple[str, ...] = ("fraud-admins",)
+    max_clock_skew_s: int = 60
+
+
+@dataclass(frozen=True)
 class DashboardConfig:
     # Loopback by default; any other address needs the login below.
     host: str
@@ -193,6 +209,10 @@ class DashboardConfig:
     # and password (null = no login). The values never appear in config.
     auth_user_env: str | None
     auth_password_env: str | None
+    # Behind the ALB's OIDC login (AWS): identity and role from the token it signs.
+    oidc: OidcConfig | None = None
+    # Simulator runs the app may have going at once (a load test is a process at up to crisis load).
+    max_concurrent_load_tests: int = 2
 
 
 @dataclass(frozen=True)

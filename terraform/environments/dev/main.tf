@@ -79,7 +79,7 @@ module "schedules" {
   name            = local.name
   application_id  = module.emr.application_id
   application_arn = module.emr.application_arn
-  job_role_arn    = module.job_iam.job_role_arn
+  job_role_arn    = module.job_iam.batch_role_arn # every scheduled job is a batch job
   kms_key_arn     = module.kms.key_arn
   jobs            = var.scheduled_jobs
 }
@@ -100,4 +100,6 @@ module "dash" {
   private_subnet_ids  = module.network.private_subnet_ids
   s3_prefix_list_id   = module.network.s3_prefix_list_id
   deletion_protection = var.deletion_protection
+  models_bucket       = module.storage.bucket_names["models"]
+  access_logs_bucket  = module.storage.logs_bucket
 }

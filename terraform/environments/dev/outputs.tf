@@ -8,9 +8,14 @@ output "emr_application_id" {
   value       = module.emr.application_id
 }
 
-output "emr_job_role_arn" {
-  description = "Runtime role of the jobs."
-  value       = module.job_iam.job_role_arn
+output "emr_stream_role_arn" {
+  description = "Runtime role of the streaming job."
+  value       = module.job_iam.stream_role_arn
+}
+
+output "emr_batch_role_arn" {
+  description = "Runtime role of the batch jobs (training, retraining, drift, maintenance)."
+  value       = module.job_iam.batch_role_arn
 }
 
 output "artifacts_bucket" {

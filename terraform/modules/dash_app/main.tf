@@ -6,6 +6,8 @@
 # as a value, so it lands in Terraform state; keep state in an encrypted, private backend.
 data "aws_region" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 data "aws_secretsmanager_secret_version" "oidc" {
   secret_id = var.oidc.client_secret_arn
 }
@@ -53,8 +55,6 @@ resource "aws_security_group" "alb" {
 }
 
 resource "aws_lb" "this" {
-  #checkov:skip=CKV_AWS_91:ALB access logs need an SSE-S3 bucket (ALB cannot write to KMS-encrypted buckets); add one in production
-  #checkov:skip=CKV2_AWS_28:No WAF in the dev example: every request must pass the OIDC login first; add WAF for production
   name                       = "${var.name}-dash"
   load_balancer_type         = "application"
   internal                   = false
@@ -63,6 +63,132 @@ resource "aws_lb" "this" {
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
   tags                       = var.tags
+
+  access_logs {
+    bucket  = var.access_logs_bucket
+    prefix  = "alb"
+    enabled = true
+  }
+}
+
+# Rate limiting per client IP in front of the login, and AWS's managed rules for common exploits
+# and known bad inputs.
+resource "aws_wafv2_web_acl" "dash" {
+  name  = "${var.name}-dash"
+  scope = "REGIONAL"
+  tags  = var.tags
+
+  default_action {
+    allow {}
+  }
+
+  rule {
+    name     = "rate-per-ip"
+    priority = 1
+    action {
+      block {}
+    }
+    statement {
+      rate_based_statement {
+        limit              = var.requests_per_5_min_per_ip
+        aggregate_key_type = "IP"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-dash-rate"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "common"
+    priority = 2
+    override_action {
+      none {}
+    }
+    statement {
+      managed_rule_group_statement {
+        name        = "AWSManagedRulesCommonRuleSet"
+        vendor_name = "AWS"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-dash-common"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  rule {
+    name     = "known-bad-inputs"
+    priority = 3
+    override_action {
+      none {}
+    }
+    statement {
+      managed_rule_group_statement {
+        name        = "AWSManagedRulesKnownBadInputsRuleSet"
+        vendor_name = "AWS"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-dash-bad-inputs"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  # Tor exits and anonymising proxies blocked; hosting providers only counted (corporate VPNs
+  # egress from them, and analysts sign in through those).
+  rule {
+    name     = "anonymous-ip"
+    priority = 4
+    override_action {
+      none {}
+    }
+    statement {
+      managed_rule_group_statement {
+        name        = "AWSManagedRulesAnonymousIpList"
+        vendor_name = "AWS"
+        rule_action_override {
+          name = "HostingProviderIPList"
+          action_to_use {
+            count {}
+          }
+        }
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${var.name}-dash-anonymous-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+
+  visibility_config {
+    cloudwatch_metrics_enabled = true
+    metric_name                = "${var.name}-dash"
+    sampled_requests_enabled   = true
+  }
+}
+
+resource "aws_wafv2_web_acl_association" "dash" {
+  resource_arn = aws_lb.this.arn
+  web_acl_arn  = aws_wafv2_web_acl.dash.arn
+}
+
+# WAF's own log of blocked and sampled requests (its log group's name must start with aws-waf-logs-).
+resource "aws_cloudwatch_log_group" "waf" {
+  name              = "aws-waf-logs-${var.name}-dash"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_wafv2_web_acl_logging_configuration" "dash" {
+  resource_arn            = aws_wafv2_web_acl.dash.arn
+  log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
 }
 
 resource "aws_lb_target_group" "dash" {
@@ -191,6 +317,12 @@ data "aws_iam_policy_document" "tasks_assume" {
       type        = "Service"
       identifiers = ["ecs-tasks.amazonaws.com"]
     }
+    # Only this account's use of the service may assume the role (confused deputy).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
   }
 }
 
@@ -206,7 +338,8 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
-# What the app itself may do: read the database password, nothing else.
+# What the app itself may do: read the database password; read the model registry and move its
+# current and challenger pointers (the model page's promote and rollback), nothing else.
 data "aws_iam_policy_document" "task" {
   statement {
     actions   = ["secretsmanager:GetSecretValue"]
@@ -214,8 +347,34 @@ data "aws_iam_policy_document" "task" {
   }
 
   statement {
-    actions   = ["kms:Decrypt"]
+    actions   = ["s3:ListBucket"]
+    resources = ["arn:aws:s3:::${var.models_bucket}"]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.models_prefix}/*"]
+    }
+  }
+
+  statement {
+    actions   = ["s3:GetObject"]
+    resources = ["arn:aws:s3:::${var.models_bucket}/${var.models_prefix}/*"]
+  }
+
+  statement {
+    actions = ["s3:PutObject", "s3:DeleteObject"]
+    resources = [for name in ["current.json", "current.json.tmp", "challenger.json", "challenger.json.tmp"] :
+    "arn:aws:s3:::${var.models_bucket}/${var.models_prefix}/${name}"]
+  }
+
+  statement {
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com", "s3.${data.aws_region.current.name}.amazonaws.com"]
+    }
   }
 }
 
@@ -254,10 +413,23 @@ resource "aws_ecs_task_definition" "dash" {
     portMappings           = [{ containerPort = var.container_port, protocol = "tcp" }]
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
     environment = [
+      { name = "FRAUD_DASH_CONFIG", value = "/app/conf/aws.yaml" },
+      { name = "FRAUD_DASH_BIND", value = "0.0.0.0:${var.container_port}" },
+      # Only tokens this load balancer signed are accepted (dash_app.identity).
+      { name = "FRAUD_DASH_ALB_ARN", value = aws_lb.this.arn },
+      { name = "FRAUD_DASH_RUN_DIR", value = "/tmp/load-tests" },
+      { name = "FRAUD_MODELS_ROOT", value = "s3://${var.models_bucket}/${var.models_prefix}" },
       { name = "FRAUD_POSTGRES_DSN", value = var.db_dsn },
       { name = "FRAUD_POSTGRES_SECRET_ARN", value = var.db_secret_arn },
       { name = "AWS_REGION", value = data.aws_region.current.name },
     ]
+    healthCheck = {
+      command     = ["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${var.container_port}${var.health_check_path}', timeout=4)"]
+      interval    = 30
+      timeout     = 5
+      retries     = 3
+      startPeriod = 60
+    }
     logConfiguration = {
       logDriver = "awslogs"
       options = {

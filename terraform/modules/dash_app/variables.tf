@@ -15,9 +15,9 @@ variable "container_port" {
 }
 
 variable "health_check_path" {
-  description = "Path the load balancer checks on each task."
+  description = "Path the load balancer checks on each task: the app answers it without a login and without reading data."
   type        = string
-  default     = "/"
+  default     = "/healthz"
 }
 
 variable "task_cpu" {
@@ -117,4 +117,31 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "models_bucket" {
+  description = "Bucket of the model registry: the model page reads versions and moves the current and challenger pointers."
+  type        = string
+}
+
+variable "models_prefix" {
+  description = "Prefix of the registry in that bucket (no slashes around it)."
+  type        = string
+  default     = "models"
+}
+
+variable "requests_per_5_min_per_ip" {
+  description = "WAF rate limit: requests one client IP may make in 5 minutes before it is blocked (100-2000000000)."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.requests_per_5_min_per_ip >= 100
+    error_message = "requests_per_5_min_per_ip: at least 100 (the WAF minimum)."
+  }
+}
+
+variable "access_logs_bucket" {
+  description = "Bucket the load balancer writes its access logs to (SSE-S3: ALB log delivery cannot use a KMS key)."
+  type        = string
 }

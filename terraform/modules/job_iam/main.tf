@@ -1,16 +1,12 @@
-# The job's runtime role (assumed by EMR Serverless for this application only) and a
-# producer policy for whatever runs the simulator. Least privilege: only the environment's
-# bucket prefixes, its one secret and key, this cluster's three topics and the Spark
-# source's consumer groups.
+# The jobs' runtime roles (assumed by EMR Serverless for this application only), one for the
+# stream and one for the batch jobs, and a producer policy for whatever runs the simulator.
+# Least privilege: only the environment's bucket prefixes (conf/aws.yaml via job_environment:
+# lake/, checkpoints/, models/), its one secret and key, this cluster's three topics and the
+# Spark source's consumer groups.
 data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
 
 locals {
-  # bucket purpose => the prefix the job uses in it (conf/aws.yaml via job_environment).
-  read_write = {
-    lake        = "lake"
-    checkpoints = "checkpoints"
-    models      = "models"
-  }
   topic_arns = [for topic in var.topics : "${var.topic_arn_prefix}${topic}"]
 }
 
@@ -35,34 +31,48 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
-data "aws_iam_policy_document" "job" {
-  dynamic "statement" {
-    for_each = local.read_write
-    content {
-      sid       = "List${title(statement.key)}"
-      actions   = ["s3:ListBucket"]
-      resources = [var.bucket_arns[statement.key]]
-      condition {
-        test     = "StringLike"
-        variable = "s3:prefix"
-        values   = [statement.value, "${statement.value}/*"]
-      }
+# What every job run needs: its code and logs, the lake, the data key through S3 and Secrets
+# Manager, the database password.
+data "aws_iam_policy_document" "common" {
+  statement {
+    sid       = "ListLake"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arns["lake"]]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["lake", "lake/*"]
     }
+  }
+
+  statement {
+    sid       = "ReadWriteLake"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${var.bucket_arns["lake"]}/lake/*"]
+  }
+
+  statement {
+    sid       = "ListModels"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arns["models"]]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["models", "models/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadModels"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arns["models"]}/models/*"]
   }
 
   # Hadoop's S3 client and pyarrow (the model registry) look up each bucket's region.
   statement {
     sid       = "LocateBuckets"
     actions   = ["s3:GetBucketLocation"]
-    resources = [for purpose in keys(local.read_write) : var.bucket_arns[purpose]]
-  }
-
-  statement {
-    sid     = "ReadWriteDataPrefixes"
-    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
-    resources = [
-      for purpose, prefix in local.read_write : "${var.bucket_arns[purpose]}/${prefix}/*"
-    ]
+    resources = [for purpose in ["lake", "checkpoints", "models"] : var.bucket_arns[purpose]]
   }
 
   statement {
@@ -77,16 +87,45 @@ data "aws_iam_policy_document" "job" {
     resources = ["${var.bucket_arns["artifacts"]}/logs/*"]
   }
 
+  # Through S3 (the buckets' objects) and Secrets Manager (the database password) only, never directly.
   statement {
     sid       = "UseDataKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${data.aws_region.current.name}.amazonaws.com", "secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+    }
   }
 
   statement {
     sid       = "ReadDatabasePassword"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     resources = [var.db_secret_arn]
+  }
+}
+
+# The stream: its checkpoint and the topics; the registry read-only (it never registers or
+# promotes a model, so a compromised stream cannot plant one).
+data "aws_iam_policy_document" "stream" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json]
+
+  statement {
+    sid       = "ListCheckpoints"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arns["checkpoints"]]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["checkpoints", "checkpoints/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadWriteCheckpoints"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${var.bucket_arns["checkpoints"]}/checkpoints/*"]
   }
 
   statement {
@@ -108,17 +147,42 @@ data "aws_iam_policy_document" "job" {
   }
 }
 
-resource "aws_iam_role" "job" {
-  name               = "${var.name}-emr-job"
-  description        = "Runtime role of the fraud stream and training on EMR Serverless"
+# The batch jobs (training, retraining, drift, maintenance): the lake and the registry, no
+# topics and no checkpoint.
+data "aws_iam_policy_document" "batch" {
+  source_policy_documents = [data.aws_iam_policy_document.common.json]
+
+  statement {
+    sid       = "WriteModels"
+    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${var.bucket_arns["models"]}/models/*"]
+  }
+}
+
+resource "aws_iam_role" "stream" {
+  name               = "${var.name}-emr-stream"
+  description        = "Runtime role of the fraud stream on EMR Serverless"
   assume_role_policy = data.aws_iam_policy_document.assume.json
   tags               = var.tags
 }
 
-resource "aws_iam_role_policy" "job" {
-  name   = "fraud-job"
-  role   = aws_iam_role.job.id
-  policy = data.aws_iam_policy_document.job.json
+resource "aws_iam_role_policy" "stream" {
+  name   = "fraud-stream"
+  role   = aws_iam_role.stream.id
+  policy = data.aws_iam_policy_document.stream.json
+}
+
+resource "aws_iam_role" "batch" {
+  name               = "${var.name}-emr-batch"
+  description        = "Runtime role of the fraud batch jobs (training, retraining, drift, maintenance) on EMR Serverless"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "batch" {
+  name   = "fraud-batch"
+  role   = aws_iam_role.batch.id
+  policy = data.aws_iam_policy_document.batch.json
 }
 
 # For the simulator: write the three topics (created on first use) and record the run's
@@ -146,6 +210,11 @@ data "aws_iam_policy_document" "producer" {
     sid       = "DecryptDatabasePassword"
     actions   = ["kms:Decrypt"]
     resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+    }
   }
 }
 

@@ -1,6 +1,11 @@
-output "job_role_arn" {
-  description = "Runtime role ARN for StartJobRun (python -m emr reads it)."
-  value       = aws_iam_role.job.arn
+output "stream_role_arn" {
+  description = "Runtime role ARN of the streaming job's StartJobRun (python -m emr reads it)."
+  value       = aws_iam_role.stream.arn
+}
+
+output "batch_role_arn" {
+  description = "Runtime role ARN of the batch jobs' StartJobRun: training, retraining, drift, maintenance."
+  value       = aws_iam_role.batch.arn
 }
 
 output "producer_policy_arn" {

@@ -3,6 +3,8 @@
 # through VPC endpoints (S3 as a free gateway endpoint, the rest as interface endpoints).
 data "aws_region" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 locals {
   azs      = var.availability_zones
   az_count = length(var.availability_zones)
@@ -72,11 +74,67 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private.id
 }
 
+# Endpoint policies: from inside the VPC, only this account's principals, and through the S3
+# endpoint only this account's buckets, plus the AWS-owned bucket ECR serves image layers from
+# (the Dash tasks' image pulls). A stolen credential of another account, or a copy of the data to
+# a bucket outside the account, does not go through them.
+data "aws_iam_policy_document" "s3_endpoint" {
+  statement {
+    sid       = "OwnAccountBuckets"
+    actions   = ["s3:*"]
+    resources = ["*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+
+  statement {
+    sid       = "EcrImageLayers"
+    actions   = ["s3:GetObject"]
+    resources = ["arn:aws:s3:::prod-${data.aws_region.current.name}-starport-layer-bucket/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "interface_endpoint" {
+  #checkov:skip=CKV_AWS_1:An endpoint policy grants nothing: it bounds the account's own principals, whose IAM policies grant the actions
+  #checkov:skip=CKV_AWS_49:An endpoint policy grants nothing: it bounds the account's own principals, whose IAM policies grant the actions
+  statement {
+    sid       = "OwnAccountPrincipals"
+    actions   = ["*"]
+    resources = ["*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
 resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${data.aws_region.current.name}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.private.id]
+  policy            = data.aws_iam_policy_document.s3_endpoint.json
   tags              = merge(var.tags, { Name = "${var.name}-s3" })
 }
 
@@ -103,6 +161,7 @@ resource "aws_vpc_endpoint" "interface" {
   subnet_ids          = aws_subnet.private[*].id
   security_group_ids  = [aws_security_group.endpoints.id]
   private_dns_enabled = true
+  policy              = data.aws_iam_policy_document.interface_endpoint.json
   tags                = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
@@ -120,6 +179,12 @@ data "aws_iam_policy_document" "flow_logs_assume" {
     principals {
       type        = "Service"
       identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+    # Only this account's use of the service may assume the role (confused deputy).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }

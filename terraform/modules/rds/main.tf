@@ -8,6 +8,8 @@ resource "aws_security_group" "db" {
   tags        = var.tags
 }
 
+data "aws_caller_identity" "current" {}
+
 resource "aws_vpc_security_group_ingress_rule" "clients" {
   # count, not for_each: the group ids are unknown until the groups exist.
   count                        = length(var.client_security_group_ids)
@@ -58,6 +60,12 @@ data "aws_iam_policy_document" "monitoring_assume" {
     principals {
       type        = "Service"
       identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+    # Only this account's use of the service may assume the role (confused deputy).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }

@@ -9,7 +9,6 @@ locals {
 }
 
 resource "aws_s3_bucket" "this" {
-  #checkov:skip=CKV_AWS_18:Server access logs need a separate log bucket, not created in this dev example; for production add one or CloudTrail S3 data events
   #checkov:skip=CKV_AWS_144:No cross-region replica in the dev example (it doubles storage cost); add one for production disaster recovery
   #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; the stream reads Kafka, not S3 notifications
   for_each      = local.buckets
@@ -100,4 +99,129 @@ resource "aws_s3_bucket_policy" "this" {
   policy   = data.aws_iam_policy_document.tls_only[each.key].json
 
   depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+# --- access logs ------------------------------------------------------------------------
+# Who read or wrote what in the data buckets (S3 server access logs), and the Dash load balancer's
+# requests. SSE-S3, not KMS: neither log delivery service can write with a customer key.
+resource "aws_s3_bucket" "logs" {
+  #checkov:skip=CKV_AWS_18:This is the access-log bucket; logging it into itself would loop
+  #checkov:skip=CKV_AWS_145:S3 server access logging and ALB log delivery cannot write to a KMS-encrypted bucket
+  #checkov:skip=CKV_AWS_144:Logs are not replicated across regions in the dev example
+  #checkov:skip=CKV2_AWS_62:Nothing consumes log-object events
+  bucket        = "${var.name}-logs-${data.aws_caller_identity.current.account_id}"
+  force_destroy = var.force_destroy
+  tags          = merge(var.tags, { Purpose = "logs" })
+}
+
+resource "aws_s3_bucket_ownership_controls" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "logs" {
+  bucket                  = aws_s3_bucket.logs.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  rule {
+    id     = "expire-logs"
+    status = "Enabled"
+    filter {}
+    expiration {
+      days = var.log_retention_days
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 7
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.logs]
+}
+
+data "aws_iam_policy_document" "logs" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  # S3 server access logs of this account's buckets only.
+  statement {
+    sid       = "S3ServerAccessLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/s3/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logging.s3.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+
+  # ALB access logs (the log delivery service of the regions launched since 2022, and of the
+  # others through it as well).
+  statement {
+    sid       = "LoadBalancerAccessLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/alb/AWSLogs/${data.aws_caller_identity.current.account_id}/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logdelivery.elasticloadbalancing.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  policy = data.aws_iam_policy_document.logs.json
+
+  depends_on = [aws_s3_bucket_public_access_block.logs]
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  for_each      = aws_s3_bucket.this
+  bucket        = each.value.id
+  target_bucket = aws_s3_bucket.logs.id
+  target_prefix = "s3/${each.key}/"
 }

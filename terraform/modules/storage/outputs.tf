@@ -7,3 +7,8 @@ output "bucket_arns" {
   description = "Bucket ARN per purpose."
   value       = { for purpose, bucket in aws_s3_bucket.this : purpose => bucket.arn }
 }
+
+output "logs_bucket" {
+  description = "Bucket of the S3 server access logs (prefix s3/) and the load balancer's access logs (prefix alb/)."
+  value       = aws_s3_bucket.logs.id
+}

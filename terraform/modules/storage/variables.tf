@@ -35,3 +35,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "log_retention_days" {
+  description = "Days S3 server access logs and load balancer access logs are kept."
+  type        = number
+  default     = 365
+}
