@@ -27,6 +27,7 @@ class Deployment:
     stream_role_arn: str  # the streaming job's runtime role
     batch_role_arn: str   # training, retraining, drift, maintenance: the registry writable, no Kafka
     artifacts_bucket: str
+    kms_key_arn: str  # the job runs' logs are encrypted with it
     # FRAUD_* variables for the job (config overrides), from Terraform.
     job_environment: dict[str, str]
 
@@ -68,6 +69,7 @@ def load_deployment(path: str | Path) -> Deployment:
         stream_role_arn=need("emr_stream_role_arn", str),
         batch_role_arn=need("emr_batch_role_arn", str),
         artifacts_bucket=need("artifacts_bucket", str),
+        kms_key_arn=need("kms_key_arn", str),
         job_environment={k: str(environment[k]) for k in JOB_ENVIRONMENT_KEYS},
     )
     if not _BUCKET.match(deployment.artifacts_bucket):

@@ -137,7 +137,9 @@ def start_job_run_request(
             }
         },
         "configurationOverrides": {
-            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": deployment.log_uri}}
+            # The logs hold stack traces and row samples: encrypted with the environment's key.
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {
+                "logUri": deployment.log_uri, "encryptionKeyArn": deployment.kms_key_arn}}
         },
         "tags": {"app": "fraud", "job": kind},
     }

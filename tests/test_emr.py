@@ -32,6 +32,7 @@ RUN = "00fq9z8x7c6v5b4n"
 RUN_ARN = f"arn:aws:emr-serverless:us-east-1:123456789012:/applications/{APP}/jobruns/{RUN}"
 ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-stream"
 BATCH_ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-batch"
+KEY = "arn:aws:kms:us-east-1:123456789012:key/0b1e7c3a-5d2f-4c1e-9a8b-2f3e4d5c6b7a"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1234-AbCdEf"
 JOB_ENVIRONMENT = {
     "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "b-1.fraud.x1.c2.kafka.us-east-1.amazonaws.com:9098,"
@@ -51,6 +52,7 @@ def terraform_outputs(**overrides):
         "emr_application_id": APP,
         "emr_stream_role_arn": ROLE,
         "emr_batch_role_arn": BATCH_ROLE,
+        "kms_key_arn": KEY,
         "artifacts_bucket": "fraud-dev-artifacts-123456789012",
         "job_environment": JOB_ENVIRONMENT,
         **overrides,
@@ -215,7 +217,7 @@ def test_stream_request_is_valid_streaming_with_retries_jars_and_archive(deploym
         assert conf[f"spark.emr-serverless.driverEnv.{name}"] == value
         assert conf[f"spark.executorEnv.{name}"] == value
     logs = request["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"]
-    assert logs == {"logUri": "s3://fraud-dev-artifacts-123456789012/logs/"}
+    assert logs == {"logUri": "s3://fraud-dev-artifacts-123456789012/logs/", "encryptionKeyArn": KEY}
 
 
 def test_client_token_is_stable_for_the_same_release_and_changes_with_it(deployment, release):

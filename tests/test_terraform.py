@@ -253,6 +253,17 @@ def test_vpc_endpoints_only_serve_the_accounts_principals_and_buckets():
     assert [c["variable"] for s in interface for c in s["condition"]] == ["aws:PrincipalAccount"]
 
 
+def test_lake_and_registry_objects_are_audited_and_every_bucket_access_logged():
+    storage = blocks(TERRAFORM / "modules" / "storage", "resource")
+    trail = storage["aws_cloudtrail.data"]
+    assert trail["enable_log_file_validation"] is True and trail["kms_key_id"] == "${var.kms_key_arn}"
+    fields = {f["field"]: f for f in trail["advanced_event_selector"][0]["field_selector"]}
+    assert fields["eventCategory"]["equals"] == ["Data"]
+    assert "lake" in fields["resources.ARN"]["starts_with"] and "models" in fields["resources.ARN"]["starts_with"]
+    logging = storage["aws_s3_bucket_logging.this"]
+    assert logging["for_each"] == "${aws_s3_bucket.this}" and logging["target_bucket"] == "${aws_s3_bucket.logs.id}"
+
+
 def run_checkov() -> dict:
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} missing: run `make setup` (scripts/setup.sh installs checkov there)")

@@ -18,6 +18,11 @@ output "emr_batch_role_arn" {
   value       = module.job_iam.batch_role_arn
 }
 
+output "kms_key_arn" {
+  description = "The environment's data key: EMR encrypts the job runs' logs with it."
+  value       = module.kms.key_arn
+}
+
 output "artifacts_bucket" {
   description = "Bucket for job code, archive, jars (emr/) and EMR logs (logs/)."
   value       = module.storage.bucket_names["artifacts"]

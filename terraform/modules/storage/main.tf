@@ -2,8 +2,11 @@
 # and artifacts (job code, archive, jars, EMR logs). All KMS-encrypted, versioned,
 # private, TLS-only; old object versions expire so versioning does not grow forever.
 data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
 
 locals {
+  trail_name = "${var.name}-data-events"
+  trail_arn  = "arn:aws:cloudtrail:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:trail/${local.trail_name}"
   # Bucket names are global: suffix the account id.
   buckets = { for purpose, days in var.noncurrent_version_days : purpose => "${var.name}-${purpose}-${data.aws_caller_identity.current.account_id}" }
 }
@@ -199,6 +202,36 @@ data "aws_iam_policy_document" "logs" {
     }
   }
 
+  statement {
+    sid       = "CloudTrailAclCheck"
+    actions   = ["s3:GetBucketAcl"]
+    resources = [aws_s3_bucket.logs.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudtrail.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceArn"
+      values   = [local.trail_arn]
+    }
+  }
+
+  statement {
+    sid       = "CloudTrailWrite"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/cloudtrail/AWSLogs/${data.aws_caller_identity.current.account_id}/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudtrail.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceArn"
+      values   = [local.trail_arn]
+    }
+  }
+
   # ALB access logs (the log delivery service of the regions launched since 2022, and of the
   # others through it as well).
   statement {
@@ -224,4 +257,37 @@ resource "aws_s3_bucket_logging" "this" {
   bucket        = each.value.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/${each.key}/"
+}
+
+# Who read, wrote or deleted which object of the lake and of the model registry: CloudTrail data
+# events (the checkpoints' every-batch writes are left out: ~1M events a day at normal load).
+resource "aws_cloudtrail" "data" {
+  #checkov:skip=CKV_AWS_252:No SNS notice per delivered log file: nothing subscribes to them
+  #checkov:skip=CKV2_AWS_10:Read from S3 (Athena); a CloudWatch Logs copy would double the cost in the dev example
+  name                          = local.trail_name
+  s3_bucket_name                = aws_s3_bucket.logs.id
+  s3_key_prefix                 = "cloudtrail"
+  kms_key_id                    = var.kms_key_arn
+  enable_log_file_validation    = true
+  is_multi_region_trail         = true
+  include_global_service_events = true
+  tags                          = var.tags
+
+  advanced_event_selector {
+    name = "Lake and model registry objects"
+    field_selector {
+      field  = "eventCategory"
+      equals = ["Data"]
+    }
+    field_selector {
+      field  = "resources.type"
+      equals = ["AWS::S3::Object"]
+    }
+    field_selector {
+      field       = "resources.ARN"
+      starts_with = [for purpose in ["lake", "models"] : "${aws_s3_bucket.this[purpose].arn}/"]
+    }
+  }
+
+  depends_on = [aws_s3_bucket_policy.logs]
 }
