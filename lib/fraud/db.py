@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from fraud.cli import UserError
 from fraud.config import LOCAL_STACK, Config, endpoint
+from fraud.secrets import reread_passwords
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,11 @@ def postgres_dsn(config: Config) -> str:
     if config.postgres.dsn == LOCAL_STACK:
         return endpoint(LOCAL_STACK, "postgres")
     if config.postgres.password_secret_arn:
-        from fraud.secrets import secret_password
+        from fraud.secrets import password_file
 
-        password = secret_password(config.postgres.password_secret_arn)
-        return psycopg.conninfo.make_conninfo(config.postgres.dsn, password=password)
+        # The password in a private file libpq reads at each connection (fraud.secrets), never in the DSN.
+        return psycopg.conninfo.make_conninfo(config.postgres.dsn,
+                                              passfile=password_file(config.postgres.password_secret_arn))
     return config.postgres.dsn
 
 
@@ -87,6 +89,7 @@ class RetryPolicy:
             try:
                 return attempt()
             except psycopg.OperationalError as err:
+                reread_passwords()  # the secret may have rotated
                 if n == self.retries:
                     raise
                 delay = self.backoff_s * 2 ** n

@@ -28,6 +28,7 @@ from fraud.pipeline import stream_records
 from fraud.quality.stream import StreamQuality
 from fraud.registry import Registry
 from fraud.score import ModelHolder
+from fraud.secrets import reread_passwords
 from fraud.shadow import ShadowSink
 from fraud.sinks import BatchWriter, LakeWriter
 
@@ -134,6 +135,7 @@ def wait_for_postgres(dsn: str, timeout_s: float) -> None:
             log.info("PostgreSQL is back: restarting the query from its checkpoint")
             return
         except psycopg.OperationalError:
+            reread_passwords()  # the secret may have rotated
             if time.monotonic() + delay > deadline:
                 raise UserError(f"PostgreSQL unavailable for more than postgres.outage_wait_s = {timeout_s:.0f} s;"
                                 " the job stops (restart it when the database is back: it resumes from its"
