@@ -60,8 +60,8 @@ class KeyEndpoint:
                   "iss": "https://idp.example.com"}
         headers = {"kid": kid, "signer": signer, "iss": "https://idp.example.com", "client": "c"}
         signing_key = key or self.keys[kid]
-        secret = "a-shared-secret-at-least-32-bytes-long"  # the classic forgery: HS256 with any secret
-        token = jwt.encode(claims, signing_key if alg == "ES256" else secret, algorithm=alg, headers=headers)
+        forger_key = "a-key-anyone-could-pick-32-bytes+"  # the classic forgery: HS256 with a key of one's own
+        token = jwt.encode(claims, signing_key if alg == "ES256" else forger_key, algorithm=alg, headers=headers)
         # The ALB pads each base64url segment.
         return ".".join(part + "=" * (-len(part) % 4) for part in token.split("."))
 
