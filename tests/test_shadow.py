@@ -32,8 +32,9 @@ def test_a_batch_is_counted_by_what_each_model_did_and_the_truth():
 def test_scores_of_one_model():
     # (true class, predicted, alerted, rows): 8 regular rows right, 1 alerted by mistake; 2 fraud
     # rows of one class caught, 1 missed.
-    figures = scores([("regular", "regular", False, 8), ("regular", "fraud_x", True, 1),
-                      ("fraud_x", "fraud_x", True, 2), ("fraud_x", "regular", False, 1)])
+    card = "fraud_card_testing"
+    figures = scores([("regular", "regular", False, 8), ("regular", card, True, 1), (card, card, True, 2),
+                      (card, "regular", False, 1)])
     assert figures == {"rows": 12, "accuracy": round(10 / 12, 4),
                        "macro_f1": round((2 * 8 / (9 + 9) + 2 * 2 / (3 + 3)) / 2, 4),
                        "alerts": 3, "fraud_rows_alerted": round(2 / 3, 4), "alerts_on_fraud": round(2 / 3, 4)}

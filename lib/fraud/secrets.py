@@ -9,6 +9,7 @@ failed connection it is read again (at most once a minute): an RDS-managed secre
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ class PasswordFile:
         self.secret_arn = secret_arn
         fd, self.path = tempfile.mkstemp(prefix="fraud-pgpass-")  # mode 0600
         os.close(fd)
+        atexit.register(self._remove)  # the password does not outlive the process on disk
         self._lock = threading.Lock()
         self._password: str | None = None
         self._read_at = 0.0
@@ -76,6 +78,13 @@ class PasswordFile:
             if changed:
                 log.warning("the database password changed in %s (rotated): using the new one", self.secret_arn)
             return changed
+
+
+    def _remove(self) -> None:
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
 
 
 _FILES: dict[str, PasswordFile] = {}

@@ -98,40 +98,32 @@ FROM shadow_outcomes WHERE champion_version = %s AND challenger_version = %s
 GROUP BY 1, 2, 3, 4, 5
 """
 
-# Each verdict on a champion alert, per transaction, with what the challenger did on that row: the
-# label is the one training takes from it (fraud.labels: confirmed -> the alert's type, false
-# positive -> regular).
-_VERDICTS_SQL = """
-SELECT CASE a.status WHEN 'confirmed_fraud' THEN a.alert_type ELSE 'regular' END,
-       s.champion_class, s.champion_alert, s.challenger_class, s.challenger_alert
-FROM shadow_alerts s
-JOIN alert_transactions t USING (transaction_id)
-JOIN alerts a USING (alert_id)
-WHERE s.champion_version = %s AND s.challenger_version = %s AND a.status IN ('confirmed_fraud', 'false_positive')
+_SHADOWED_SQL = """
+SELECT transaction_id, champion_class, champion_alert, challenger_class, challenger_alert
+FROM shadow_alerts WHERE champion_version = %s AND challenger_version = %s AND transaction_id = ANY(%s)
 """
 
 
 def scores(rows: list[tuple[str, str, bool, int]]) -> dict:
-    """Figures of one model from (true class, predicted class, alerted, rows): event accuracy, macro
-    F1 over the classes present, and alerting: fraud rows alerted, alerts that were fraud."""
+    """Figures of one model from (true class, predicted class, alerted, rows): event accuracy and
+    macro F1 (``fraud.model.evaluation.classification_metrics``, as training reports them), and
+    alerting: fraud rows alerted, alerts that were fraud."""
+    from fraud.model.evaluation import classification_metrics
+
     total = sum(n for *_, n in rows)
     if not total:
         return {"rows": 0}
-    classes = sorted({t for t, *_ in rows} | {p for _, p, _, _ in rows})
-    f1s = []
-    for c in classes:
-        tp = sum(n for t, p, _, n in rows if t == c and p == c)
-        support = sum(n for t, _, _, n in rows if t == c)
-        predicted = sum(n for _, p, _, n in rows if p == c)
-        if support:
-            f1s.append(2 * tp / (support + predicted))
+    confusion = Counter()
+    for true, predicted, _, n in rows:
+        confusion[(true, predicted)] += n
+    metrics = classification_metrics(confusion)
     fraud = sum(n for t, _, _, n in rows if t != "regular")
     alerts = sum(n for _, _, a, n in rows if a)
     caught = sum(n for t, _, a, n in rows if a and t != "regular")
     return {
         "rows": total,
-        "accuracy": round(sum(n for t, p, _, n in rows if t == p) / total, 4),
-        "macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
         "alerts": alerts,
         "fraud_rows_alerted": round(caught / fraud, 4) if fraud else None,   # recall
         "alerts_on_fraud": round(caught / alerts, 4) if alerts else None,    # precision
@@ -148,8 +140,14 @@ def _by_model(rows: list[tuple]) -> dict:
 def compare(conn: psycopg.Connection, champion: str, challenger: str) -> dict:
     """Both models on the traffic the stream scored with both: against ground truth where the events
     recorded it, against analyst verdicts, and with each other."""
+    from fraud.labels import analyst_labels
+
     outcomes = conn.execute(_OUTCOMES_SQL, (champion, challenger)).fetchall()
-    verdicts = conn.execute(_VERDICTS_SQL, (champion, challenger)).fetchall()
+    # The label each verdict gives a transaction, as training takes it (the latest verdict wins),
+    # with what both models did on that row.
+    labels = {r["transaction_id"]: r["label"] for r in analyst_labels(conn)}
+    verdicts = [(labels[tid], *done) for tid, *done in
+                conn.execute(_SHADOWED_SQL, (champion, challenger, list(labels))).fetchall()]
     total = sum(r[5] for r in outcomes)
     known = [r for r in outcomes if r[0] != UNKNOWN]
     return {
