@@ -40,7 +40,7 @@ def main() -> None:
 
     from fraud.alerts import AlertSink
     from fraud.config import load_config
-    from fraud.db import NO_RETRY, make_pool, migrate, postgres_dsn
+    from fraud.db import NO_RETRY, admin_dsn, make_pool, migrate, postgres_dsn
     from fraud.metrics import BatchMetrics
     from fraud.parse import kafka_records
     from fraud.pipeline import batch_records
@@ -59,9 +59,8 @@ def main() -> None:
                     "--output", str(events)], check=True, capture_output=True)
     spark = build_session(base, app_name="quality-bench")
     spark.sparkContext.setLogLevel("ERROR")
-    dsn = postgres_dsn(base)
-    migrate(dsn)
-    pool = make_pool(base, dsn)
+    migrate(admin_dsn(base))
+    pool = make_pool(base, postgres_dsn(base, "stream"))
     records = kafka_records(spark, base, events.read_text().splitlines()).persist()  # what Kafka delivers
     rows = records.count()
 

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     source = Path(args.config)
     config_path = job_config(source, BENCH)
     config = load_config(config_path)
-    dsn = postgres_dsn(config)
+    dsn = postgres_dsn(config, "batch")
     results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": quick,
                      "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                               text=True).stdout.strip(),

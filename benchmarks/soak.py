@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.report:
         if not (RESULTS / "soak.json").exists():
             raise UserError(f"no {RESULTS / 'soak.json'}: run the soak first")
-        report(json.loads((RESULTS / "soak.json").read_text()), postgres_dsn(load_config(SOAK / "job.yaml")))
+        report(json.loads((RESULTS / "soak.json").read_text()), postgres_dsn(load_config(SOAK / "job.yaml"), "batch"))
         return
     if args.minutes < 2 * args.window_minutes or args.window_minutes < 1:
         raise UserError("--minutes must be at least two windows (first and last are compared)")
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(SOAK, ignore_errors=True)
     config_path = job_config(Path(args.config), SOAK)
     config = load_config(config_path)
-    dsn = postgres_dsn(config)
+    dsn = postgres_dsn(config, "batch")
     from fraud.registry import Registry
 
     if Registry.for_config(config).current_version() is None:

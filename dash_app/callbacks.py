@@ -143,8 +143,8 @@ def model_view(app_ctx: AppContext, version: str | None, action: str | None):
         message = f"{action} refused: {caller.user} has the {caller.role} role; it needs the admin role"
     elif action in ("promote", "rollback"):
         try:
-            pointer = promote_version(app_ctx.config, version) if action == "promote" \
-                else rollback_version(app_ctx.config)
+            pointer = promote_version(app_ctx.config, version, "dash") if action == "promote" \
+                else rollback_version(app_ctx.config, "dash")
             message = f"{action}: current version is now {pointer['version']}"
         except (UserError, OSError) as err:
             message = f"{action} failed: {err}"

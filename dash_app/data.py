@@ -54,7 +54,7 @@ class DataSource:
             from fraud.db import postgres_dsn
 
             try:
-                self._dsn = postgres_dsn(self.config)
+                self._dsn = postgres_dsn(self.config, "dash")
             except UserError as err:
                 raise SourceDown(f"PostgreSQL unavailable: {err}") from None
         return self._dsn

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 PREFIX = "emr"
 # The entry points EMR runs; the fraud package itself travels in the archive.
 ENTRY_POINTS = {"stream": "jobs/stream_fraud.py", "train": "jobs/train_model.py", "maintain": "jobs/maintain_lake.py",
-                "drift": "jobs/drift.py", "retrain": "jobs/retrain.py"}
+                "drift": "jobs/drift.py", "retrain": "jobs/retrain.py", "migrate": "jobs/migrate.py"}
 
 
 @dataclass(frozen=True)

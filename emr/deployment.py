@@ -1,7 +1,7 @@
 """What Terraform deployed, read from ``terraform output -json`` of ``terraform/environments/<env>``.
 
 Only identifiers and locations: the RDS password stays in Secrets Manager and is
-referenced by ARN (``FRAUD_POSTGRES_SECRET_ARN`` in ``job_environment``).
+referenced by ARN (``FRAUD_POSTGRES_ADMIN_SECRET_ARN`` in ``job_environment``; only migrations read it).
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from fraud.cli import UserError
 from fraud.config import ENV_OVERRIDES
 
 # job_environment must set exactly what conf/aws.yaml leaves to the deployment: every config override
-# The Dash app's own (its task definition sets them) are no job's.
-JOB_ENVIRONMENT_KEYS = tuple(k for k in ENV_OVERRIDES if not k.startswith("FRAUD_DASH_"))
+# but the Dash app's own (its task definition sets them) and the CA bundle's path (the job's archive
+# carries it where conf/aws.yaml says).
+JOB_ENVIRONMENT_KEYS = tuple(k for k in ENV_OVERRIDES
+                             if not k.startswith("FRAUD_DASH_") and k != "FRAUD_POSTGRES_SSL_ROOT_CERT")
+ROLES = ("stream", "batch", "migrate")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -24,8 +27,9 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 class Deployment:
     region: str
     application_id: str
-    stream_role_arn: str  # the streaming job's runtime role
-    batch_role_arn: str   # training, retraining, drift, maintenance: the registry writable, no Kafka
+    # Runtime role per job role (emr.runs.JobKind.role): "stream"; "batch" (training, retraining,
+    # drift, maintenance: the registry writable, no Kafka); "migrate" (the master secret only).
+    role_arns: dict[str, str]
     artifacts_bucket: str
     kms_key_arn: str  # the job runs' logs are encrypted with it
     # FRAUD_* variables for the job (config overrides), from Terraform.
@@ -66,16 +70,14 @@ def load_deployment(path: str | Path) -> Deployment:
     deployment = Deployment(
         region=need("region", str),
         application_id=need("emr_application_id", str),
-        stream_role_arn=need("emr_stream_role_arn", str),
-        batch_role_arn=need("emr_batch_role_arn", str),
+        role_arns={role: need(f"emr_{role}_role_arn", str) for role in ROLES},
         artifacts_bucket=need("artifacts_bucket", str),
         kms_key_arn=need("kms_key_arn", str),
         job_environment={k: str(environment[k]) for k in JOB_ENVIRONMENT_KEYS},
     )
     if not _BUCKET.match(deployment.artifacts_bucket):
         raise UserError(f"{path}: artifacts_bucket {deployment.artifacts_bucket!r} is not an S3 bucket name")
-    for name, arn in (("emr_stream_role_arn", deployment.stream_role_arn),
-                      ("emr_batch_role_arn", deployment.batch_role_arn)):
+    for role, arn in deployment.role_arns.items():
         if not arn.startswith("arn:aws"):
-            raise UserError(f"{path}: {name} {arn!r} is not an ARN")
+            raise UserError(f"{path}: emr_{role}_role_arn {arn!r} is not an ARN")
     return deployment

@@ -36,6 +36,8 @@ class JobKind:
     name: str
     # Spark resources; EMR sizes each worker from cores and memory (+10 % overhead).
     resources: dict[str, str]
+    # Its runtime role (``Deployment.role_arns``): what it may reach in AWS and as whom in PostgreSQL.
+    role: str = "batch"
 
 
 # Training and retraining: fitting the forest on silver, up to four 4-vCPU executors.
@@ -63,7 +65,7 @@ JOB_KINDS = {
         "spark.dynamicAllocation.minExecutors": "1",
         "spark.dynamicAllocation.initialExecutors": "1",
         "spark.dynamicAllocation.maxExecutors": "4",
-    }),
+    }, role="stream"),
     "train": JobKind("BATCH", "fraud-train", _TRAINING),
     # The last 30 days of silver: the stream's weeks at normal load are tens of millions of rows.
     "retrain": JobKind("BATCH", "fraud-retrain", _TRAINING),
@@ -85,6 +87,16 @@ JOB_KINDS = {
         "spark.dynamicAllocation.enabled": "true",
         "spark.dynamicAllocation.maxExecutors": "1",
     }),
+    # The database's roles, schema and grants (jobs/migrate.py), from inside the VPC: no Spark work,
+    # the smallest driver; the only role that reads the master secret.
+    "migrate": JobKind("BATCH", "fraud-migrate", {
+        "spark.driver.cores": "1",
+        "spark.driver.memory": "2g",
+        "spark.executor.cores": "1",
+        "spark.executor.memory": "2g",
+        "spark.dynamicAllocation.enabled": "false",
+        "spark.executor.instances": "1",
+    }, role="migrate"),
 }
 
 
@@ -126,7 +138,7 @@ def start_job_run_request(
     job = JOB_KINDS[kind]
     request = {
         "applicationId": deployment.application_id,
-        "executionRoleArn": deployment.stream_role_arn if job.mode == "STREAMING" else deployment.batch_role_arn,
+        "executionRoleArn": deployment.role_arns[job.role],
         "name": job.name,
         "mode": job.mode,
         "jobDriver": {

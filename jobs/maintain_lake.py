@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     spark = build_session(config, app_name="fraud-maintain-lake")
     spark.sparkContext.setLogLevel("WARN")
     upkeep = config.maintenance
-    with connect(postgres_dsn(config), autocommit=True) as conn:
+    with connect(postgres_dsn(config, "batch"), autocommit=True) as conn:
         archived = archive_closed_alerts(spark, conn, config, upkeep.archive_closed_alerts_after_days)
         lake = maintain_lake(spark, config, retention)
         for report in lake:

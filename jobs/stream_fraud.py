@@ -18,13 +18,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
 
-    from fraud.db import migrate, postgres_dsn
+    from fraud.db import postgres_dsn, require_schema
     from fraud.spark import build_session
     from fraud.stream import run_stream
 
-    # Idempotent and locked: a no-op on the local stack (it migrates at start), the schema
-    # setup on a fresh RDS, which only the job can reach from inside the VPC.
-    migrate(postgres_dsn(config))
+    # The job's role cannot migrate (fraud.roles): the admin does, with jobs/migrate.py.
+    require_schema(postgres_dsn(config, "stream"))
     spark = build_session(config)
     spark.sparkContext.setLogLevel("WARN")
     run_stream(spark, config, once=args.once)

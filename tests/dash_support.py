@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from fraud.classes import MODEL_CLASSES
 from fraud.config import load_config
 from fraud.registry import Registry
-from pipeline_support import ROOT, create_database
+from pipeline_support import ROOT, create_database, without_user
 
 QUERY_ID = "q-seed"
 TOP_FEATURES = [{"feature": "v_count", "value": 12.0, "contribution": 0.41},
@@ -138,7 +138,7 @@ def seeded(stack, tmp_path_factory) -> Seeded:
     dsn = create_database(stack["postgres"]["dsn"], f"dash_{uuid.uuid4().hex[:10]}")
     ids = seed_database(dsn)
     seed_registry(tmp / "lake")
-    environ = {**os.environ, "FRAUD_POSTGRES_DSN": dsn, "FRAUD_LAKE_ROOT": str(tmp / "lake"),
+    environ = {**os.environ, "FRAUD_POSTGRES_DSN": without_user(dsn), "FRAUD_LAKE_ROOT": str(tmp / "lake"),
                "FRAUD_CHECKPOINT_ROOT": str(tmp / "checkpoints"), "FRAUD_DASH_RUN_DIR": str(tmp / "runs")}
     return Seeded(dsn=dsn, environ=environ, lake=tmp / "lake", **ids)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import uuid
@@ -56,8 +58,14 @@ class Pipeline:
 
     def job_result(self, *, config_path: Path | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
         """``spark-submit jobs/stream_fraud.py --once`` as a user runs it: exit code and output."""
-        args = [str(SPARK_SUBMIT), "jobs/stream_fraud.py", "--config", str(config_path or self.config_path), "--once"]
-        result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=job_env())
+        return self.spark_submit("jobs/stream_fraud.py", "--config", str(config_path or self.config_path), "--once",
+                                 timeout=timeout)
+
+    def spark_submit(self, script: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+        """``spark-submit script args`` to its end: exit code and output."""
+        with cluster_work_removed():
+            result = subprocess.run([str(SPARK_SUBMIT), script, *args], cwd=ROOT, capture_output=True, text=True,
+                                    timeout=timeout, env=job_env())
         self.new_log_path().write_text(result.stdout + result.stderr)  # kept, like start_job's: the canary reads them
         return result
 
@@ -81,6 +89,26 @@ class Pipeline:
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.dsn, autocommit=True)
+
+
+# Two executor JVMs beside the driver, as on EMR (local-cluster: a standalone master and workers in
+# the driver's JVM, each executor a process of its own, and no task on the driver).
+CLUSTER = "local-cluster[2,1,1536]"
+
+
+@contextlib.contextmanager
+def cluster_work_removed():
+    """local-cluster's workers keep executor logs and fetched jars under SPARK_HOME/work (pyspark's
+    folder in the venv; its worker takes no other): removed afterwards if this run made it."""
+    import pyspark
+
+    work = Path(pyspark.__file__).parent / "work"
+    made_work = not work.exists()
+    try:
+        yield
+    finally:
+        if made_work:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def job_env() -> dict:
@@ -118,7 +146,7 @@ def write_config(path: Path, *, topics: dict, dsn: str, bootstrap: str, lake: Pa
     raw = yaml.safe_load((ROOT / "conf" / "local.yaml").read_text())
     raw["kafka"]["topics"] = topics
     raw["kafka"]["bootstrap_servers"] = bootstrap
-    raw["postgres"]["dsn"] = dsn
+    raw["postgres"]["dsn"] = without_user(dsn)  # each component connects as its own role
     raw["lake_root"] = str(lake)
     raw["checkpoint_root"] = str(checkpoints)
     raw["spark"]["driver_memory"] = "2g"
@@ -133,7 +161,22 @@ def write_config(path: Path, *, topics: dict, dsn: str, bootstrap: str, lake: Pa
     return path
 
 
+def as_role(dsn: str, component: str) -> str:
+    """``dsn`` for ``component``'s login role (fraud.roles): what the code under test connects as."""
+    from fraud.roles import login
+
+    return psycopg.conninfo.make_conninfo(dsn, user=login(component))
+
+
+def without_user(dsn: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    params.pop("user", None)
+    return psycopg.conninfo.make_conninfo(**params)
+
+
 def create_database(admin_dsn: str, name: str) -> str:
+    """A new database, migrated (its roles and grants set); the admin's DSN to it, for the tests' own
+    reads and seeds (the code under test connects as its component's role)."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
     params = psycopg.conninfo.conninfo_to_dict(admin_dsn)

@@ -9,7 +9,7 @@ from psycopg_pool import ConnectionPool
 
 from fraud.alerts import AlertSink, alert_id
 
-from pipeline_support import create_database
+from pipeline_support import as_role, create_database
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
@@ -25,7 +25,7 @@ def row(txn, seconds, actor="fi-1", kind="fraud_structuring", score=0.8, amount=
 @pytest.fixture
 def sink(stack, config, unique_name):
     dsn = create_database(stack["postgres"]["dsn"], unique_name("alerts").replace("-", "_"))
-    pool = ConnectionPool(dsn, min_size=1, max_size=2, open=True)
+    pool = ConnectionPool(as_role(dsn, "stream"), min_size=1, max_size=2, open=True)
     yield AlertSink(config, pool), dsn
     pool.close()
 

@@ -37,8 +37,8 @@ from fraud.stack.process import wait_until
 from fraud.stream import checkpoint_location
 
 from conftest import NO_GX, ROOT
-from pipeline_support import (check_invariants, commit_batches, create_database, kill_group, make_pipeline,
-                              simulate_live, write_config)
+from pipeline_support import (CLUSTER, as_role, check_invariants, cluster_work_removed, commit_batches,
+                              create_database, kill_group, make_pipeline, simulate_live, write_config)
 
 pytestmark = pytest.mark.integration
 
@@ -274,18 +274,12 @@ def test_faults_while_the_job_runs(spark, chaos, config, live_traffic):
     record("faults while running", {"connections_killed": killed, "versions": sorted(versions), **figures})
 
 
-# Two executor JVMs beside the driver, as on EMR (local-cluster: a standalone master and workers in
-# the driver's JVM, each executor a process of its own).
-CLUSTER = "local-cluster[2,1,1536]"
-
-
 def test_an_executor_killed_mid_batch_on_a_cluster(spark, chaos):
     """Every other test runs the job in one JVM (local[*]). Here it runs with two executor processes:
     the jars (Delta, the Kafka source, the velocity operator), the state store and each batch's rows
     reach them without a driver-only shortcut, and one executor SIGKILLed while batches run is lost
     and replaced while the job goes on; its tasks rerun elsewhere, and the chaos invariants hold."""
     import psutil
-    import pyspark
 
     pipe = chaos[0]
     cluster = write_config(pipe.root / "cluster.yaml", topics=pipe.config.kafka.topics, dsn=pipe.dsn,
@@ -293,39 +287,34 @@ def test_an_executor_killed_mid_batch_on_a_cluster(spark, chaos):
                            spark__master=CLUSTER, kafka__max_offsets_per_trigger=500, **NO_GX, **SCALED_RETRIES)
     producer = threading.Thread(target=simulate_live, args=(pipe, "chaos-cluster", 40.0, 150.0, 330))
     producer.start()
-    # local-cluster's workers keep executor logs and fetched jars under SPARK_HOME/work (pyspark's
-    # folder in the venv; its worker takes no other): removed below if this test made it.
-    work = Path(pyspark.__file__).parent / "work"
-    made_work = not work.exists()
-    live = LiveJob(pipe, cluster)
+    with cluster_work_removed():
+        live = LiveJob(pipe, cluster)
 
-    def executors() -> set[int]:
-        found = set()
-        for child in psutil.Process(live.job.pid).children(recursive=True):
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE and any(
-                        arg.endswith(".CoarseGrainedExecutorBackend") for arg in child.cmdline()):
-                    found.add(child.pid)
-            except psutil.Error:  # gone meanwhile
-                pass
-        return found
+        def executors() -> set[int]:
+            found = set()
+            for child in psutil.Process(live.job.pid).children(recursive=True):
+                try:
+                    if child.status() != psutil.STATUS_ZOMBIE and any(
+                            arg.endswith(".CoarseGrainedExecutorBackend") for arg in child.cmdline()):
+                        found.add(child.pid)
+                except psutil.Error:  # gone meanwhile
+                    pass
+            return found
 
-    try:
-        live.commits()
-        first = executors()
-        assert len(first) == 2, "two executor processes beside the driver"
-        # The jitter is the fault injection, not synchronisation: the kill lands anywhere in a batch.
-        threading.Event().wait(random.Random(11).uniform(0.0, 1.5))
-        victim = min(first)
-        os.kill(victim, signal.SIGKILL)
-        live.commits(3)
-        # The standalone master replaced it: two executors again, one of them new.
-        assert wait_until(lambda: len(executors()) == 2 and victim not in executors(), 120, interval_s=0.5)
-    finally:
-        live.stop()
-        producer.join()
-        if made_work:
-            shutil.rmtree(work, ignore_errors=True)
+        try:
+            live.commits()
+            first = executors()
+            assert len(first) == 2, "two executor processes beside the driver"
+            # The jitter is the fault injection, not synchronisation: the kill lands anywhere in a batch.
+            threading.Event().wait(random.Random(11).uniform(0.0, 1.5))
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            live.commits(3)
+            # The standalone master replaced it: two executors again, one of them new.
+            assert wait_until(lambda: len(executors()) == 2 and victim not in executors(), 120, interval_s=0.5)
+        finally:
+            live.stop()
+            producer.join()
     figures = verify(spark, chaos)
     record("executor killed on a cluster", figures)
 
@@ -361,7 +350,7 @@ def test_job_logs_hold_no_password(chaos):
     """The chaos pipeline's database password (a canary) never reaches the output of any of its
     jobs (continuous and --once, killed and refused ones included)."""
     pipe = chaos[0]
-    password = psycopg_password(pipe.dsn)
+    password = psycopg_password(as_role(pipe.dsn, "stream"))
     if not list(pipe.root.glob("job-*.log")):  # run alone (-k): no fault test left a log, so crash one job
         simulate_live(pipe, "chaos-canary", seconds=2.0, rate=400.0, seed=71)
         assert pipe.start_job(env={FAULT_ENV: f"after_pg_commit@{next_batch(pipe)}"}).wait(timeout=600) == -9
@@ -371,11 +360,11 @@ def test_job_logs_hold_no_password(chaos):
 
 
 def psycopg_password(dsn: str) -> str | None:
-    """The password the DSN authenticates with: inline, or the last field of its passfile's line."""
+    """The password the DSN authenticates with: inline, or the last field of its user's passfile line."""
     import psycopg
 
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     if params.get("password"):
         return params["password"]
     lines = Path(params["passfile"]).read_text().splitlines() if params.get("passfile") else []
-    return lines[0].rsplit(":", 1)[-1] if lines else None
+    return next((line.split(":", 4)[4] for line in lines if line.split(":")[3] == params["user"]), None)

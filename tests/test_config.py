@@ -24,7 +24,7 @@ def test_shipped_configs_load():
     assert local.kafka.topic_list() == ["gaming-events", "fintech-transactions", "ecommerce-orders"]
     assert local.lake_root == str(ROOT / "var" / "lake")
     assert aws.lake_root.startswith("s3://")
-    assert aws.postgres.password_secret_arn.startswith("arn:aws:secretsmanager:")
+    assert aws.postgres.admin_secret_arn.startswith("arn:aws:secretsmanager:")
     assert aws.spark.master is None
 
 
@@ -37,13 +37,13 @@ def test_config_is_frozen():
 def test_environment_overrides_deployment_settings(tmp_path):
     environ = {
         "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "b-1.example:9098",
-        "FRAUD_POSTGRES_DSN": "postgresql://app@db.example/fraud",
+        "FRAUD_POSTGRES_DSN": "postgresql://db.example/fraud",
         "FRAUD_LAKE_ROOT": "s3://bucket/lake",
         "FRAUD_CHECKPOINT_ROOT": str(tmp_path / "ck"),
     }
     config = load_config(ROOT / "conf" / "local.yaml", environ=environ)
     assert config.kafka.bootstrap_servers == "b-1.example:9098"
-    assert config.postgres.dsn == "postgresql://app@db.example/fraud"
+    assert config.postgres.dsn == "postgresql://db.example/fraud"
     assert config.lake_root == "s3://bucket/lake"
     assert config.checkpoint_root == str(tmp_path / "ck")
 
@@ -60,6 +60,9 @@ def test_environment_overrides_deployment_settings(tmp_path):
          "quality.actions.currency_known: must be flag or quarantine, got 'drop'"),
         ("    item_type: [", "    item_type: skin\n    x: [", "quality.expected_values.item_type: expected a list"),
         ("    fintech: 5000000\n", "", "quality.max_amount_usd: needs exactly the domains"),
+        ("  auth: pgpass\n", "  auth: trust\n", "postgres.auth: must be pgpass or iam, got 'trust'"),
+        ("  dsn: local-stack\n", "  dsn: postgresql://fraud_app@db.example/fraud\n",
+         "postgres.dsn: names the user 'fraud_app'; leave it out: each component connects as its own role"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, old, new, message):

@@ -213,7 +213,7 @@ def test_pipeline_page(server, browser):
 
 
 def test_postgres_down_is_said_not_hidden(browser, seeded):  # noqa: F811
-    down = LiveServer({**seeded.environ, "FRAUD_POSTGRES_DSN": f"postgresql://fraud@127.0.0.1:{free_port()}/fraud"})
+    down = LiveServer({**seeded.environ, "FRAUD_POSTGRES_DSN": f"postgresql://127.0.0.1:{free_port()}/fraud"})
     try:
         browser.get(down.url("/"))
         wait_for(browser, text_of(".source-down", "PostgreSQL unavailable"), "source-down banner")

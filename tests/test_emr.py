@@ -32,13 +32,14 @@ RUN = "00fq9z8x7c6v5b4n"
 RUN_ARN = f"arn:aws:emr-serverless:us-east-1:123456789012:/applications/{APP}/jobruns/{RUN}"
 ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-stream"
 BATCH_ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-batch"
+MIGRATE_ROLE = "arn:aws:iam::123456789012:role/fraud-dev-emr-migrate"
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0b1e7c3a-5d2f-4c1e-9a8b-2f3e4d5c6b7a"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1234-AbCdEf"
 JOB_ENVIRONMENT = {
     "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "b-1.fraud.x1.c2.kafka.us-east-1.amazonaws.com:9098,"
                                      "b-2.fraud.x1.c2.kafka.us-east-1.amazonaws.com:9098",
-    "FRAUD_POSTGRES_DSN": "postgresql://fraud_app@fraud-dev.abc.us-east-1.rds.amazonaws.com:5432/fraud?sslmode=require",
-    "FRAUD_POSTGRES_SECRET_ARN": SECRET_ARN,
+    "FRAUD_POSTGRES_DSN": "postgresql://fraud-dev.abc.us-east-1.rds.amazonaws.com:5432/fraud?sslmode=verify-full",
+    "FRAUD_POSTGRES_ADMIN_SECRET_ARN": SECRET_ARN,
     "FRAUD_LAKE_ROOT": "s3://fraud-dev-lake-123456789012/lake",
     "FRAUD_CHECKPOINT_ROOT": "s3://fraud-dev-checkpoints-123456789012/checkpoints",
     "FRAUD_MODELS_ROOT": "s3://fraud-dev-models-123456789012/models",
@@ -52,6 +53,7 @@ def terraform_outputs(**overrides):
         "emr_application_id": APP,
         "emr_stream_role_arn": ROLE,
         "emr_batch_role_arn": BATCH_ROLE,
+        "emr_migrate_role_arn": MIGRATE_ROLE,
         "kms_key_arn": KEY,
         "artifacts_bucket": "fraud-dev-artifacts-123456789012",
         "job_environment": JOB_ENVIRONMENT,
@@ -86,7 +88,7 @@ def release():
         config=f"{bucket}/bbbb/aws.yaml",
         entry_points={"stream": f"{bucket}/cccc/stream_fraud.py", "train": f"{bucket}/dddd/train_model.py",
                       "maintain": f"{bucket}/gggg/maintain_lake.py", "drift": f"{bucket}/hhhh/drift.py",
-                      "retrain": f"{bucket}/iiii/retrain.py"},
+                      "retrain": f"{bucket}/iiii/retrain.py", "migrate": f"{bucket}/jjjj/migrate.py"},
         jars=(f"{bucket}/eeee/delta-spark_2.13-4.2.0.jar", f"{bucket}/ffff/aws-msk-iam-auth-2.3.6.jar"),
     )
 
@@ -117,7 +119,7 @@ def test_aws_config_loads_with_the_deployments_environment():
     """The job on EMR loads conf/aws.yaml with exactly these overrides: it must work."""
     config = load_config(ROOT / "conf" / "aws.yaml", environ=JOB_ENVIRONMENT)
     assert config.kafka.bootstrap_servers == JOB_ENVIRONMENT["FRAUD_KAFKA_BOOTSTRAP_SERVERS"]
-    assert config.postgres.password_secret_arn == SECRET_ARN
+    assert config.postgres.admin_secret_arn == SECRET_ARN
     assert config.models_root == "s3://fraud-dev-models-123456789012/models"
     assert config.spark.master is None
     assert set(JOB_ENVIRONMENT_KEYS) <= set(__import__("fraud.config").config.ENV_OVERRIDES)
@@ -243,6 +245,14 @@ def test_train_request_is_a_bounded_batch_run(deployment, release):
     assert request["executionTimeoutMinutes"] == 240
     assert request["jobDriver"]["sparkSubmit"]["entryPoint"] == release.entry_points["train"]
     assert request["jobDriver"]["sparkSubmit"]["entryPointArguments"] == ["--config", "aws.yaml", *args]
+
+
+def test_migrations_run_with_the_only_role_that_reads_the_master_secret(deployment, release):
+    request = runs.start_job_run_request("migrate", deployment, release)
+    assert (request["mode"], request["name"], request["executionRoleArn"]) == ("BATCH", "fraud-migrate", MIGRATE_ROLE)
+    assert request["jobDriver"]["sparkSubmit"]["entryPoint"] == release.entry_points["migrate"]
+    assert {runs.start_job_run_request(k, deployment, release)["executionRoleArn"]
+            for k in runs.JOB_KINDS if k != "migrate"} == {ROLE, BATCH_ROLE}
 
 
 def test_drift_request_runs_the_drift_job_in_batch(deployment, release):
@@ -500,7 +510,8 @@ def test_dockerfile_builds_on_amazon_linux_2023_with_the_pinned_venv_pack():
     pin = next(line for line in setup["options.extras_require"]["aws"].split() if line.startswith("venv-pack=="))
     assert "FROM public.ecr.aws/amazonlinux/amazonlinux:2023 AS build" in dockerfile
     assert "python3.11 -m venv" in dockerfile
-    assert f"pip install --no-cache-dir . {pin}" in dockerfile
+    assert pin and 'pip install --no-cache-dir ".[aws]"' in dockerfile  # the aws extra: venv-pack, MSK IAM tokens
+    assert "global-bundle.pem /opt/fraud-env/share/rds-ca.pem" in dockerfile  # conf/aws.yaml's ssl_root_cert
     assert "venv-pack -p /opt/fraud-env -o /out/fraud_env.tar.gz" in dockerfile
 
 

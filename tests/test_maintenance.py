@@ -20,7 +20,7 @@ from fraud.lake import LakeAppender, stream_commits
 from fraud.maintenance import EXPIRING_ROWS, data_files_on_disk, expire_rows, maintain_lake, maintain_table
 from fraud.project import ROOT
 
-from pipeline_support import create_database
+from pipeline_support import create_database, without_user
 
 APPENDS = 12
 
@@ -192,7 +192,7 @@ def test_the_job_records_what_it_did_and_the_sizes_for_the_dash_page(small_files
     dsn = create_database(stack["postgres"]["dsn"], unique_name("upkeep").replace("-", "_"))
     (tmp_path / "checkpoints" / "fraud-stream" / "state" / "0").mkdir(parents=True)
     (tmp_path / "checkpoints" / "fraud-stream" / "state" / "0" / "1.changelog").write_bytes(b"x" * 1000)
-    monkeypatch.setenv("FRAUD_POSTGRES_DSN", dsn)
+    monkeypatch.setenv("FRAUD_POSTGRES_DSN", without_user(dsn))
     monkeypatch.setenv("FRAUD_LAKE_ROOT", small_files_lake.lake_root)
     monkeypatch.setenv("FRAUD_CHECKPOINT_ROOT", str(tmp_path / "checkpoints"))
     spec = importlib.util.spec_from_file_location("maintain_lake", ROOT / "jobs" / "maintain_lake.py")

@@ -53,9 +53,9 @@ def test_unreachable_server_is_one_line(tmp_path):
 
 
 def test_a_rotated_password_is_read_again_and_the_work_goes_on(stack, config, unique_name, monkeypatch):
-    """An RDS-managed secret rotates every 7 days: the job's connections fail once with the old
-    password, the secret is read again (Secrets Manager through botocore's Stubber, the only mock),
-    and the next retry connects with the new one. The password is in no DSN."""
+    """An RDS-managed secret rotates every 7 days: the admin's connections (migrations) fail once
+    with the old password, the secret is read again (Secrets Manager through botocore's Stubber,
+    the only mock), and the next retry connects with the new one. The password is in no DSN."""
     import json
     from dataclasses import replace
 
@@ -65,26 +65,29 @@ def test_a_rotated_password_is_read_again_and_the_work_goes_on(stack, config, un
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from fraud import secrets
-    from fraud.db import RetryPolicy, make_pool, postgres_dsn
+    from fraud.db import RetryPolicy, admin_dsn, make_pool
 
     admin = stack["postgres"]["dsn"]
     role = unique_name("rotated").replace("-", "_")
     with connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal("before-1")))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(  # as the RDS master may
+            sql.Identifier(conn.info.dbname), sql.Identifier(role)))
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-db-credentials-AbCdEf"
     manager = boto3.client("secretsmanager", region_name="us-east-1", aws_access_key_id="testing",
                            aws_secret_access_key="testing")
     stub = Stubber(manager)
-    for password in ("before-1", "after:2\\"):  # the second with the characters libpq's file escapes
+    for password in ("before-1", "before-1", "after:2\\"):  # username, then the password twice  # the second with the characters libpq's file escapes
         stub.add_response("get_secret_value", {"ARN": arn, "Name": "rds", "SecretString": json.dumps(
             {"username": role, "password": password})}, {"SecretId": arn})
     stub.activate()
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: manager)
     monkeypatch.setattr(secrets, "REREAD_AFTER_S", 0.0)
+    monkeypatch.setattr(secrets, "_FILES", {})  # only this test's secret is read again
     server = {k: v for k, v in conninfo_to_dict(admin).items() if k in ("host", "port", "dbname")}
-    cfg = replace(config, postgres=replace(config.postgres, dsn=make_conninfo(**server, user=role),
-                                           password_secret_arn=arn, connect_timeout_s=2))
-    dsn = postgres_dsn(cfg)
+    cfg = replace(config, postgres=replace(config.postgres, dsn=make_conninfo(**server),
+                                           admin_secret_arn=arn, connect_timeout_s=2))
+    dsn = admin_dsn(cfg)
     assert "before-1" not in dsn and "passfile=" in dsn
     retry = RetryPolicy(4, 0.2)
     pool = make_pool(cfg, dsn)
@@ -98,4 +101,5 @@ def test_a_rotated_password_is_read_again_and_the_work_goes_on(stack, config, un
     finally:
         pool.close()
         with connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

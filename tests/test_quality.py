@@ -33,7 +33,7 @@ from fraud.shadow import ShadowSink
 from fraud.sinks import BatchCounts, BatchWriter, LakeWriter
 
 from conftest import ROOT
-from pipeline_support import create_database
+from pipeline_support import as_role, create_database
 
 EVENTS = 120
 
@@ -82,7 +82,7 @@ def writer(spark, config, stack, tmp_path):
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
     (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
-    pool = make_pool(cfg, dsn)
+    pool = make_pool(cfg, as_role(dsn, "stream"))
     models, metrics = ModelHolder(Registry.for_config(cfg)), BatchMetrics(pool)
     try:
         with LakeWriter(spark, cfg, str(checkpoint), models, metrics) as lake:

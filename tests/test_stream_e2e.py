@@ -26,6 +26,7 @@ from fraud.model.forest import with_label
 from fraud.pipeline import batch_records, is_valid
 from fraud.simulate.__main__ import build_options
 from fraud.simulate.run import FILE_MODE_START, run_simulation
+from pipeline_support import CLUSTER, as_role
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +38,15 @@ def pipeline(trained_pipeline):
 
 @pytest.fixture(scope="module")
 def scored_live(pipeline, live_traffic, spark, tmp_path_factory):
-    """(live pipeline, {test id: run summary}, retraining's figures): ``make retrain`` (in process) on
-    the end-to-end pipeline's silver after an analyst called one of its alerts a false positive,
+    """(live pipeline, {test id: run summary}, retraining's figures): ``jobs/retrain.py`` on the
+    end-to-end pipeline's silver after an analyst called one of its alerts a false positive,
     registering a challenger beside the model it trained; then the live runs, once sent, scored by
-    the job with both (fraud.shadow)."""
+    the job with both (fraud.shadow). Retraining runs as on EMR: its own driver, and two executor
+    JVMs (``local-cluster``) that fit the forest, since a local-cluster driver runs no task itself."""
+    import yaml
+
     from fraud.labels import record_action
-    from fraud.model.training import retraining_set, run_retraining
+    from fraud.model.training import retraining_set
 
     alert_history_of_one_actor(pipeline, spark)
     with pipeline.connect() as conn:
@@ -64,9 +68,20 @@ def scored_live(pipeline, live_traffic, spark, tmp_path_factory):
     until = FILE_MODE_START + timedelta(days=1)  # the history's day
     labels = {r["transaction_id"]: (r["label"], r["pattern"]) for r in with_label(
         retraining_set(spark, config, 1, until)[0]).filter(F.col("transaction_id").isin(*transactions)).collect()}
+    raw = yaml.safe_load(pipeline.config_path.read_text())
+    raw["models_root"] = str(models)
+    raw["spark"]["master"] = CLUSTER
+    raw["model"]["num_trees"] = 20
+    raw["model"]["gate"] = {**raw["model"]["gate"], **{k: getattr(gate, k) for k in (
+        "min_accuracy", "min_weighted_f1", "min_macro_f1", "min_class_f1", "min_sequence_recall", "min_alert_precision")}}
+    raw["model"]["gate"]["out_of_profile"].update(events=5000, min_recall=0.8, min_precision=0.8)
+    retrain_config = pipeline.root / "retrain.yaml"
+    retrain_config.write_text(yaml.safe_dump(raw))
     started = time.perf_counter()
-    assert run_retraining(spark, config, days=1, until=until) == 0
+    result = pipeline.spark_submit("jobs/retrain.py", "--config", str(retrain_config), "--days", "1",
+                              "--until", until.isoformat())
     retrain_s = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr[-3000:]
 
     live, futures = live_traffic
     summaries = {test_id: future.result(timeout=900) for test_id, future in futures.items()}
@@ -91,7 +106,7 @@ def alert_history_of_one_actor(pipe, spark) -> None:
     model = ModelHolder(Registry.for_config(pipe.config)).current()
     rows = alert_rows_of(score_table(silver, model, pipe.config), silver, model, pipe.config.alerts.top_features)
     assert rows, f"the model alerts on fraud actor {actor}"
-    with make_pool(pipe.config, pipe.dsn) as pool:
+    with make_pool(pipe.config, as_role(pipe.dsn, "stream")) as pool:
         AlertSink(pipe.config, pool).write("e2e-history-alerts", 0, rows)
 
 
@@ -186,7 +201,7 @@ def test_drift_of_the_live_window_against_the_models_training_reference(scored_l
 
 
 def test_a_retrained_challenger_scored_in_shadow_and_compared_with_the_champion(scored_live, spark, capsys):
-    """``make retrain`` registered the challenger from silver and the analysts' verdicts, without
+    """``jobs/retrain.py`` registered the challenger from silver and the analysts' verdicts, without
     promoting it; the job scored every live row with both, alerted with the champion only, and
     ``compare --json`` gives both columns against ground truth and against verdicts."""
     from fraud.labels import record_action
@@ -200,6 +215,9 @@ def test_a_retrained_challenger_scored_in_shadow_and_compared_with_the_champion(
     registry = Registry.for_config(live.config)
     assert (registry.current_version(), registry.challenger_version()) == ("v0001", "v0002")
     assert registry.entry("v0002").metadata["training_data"]["retrain"]["verdicts"] == len(retrained["labels"])
+    # Fitted by two executor JVMs, the model and its metadata written from the driver (as on EMR).
+    assert registry.entry("v0002").metadata["trained_on"] == {"master": CLUSTER, "executors": 2}
+    assert registry.entry("v0001").metadata["trained_on"]["executors"] == 0  # the suite's local[*] session
 
     gold = lake(spark, live, "gold")
     with live.connect() as conn:

@@ -91,7 +91,7 @@ def test_environment_modules_resolve_to_folders():
 def test_job_environment_output_is_what_the_emr_client_expects():
     outputs = blocks(TERRAFORM / "environments" / "dev", "output")
     assert set(outputs["job_environment"]["value"]) == set(JOB_ENVIRONMENT_KEYS)
-    assert {"region", "emr_application_id", "emr_stream_role_arn", "emr_batch_role_arn",
+    assert {"region", "emr_application_id", "emr_stream_role_arn", "emr_batch_role_arn", "emr_migrate_role_arn",
             "artifacts_bucket"} <= set(outputs)
 
 
@@ -104,6 +104,16 @@ def test_emr_application_is_emr_spark_8_with_auto_start_stop_and_a_ceiling():
     assert app["auto_stop_configuration"][0]["enabled"] is True
     assert set(app["maximum_capacity"][0]) == {"cpu", "memory", "disk"}
     assert app["network_configuration"][0]["subnet_ids"] == "${var.subnet_ids}"
+
+
+def test_msk_never_auto_creates_a_topic_and_an_acknowledged_write_is_on_two_brokers():
+    msk = TERRAFORM / "modules" / "msk"
+    heredoc = blocks(msk, "resource")["aws_msk_configuration.this"]["server_properties"]
+    properties = dict(line.strip().split("=", 1) for line in heredoc.splitlines() if "=" in line)
+    assert properties["auto.create.topics.enable"] == "false"
+    assert (properties["default.replication.factor"], properties["min.insync.replicas"]) == ("3", "2")
+    [validation] = blocks(msk, "variable")["broker_count"]["validation"]
+    assert validation["condition"] == "${var.broker_count >= 3}"
 
 
 def test_msk_takes_only_iam_over_tls():
@@ -139,9 +149,11 @@ def test_buckets_are_encrypted_versioned_and_private():
 
 def test_job_roles_are_least_privilege_and_only_the_batch_role_writes_the_registry():
     """No wildcard action or resource; S3 only under the job's prefixes; MSK only this cluster and
-    only for the stream; the stream reads the model registry and never writes it."""
+    only for the stream; the stream reads the model registry and never writes it; each role connects
+    to PostgreSQL as its own database user, and only the migrate role reads the master secret."""
     data = blocks(TERRAFORM / "modules" / "job_iam", "data")
-    docs = {name: data[f"aws_iam_policy_document.{name}"] for name in ("common", "stream", "batch")}
+    docs = {name: data[f"aws_iam_policy_document.{name}"]
+            for name in ("job_run", "common", "stream", "batch", "migrate", "producer")}
     for doc in docs.values():
         for statement in doc["statement"]:
             resources = statement["resources"]
@@ -153,21 +165,39 @@ def test_job_roles_are_least_privilege_and_only_the_batch_role_writes_the_regist
                 assert re.match(r"^\$\{(var\.|local\.|\[for )", resource), resource
     for role in ("stream", "batch"):
         assert docs[role]["source_policy_documents"] == ["${data.aws_iam_policy_document.common.json}"]
+    for doc in ("common", "migrate"):
+        assert docs[doc]["source_policy_documents"] == ["${data.aws_iam_policy_document.job_run.json}"]
 
     def sids(doc):
         return {s["sid"]: s for s in doc["statement"]}
 
     common, stream, batch = sids(docs["common"]), sids(docs["stream"]), sids(docs["batch"])
+    job_run, migrate, producer = sids(docs["job_run"]), sids(docs["migrate"]), sids(docs["producer"])
     models = '${var.bucket_arns["models"]}/models/*'
     writes = [s for doc in (common, stream) for s in doc.values()
               if models in s["resources"] and set(s["actions"]) - {"s3:GetObject"}]
     assert writes == [], "the stream never writes the registry"
     assert batch["WriteModels"]["resources"] == [models]
-    assert not any(a.startswith("kafka-cluster:") for s in (*common.values(), *batch.values()) for a in s["actions"])
-    assert common["ReadJobArtifacts"]["resources"] == ['${var.bucket_arns["artifacts"]}/emr/*']
+    assert not any(a.startswith("kafka-cluster:") for s in (*common.values(), *batch.values(), *job_run.values())
+                   for a in s["actions"])
+    assert job_run["ReadJobArtifacts"]["resources"] == ['${var.bucket_arns["artifacts"]}/emr/*']
     assert stream["ReadTopics"]["resources"] == "${local.topic_arns}"
     assert stream["UseSparkConsumerGroups"]["resources"] == ["${var.group_arn_prefix}${var.consumer_group_prefix}*"]
-    assert common["ReadDatabasePassword"]["resources"] == ["${var.db_secret_arn}"]
+    connects = {name: [s["resources"] for s in doc.values() if "rds-db:connect" in s["actions"]]
+                for name, doc in (("stream", stream), ("batch", batch), ("producer", producer), ("migrate", migrate),
+                                  ("common", common), ("job_run", job_run))}
+    assert connects == {"stream": [['${local.db_user_arns["stream"]}']], "batch": [['${local.db_user_arns["batch"]}']],
+                        "producer": [['${local.db_user_arns["simulator"]}']], "migrate": [], "common": [], "job_run": []}
+    secret_readers = [name for name, doc in docs.items() for s in doc["statement"]
+                      if any(a.startswith("secretsmanager:") for a in s["actions"])]
+    assert secret_readers == ["migrate"] and migrate["ReadMasterSecret"]["resources"] == ["${var.db_secret_arn}"]
+    assert set(migrate) == {"ReadMasterSecret", "DecryptMasterSecret", "ConnectToCluster", "CreateTopics"}
+    assert set(migrate["CreateTopics"]["actions"]) == {"kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic"}
+    assert not [s for doc in (stream, producer) for s in doc.values() if "kafka-cluster:CreateTopic" in s["actions"]]
+    dash = [s for name, s in _statements(TERRAFORM / "modules" / "dash_app") if name.endswith(".task")]
+    assert [s["resources"] for s in dash if "rds-db:connect" in s["actions"]] == [
+        ["${var.db_user_arn_prefix}fraud_dash", "${var.db_user_arn_prefix}fraud_simulator"]]
+    assert not any(a.startswith("secretsmanager:") for s in dash for a in s["actions"])
 
 
 def test_schedules_start_emr_job_runs_directly_with_a_token_per_run_and_a_narrow_role():
@@ -204,8 +234,10 @@ def test_dash_app_is_deployable_behind_a_rate_limit_with_access_logs():
     dash = blocks(TERRAFORM / "modules" / "dash_app", "resource")
     task = dash["aws_ecs_task_definition.dash"]["container_definitions"]
     for expected in ('"FRAUD_DASH_CONFIG"', '"/app/conf/aws.yaml"', '"FRAUD_DASH_ALB_ARN"', "aws_lb.this.arn",
-                     '"FRAUD_MODELS_ROOT"', "healthCheck", "var.health_check_path"):
+                     '"FRAUD_MODELS_ROOT"', "healthCheck", "var.health_check_path",
+                     '"FRAUD_POSTGRES_SSL_ROOT_CERT"', '"/etc/ssl/rds-ca.pem"'):
         assert expected in task, expected
+    assert "SECRET_ARN" not in task, "the app holds no database password"
     assert blocks(TERRAFORM / "modules" / "dash_app", "variable")["health_check_path"]["default"] == "/healthz"
     acl = dash["aws_wafv2_web_acl.dash"]
     rate = [r for r in acl["rule"] if "rate_based_statement" in r["statement"][0]]
@@ -215,6 +247,7 @@ def test_dash_app_is_deployable_behind_a_rate_limit_with_access_logs():
     assert dash["aws_lb.this"]["access_logs"][0]["enabled"] is True
     dockerfile = (ROOT / "dash_app" / "Dockerfile").read_text()
     assert 'CMD ["gunicorn", "-c", "python:dash_app.gunicorn_conf", "dash_app.app:server"]' in dockerfile
+    assert "global-bundle.pem /etc/ssl/rds-ca.pem" in dockerfile  # the CA the task's sslmode=verify-full uses
     assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile
 
 
@@ -227,7 +260,7 @@ def _statements(folder: Path):
 
 def test_every_service_trust_policy_names_this_account_and_the_job_uses_the_key_only_through_services():
     """Confused deputy: a service assumes a role only for this account's resources. The data key is
-    used by the job only through S3 and Secrets Manager (kms:ViaService)."""
+    used by the jobs only through S3 (kms:ViaService)."""
     trusts = 0
     for folder in MODULES:
         for name, statement in _statements(folder):
@@ -237,7 +270,7 @@ def test_every_service_trust_policy_names_this_account_and_the_job_uses_the_key_
                 variables = {c["variable"] for c in statement.get("condition", [])}
                 assert "aws:SourceAccount" in variables, name
     assert trusts >= 5
-    job = {s.get("sid"): s for name, s in _statements(TERRAFORM / "modules" / "job_iam") if name.endswith(".common")}
+    job = {s.get("sid"): s for name, s in _statements(TERRAFORM / "modules" / "job_iam") if name.endswith(".job_run")}
     assert [c["variable"] for c in job["UseDataKey"]["condition"]] == ["kms:ViaService"]
 
 

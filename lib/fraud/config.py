@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 
 from fraud.cli import UserError
@@ -28,7 +29,8 @@ from fraud.cli import UserError
 ENV_OVERRIDES = {
     "FRAUD_KAFKA_BOOTSTRAP_SERVERS": "kafka.bootstrap_servers",
     "FRAUD_POSTGRES_DSN": "postgres.dsn",
-    "FRAUD_POSTGRES_SECRET_ARN": "postgres.password_secret_arn",
+    "FRAUD_POSTGRES_ADMIN_SECRET_ARN": "postgres.admin_secret_arn",
+    "FRAUD_POSTGRES_SSL_ROOT_CERT": "postgres.ssl_root_cert",
     "FRAUD_DASH_ALB_ARN": "dashboard.oidc.alb_arn",
     "FRAUD_LAKE_ROOT": "lake_root",
     "FRAUD_CHECKPOINT_ROOT": "checkpoint_root",
@@ -73,10 +75,18 @@ class KafkaConfig:
         return [self.topics[d] for d in DOMAINS]
 
 
+# postgres.auth: how each component's login role authenticates.
+PGPASS = "pgpass"  # a password in a libpq password file (the local stack's)
+IAM = "iam"        # an RDS IAM token its AWS role signs (fraud.secrets)
+
+
 @dataclass(frozen=True)
 class PostgresConfig:
     dsn: str
-    password_secret_arn: str | None
+    auth: str
+    admin_secret_arn: str | None
+    admin_user: str | None
+    ssl_root_cert: str | None
     pool_max_size: int
     connect_timeout_s: int
     outage_wait_s: int
@@ -384,6 +394,16 @@ def _check_values(config: Config, source: str) -> None:
     for key in ("rows_per_file", "lake_max_pending_batches"):
         if getattr(config.stream, key) < 1:
             raise ConfigError(f"{source}: stream.{key}: must be at least 1, got {getattr(config.stream, key)}")
+    if config.postgres.auth not in (PGPASS, IAM):
+        raise ConfigError(f"{source}: postgres.auth: must be {PGPASS} or {IAM}, got {config.postgres.auth!r}")
+    if config.postgres.dsn != LOCAL_STACK:
+        try:
+            user = psycopg.conninfo.conninfo_to_dict(config.postgres.dsn).get("user")
+        except psycopg.ProgrammingError:
+            raise ConfigError(f"{source}: postgres.dsn: not a PostgreSQL connection string") from None
+        if user:
+            raise ConfigError(f"{source}: postgres.dsn: names the user {user!r}; leave it out: each component"
+                              " connects as its own role (fraud_stream, fraud_dash, ...)")
     for name, action in config.quality.actions.items():
         if action not in (FLAG, QUARANTINE):
             raise ConfigError(f"{source}: quality.actions.{name}: must be {FLAG} or {QUARANTINE}, got {action!r}")

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.wait < 0:
         parser.error("--wait must be 0 or more")
-    dsn = postgres_dsn(load_config(args.config))
+    dsn = postgres_dsn(load_config(args.config), "batch")
     if args.wait:
         wait_until_processed(dsn, args.test_id, args.wait)
     result = evaluate_run(dsn, args.test_id)

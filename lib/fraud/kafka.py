@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraud.cli import UserError
 from fraud.config import Config, endpoint
@@ -97,6 +97,21 @@ def require_broker(settings: dict[str, Any], timeout_s: float = 5.0) -> None:
         raise UserError(
             f"Kafka broker unreachable at {settings['bootstrap.servers']} (no answer within {timeout_s:g} s)"
         ) from None
+
+
+def create_topics(settings: dict[str, Any], topics: list[str], partitions: int) -> list[str]:
+    """Create the topics missing at the broker, ``partitions`` each, replicated on up to three brokers
+    (the cluster's min.insync.replicas is one less: terraform/modules/msk); the ones created. Brokers
+    never auto-create topics, so a typo in a topic name fails loudly instead of making a new one."""
+    admin = AdminClient({**settings, "log_level": 0})
+    admin.poll(0)  # serves a pending OAUTHBEARER token request (MSK IAM)
+    metadata = admin.list_topics(timeout=10)
+    replication = min(len(metadata.brokers), 3)
+    missing = [t for t in topics if t not in metadata.topics]
+    new = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
+    for future in (admin.create_topics(new).values() if new else []):
+        future.result(timeout=30)
+    return missing
 
 
 def spark_source_options(config: Config) -> dict[str, str]:

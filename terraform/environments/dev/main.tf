@@ -62,16 +62,17 @@ module "rds" {
 }
 
 module "job_iam" {
-  source           = "../../modules/job_iam"
-  name             = local.name
-  application_arn  = module.emr.application_arn
-  bucket_arns      = module.storage.bucket_arns
-  kms_key_arn      = module.kms.key_arn
-  db_secret_arn    = module.rds.password_secret_arn
-  cluster_arn      = module.msk.cluster_arn
-  topic_arn_prefix = module.msk.topic_arn_prefix
-  group_arn_prefix = module.msk.group_arn_prefix
-  topics           = local.topics
+  source             = "../../modules/job_iam"
+  name               = local.name
+  application_arn    = module.emr.application_arn
+  bucket_arns        = module.storage.bucket_arns
+  kms_key_arn        = module.kms.key_arn
+  db_secret_arn      = module.rds.password_secret_arn
+  db_user_arn_prefix = module.rds.db_user_arn_prefix
+  cluster_arn        = module.msk.cluster_arn
+  topic_arn_prefix   = module.msk.topic_arn_prefix
+  group_arn_prefix   = module.msk.group_arn_prefix
+  topics             = local.topics
 }
 
 module "schedules" {
@@ -92,7 +93,7 @@ module "dash" {
   oidc                = var.dash_oidc
   allowed_cidrs       = var.dash_allowed_cidrs
   db_dsn              = module.rds.dsn
-  db_secret_arn       = module.rds.password_secret_arn
+  db_user_arn_prefix  = module.rds.db_user_arn_prefix
   kms_key_arn         = module.kms.key_arn
   vpc_id              = module.network.vpc_id
   vpc_cidr            = module.network.vpc_cidr

@@ -18,6 +18,11 @@ output "emr_batch_role_arn" {
   value       = module.job_iam.batch_role_arn
 }
 
+output "emr_migrate_role_arn" {
+  description = "Runtime role of the database migrations (the only reader of the master secret)."
+  value       = module.job_iam.migrate_role_arn
+}
+
 output "kms_key_arn" {
   description = "The environment's data key: EMR encrypts the job runs' logs with it."
   value       = module.kms.key_arn
@@ -31,12 +36,12 @@ output "artifacts_bucket" {
 output "job_environment" {
   description = "FRAUD_* variables that point conf/aws.yaml at this deployment; no secret values, only the secret's ARN."
   value = {
-    FRAUD_KAFKA_BOOTSTRAP_SERVERS = module.msk.bootstrap_brokers_sasl_iam
-    FRAUD_POSTGRES_DSN            = module.rds.dsn
-    FRAUD_POSTGRES_SECRET_ARN     = module.rds.password_secret_arn
-    FRAUD_LAKE_ROOT               = "s3://${module.storage.bucket_names["lake"]}/lake"
-    FRAUD_CHECKPOINT_ROOT         = "s3://${module.storage.bucket_names["checkpoints"]}/checkpoints"
-    FRAUD_MODELS_ROOT             = "s3://${module.storage.bucket_names["models"]}/models"
+    FRAUD_KAFKA_BOOTSTRAP_SERVERS   = module.msk.bootstrap_brokers_sasl_iam
+    FRAUD_POSTGRES_DSN              = module.rds.dsn
+    FRAUD_POSTGRES_ADMIN_SECRET_ARN = module.rds.password_secret_arn
+    FRAUD_LAKE_ROOT                 = "s3://${module.storage.bucket_names["lake"]}/lake"
+    FRAUD_CHECKPOINT_ROOT           = "s3://${module.storage.bucket_names["checkpoints"]}/checkpoints"
+    FRAUD_MODELS_ROOT               = "s3://${module.storage.bucket_names["models"]}/models"
   }
 }
 

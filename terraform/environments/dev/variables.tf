@@ -24,7 +24,7 @@ variable "vpc_cidr" {
 variable "availability_zones" {
   description = "Availability zones of the region (2 or 3); MSK brokers are a multiple of their number."
   type        = list(string)
-  default     = ["us-east-1a", "us-east-1b"]
+  default     = ["us-east-1a", "us-east-1b", "us-east-1c"]
 }
 
 variable "interface_endpoints" {
@@ -58,9 +58,9 @@ variable "msk_instance_type" {
 }
 
 variable "msk_broker_count" {
-  description = "MSK brokers (a multiple of the number of availability zones)."
+  description = "MSK brokers (a multiple of the number of availability zones, at least 3)."
   type        = number
-  default     = 2
+  default     = 3
 }
 
 variable "producer_security_group_ids" {

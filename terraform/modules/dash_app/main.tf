@@ -1,6 +1,6 @@
 # The Dash monitoring app on ECS Fargate in the private subnets, behind an internet-facing
 # Application Load Balancer that signs users in with OIDC before forwarding anything.
-# The app reads PostgreSQL with the RDS-managed secret (by ARN, through its task role).
+# The app connects to PostgreSQL as its own role with IAM tokens its task role signs (fraud.roles).
 #
 # The OIDC client secret is read from Secrets Manager at plan time: the ALB API takes it
 # as a value, so it lands in Terraform state; keep state in an encrypted, private backend.
@@ -338,12 +338,13 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
-# What the app itself may do: read the database password; read the model registry and move its
+# What the app itself may do: connect to PostgreSQL as fraud_dash, and as fraud_simulator for the
+# load tests it starts (fraud.roles; IAM tokens, no password); read the model registry and move its
 # current and challenger pointers (the model page's promote and rollback), nothing else.
 data "aws_iam_policy_document" "task" {
   statement {
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.db_secret_arn]
+    actions   = ["rds-db:connect"]
+    resources = ["${var.db_user_arn_prefix}fraud_dash", "${var.db_user_arn_prefix}fraud_simulator"]
   }
 
   statement {
@@ -373,7 +374,7 @@ data "aws_iam_policy_document" "task" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com", "s3.${data.aws_region.current.name}.amazonaws.com"]
+      values   = ["s3.${data.aws_region.current.name}.amazonaws.com"]
     }
   }
 }
@@ -385,7 +386,7 @@ resource "aws_iam_role" "task" {
 }
 
 resource "aws_iam_role_policy" "task" {
-  name   = "read-db-secret"
+  name   = "fraud-dash"
   role   = aws_iam_role.task.id
   policy = data.aws_iam_policy_document.task.json
 }
@@ -420,7 +421,8 @@ resource "aws_ecs_task_definition" "dash" {
       { name = "FRAUD_DASH_RUN_DIR", value = "/tmp/load-tests" },
       { name = "FRAUD_MODELS_ROOT", value = "s3://${var.models_bucket}/${var.models_prefix}" },
       { name = "FRAUD_POSTGRES_DSN", value = var.db_dsn },
-      { name = "FRAUD_POSTGRES_SECRET_ARN", value = var.db_secret_arn },
+      # The RDS CA bundle in the image (dash_app/Dockerfile): the server's certificate is verified.
+      { name = "FRAUD_POSTGRES_SSL_ROOT_CERT", value = "/etc/ssl/rds-ca.pem" },
       { name = "AWS_REGION", value = data.aws_region.current.name },
     ]
     healthCheck = {

@@ -66,13 +66,13 @@ variable "db_dsn" {
   type        = string
 }
 
-variable "db_secret_arn" {
-  description = "ARN of the RDS-managed secret holding the password."
+variable "db_user_arn_prefix" {
+  description = "Prefix of the database users' rds-db:connect ARNs (rds module output)."
   type        = string
 }
 
 variable "kms_key_arn" {
-  description = "Key encrypting the database secret and the log group."
+  description = "Key encrypting the model registry and the log group."
   type        = string
 }
 

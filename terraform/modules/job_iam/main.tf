@@ -1,13 +1,16 @@
-# The jobs' runtime roles (assumed by EMR Serverless for this application only), one for the
-# stream and one for the batch jobs, and a producer policy for whatever runs the simulator.
+# The jobs' runtime roles (assumed by EMR Serverless for this application only): the stream's, the
+# batch jobs', and the migrations', and a producer policy for whatever runs the simulator.
 # Least privilege: only the environment's bucket prefixes (conf/aws.yaml via job_environment:
-# lake/, checkpoints/, models/), its one secret and key, this cluster's three topics and the
-# Spark source's consumer groups.
+# lake/, checkpoints/, models/), its key, this cluster's three topics and the Spark source's
+# consumer groups. In PostgreSQL each connects as its own login role (fraud.roles) with an IAM
+# token (rds-db:connect on that user only); the master secret is the migrate role's alone.
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 locals {
   topic_arns = [for topic in var.topics : "${var.topic_arn_prefix}${topic}"]
+  # fraud.roles.login(component)
+  db_user_arns = { for component in ["stream", "batch", "simulator"] : component => "${var.db_user_arn_prefix}fraud_${component}" }
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -31,9 +34,37 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
-# What every job run needs: its code and logs, the lake, the data key through S3 and Secrets
-# Manager, the database password.
+# What every job run needs: its code and logs, the data key through S3.
+data "aws_iam_policy_document" "job_run" {
+  statement {
+    sid       = "ReadJobArtifacts"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arns["artifacts"]}/emr/*"]
+  }
+
+  statement {
+    sid       = "WriteJobLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arns["artifacts"]}/logs/*"]
+  }
+
+  # Through S3 (the buckets' objects) only, never directly.
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${data.aws_region.current.name}.amazonaws.com"]
+    }
+  }
+}
+
+# The stream's and the batch jobs': the lake, the registry readable.
 data "aws_iam_policy_document" "common" {
+  source_policy_documents = [data.aws_iam_policy_document.job_run.json]
+
   statement {
     sid       = "ListLake"
     actions   = ["s3:ListBucket"]
@@ -75,35 +106,6 @@ data "aws_iam_policy_document" "common" {
     resources = [for purpose in ["lake", "checkpoints", "models"] : var.bucket_arns[purpose]]
   }
 
-  statement {
-    sid       = "ReadJobArtifacts"
-    actions   = ["s3:GetObject"]
-    resources = ["${var.bucket_arns["artifacts"]}/emr/*"]
-  }
-
-  statement {
-    sid       = "WriteJobLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${var.bucket_arns["artifacts"]}/logs/*"]
-  }
-
-  # Through S3 (the buckets' objects) and Secrets Manager (the database password) only, never directly.
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = [var.kms_key_arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["s3.${data.aws_region.current.name}.amazonaws.com", "secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
-    }
-  }
-
-  statement {
-    sid       = "ReadDatabasePassword"
-    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-    resources = [var.db_secret_arn]
-  }
 }
 
 # The stream: its checkpoint and the topics; the registry read-only (it never registers or
@@ -145,6 +147,12 @@ data "aws_iam_policy_document" "stream" {
     actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
     resources = ["${var.group_arn_prefix}${var.consumer_group_prefix}*"]
   }
+
+  statement {
+    sid       = "ConnectAsStreamRole"
+    actions   = ["rds-db:connect"]
+    resources = [local.db_user_arns["stream"]]
+  }
 }
 
 # The batch jobs (training, retraining, drift, maintenance): the lake and the registry, no
@@ -156,6 +164,47 @@ data "aws_iam_policy_document" "batch" {
     sid       = "WriteModels"
     actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = ["${var.bucket_arns["models"]}/models/*"]
+  }
+
+  statement {
+    sid       = "ConnectAsBatchRole"
+    actions   = ["rds-db:connect"]
+    resources = [local.db_user_arns["batch"]]
+  }
+}
+
+# The data stores' setup (jobs/migrate.py): the one role that reads the master secret, and the one
+# that creates topics; no lake, no registry, no topic's data.
+data "aws_iam_policy_document" "migrate" {
+  source_policy_documents = [data.aws_iam_policy_document.job_run.json]
+
+  statement {
+    sid       = "ConnectToCluster"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    resources = [var.cluster_arn]
+  }
+
+  statement {
+    sid       = "CreateTopics"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic"]
+    resources = local.topic_arns
+  }
+
+  statement {
+    sid       = "ReadMasterSecret"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = [var.db_secret_arn]
+  }
+
+  statement {
+    sid       = "DecryptMasterSecret"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+    }
   }
 }
 
@@ -185,8 +234,21 @@ resource "aws_iam_role_policy" "batch" {
   policy = data.aws_iam_policy_document.batch.json
 }
 
-# For the simulator: write the three topics (created on first use) and record the run's
-# ground truth in PostgreSQL, which needs the database password.
+resource "aws_iam_role" "migrate" {
+  name               = "${var.name}-emr-migrate"
+  description        = "Runtime role of the database migrations (roles, schema, grants) on EMR Serverless"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "migrate" {
+  name   = "fraud-migrate"
+  role   = aws_iam_role.migrate.id
+  policy = data.aws_iam_policy_document.migrate.json
+}
+
+# For the simulator: write the three topics (jobs/migrate.py creates them) and record the run's
+# ground truth in PostgreSQL as fraud_simulator.
 data "aws_iam_policy_document" "producer" {
   statement {
     sid       = "ConnectToCluster"
@@ -196,25 +258,14 @@ data "aws_iam_policy_document" "producer" {
 
   statement {
     sid       = "WriteTopics"
-    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:WriteData"]
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
     resources = local.topic_arns
   }
 
   statement {
-    sid       = "ReadDatabasePassword"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.db_secret_arn]
-  }
-
-  statement {
-    sid       = "DecryptDatabasePassword"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
-    }
+    sid       = "ConnectAsSimulatorRole"
+    actions   = ["rds-db:connect"]
+    resources = [local.db_user_arns["simulator"]]
   }
 }
 

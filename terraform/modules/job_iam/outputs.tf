@@ -8,7 +8,12 @@ output "batch_role_arn" {
   value       = aws_iam_role.batch.arn
 }
 
+output "migrate_role_arn" {
+  description = "Runtime role ARN of the migrations' StartJobRun (jobs/migrate.py): the master secret, nothing else."
+  value       = aws_iam_role.migrate.arn
+}
+
 output "producer_policy_arn" {
-  description = "Policy for the role that runs the simulator: produce to the topics, read the database password."
+  description = "Policy for the role that runs the simulator: produce to the topics, connect as fraud_simulator."
   value       = aws_iam_policy.producer.arn
 }

@@ -19,7 +19,12 @@ variable "kms_key_arn" {
 }
 
 variable "db_secret_arn" {
-  description = "ARN of the RDS-managed secret the job reads the password from."
+  description = "ARN of the RDS-managed master secret; only the migrate role reads it."
+  type        = string
+}
+
+variable "db_user_arn_prefix" {
+  description = "Prefix of the database users' rds-db:connect ARNs (rds module output)."
   type        = string
 }
 

@@ -21,13 +21,14 @@ resource "aws_vpc_security_group_ingress_rule" "clients" {
 resource "aws_msk_configuration" "this" {
   name           = "${var.name}-kafka"
   kafka_versions = [var.kafka_version]
-  # Topics appear on the first write with the contract's partition count; replication
-  # follows the broker count (2 in dev).
+  # Topics are created by the setup step (jobs/migrate.py), never on a first write: a mistyped
+  # topic fails instead of appearing. Replication 3 with min.insync.replicas 2: an acknowledged
+  # write (acks=all) is on two brokers, and writes go on while one broker is patched or lost.
   server_properties = <<-PROPERTIES
-    auto.create.topics.enable=true
+    auto.create.topics.enable=false
     num.partitions=${var.partitions}
-    default.replication.factor=${min(var.broker_count, 3)}
-    min.insync.replicas=${max(min(var.broker_count, 3) - 1, 1)}
+    default.replication.factor=3
+    min.insync.replicas=2
     log.retention.hours=${var.retention_hours}
   PROPERTIES
 }

@@ -31,9 +31,14 @@ variable "instance_type" {
 }
 
 variable "broker_count" {
-  description = "Number of brokers (a multiple of the number of subnets)."
+  description = "Number of brokers (a multiple of the number of subnets; at least 3, for replication 3 with min.insync.replicas 2)."
   type        = number
-  default     = 2
+  default     = 3
+
+  validation {
+    condition     = var.broker_count >= 3
+    error_message = "broker_count: at least 3 (with 2, an acknowledged write could rest on one broker)."
+  }
 }
 
 variable "volume_size_gb" {

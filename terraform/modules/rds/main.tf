@@ -9,6 +9,7 @@ resource "aws_security_group" "db" {
 }
 
 data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
 
 resource "aws_vpc_security_group_ingress_rule" "clients" {
   # count, not for_each: the group ids are unknown until the groups exist.

@@ -14,18 +14,23 @@ output "database" {
 }
 
 output "username" {
-  description = "User the job and the app connect as."
+  description = "The master user: the admin, for migrations only (jobs/migrate.py)."
   value       = aws_db_instance.this.username
 }
 
 output "dsn" {
-  description = "libpq DSN without a password (FRAUD_POSTGRES_DSN)."
-  value       = "postgresql://${aws_db_instance.this.username}@${aws_db_instance.this.address}:${aws_db_instance.this.port}/${aws_db_instance.this.db_name}?sslmode=require"
+  description = "libpq DSN without a user or password (FRAUD_POSTGRES_DSN): each component connects as its own role (fraud.roles), verifying the server's certificate."
+  value       = "postgresql://${aws_db_instance.this.address}:${aws_db_instance.this.port}/${aws_db_instance.this.db_name}?sslmode=verify-full"
 }
 
 output "password_secret_arn" {
-  description = "ARN of the RDS-managed secret holding the password (FRAUD_POSTGRES_SECRET_ARN)."
+  description = "ARN of the RDS-managed master secret (FRAUD_POSTGRES_ADMIN_SECRET_ARN): only the migrate role reads it."
   value       = aws_db_instance.this.master_user_secret[0].secret_arn
+}
+
+output "db_user_arn_prefix" {
+  description = "Prefix of the rds-db:connect resource of a database user: append the user name (IAM database authentication)."
+  value       = "arn:aws:rds-db:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:dbuser:${aws_db_instance.this.resource_id}/"
 }
 
 output "security_group_id" {

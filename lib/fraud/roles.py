@@ -1,0 +1,142 @@
+"""Who may do what in PostgreSQL: one owner, one login role per component, each with only its grants.
+
+- ``fraud_owner`` (no login) owns every table. Migrations run as it: the admin (the local stack's
+  superuser, the RDS master in AWS) connects and ``SET ROLE``s to it. Nobody else can create,
+  drop or alter a table.
+- Each component connects as its own login role, ``fraud_<component>``, with the table privileges in
+  ``GRANTS`` and nothing else: the streaming job (``stream``), the Dash app (``dash``), the
+  simulator (``simulator``), and the batch jobs and CLIs that train, maintain and evaluate
+  (``batch``). Locally each has a password in the stack's pgpass file; in AWS each authenticates
+  with an IAM token (``rds_iam``) its own IAM role may ask for, so none holds a password.
+
+``apply`` creates what is missing and sets every grant to exactly ``GRANTS`` (revoking the rest),
+so the grants are the same on a fresh database, an old one, and after every migration.
+"""
+
+from __future__ import annotations
+
+from psycopg import Connection, sql
+
+OWNER = "fraud_owner"
+COMPONENTS = ("stream", "dash", "simulator", "batch")
+S, I, U, D = "SELECT", "INSERT", "UPDATE", "DELETE"
+
+# Table -> privileges, per component. A table a component does not list, it cannot touch.
+GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
+    # Kafka -> alerts, bookkeeping, per-batch figures, quality results and the shadow challenger.
+    "stream": {
+        "alerts": (S, I, U),
+        "alert_transactions": (S, I),
+        "sink_progress": (S, I),
+        "batch_metrics": (S, I, U),
+        "quality_results": (S, I, U),
+        "shadow_outcomes": (I,),
+        "shadow_alerts": (I,),
+        "schema_migrations": (S,),
+    },
+    # Reads what the pages show; writes analysts' verdicts and the model pointer's mirror.
+    "dash": {
+        "alerts": (S, U),
+        "alert_transactions": (S,),
+        "alert_actions": (S, I),
+        "batch_metrics": (S,),
+        "quality_results": (S,),
+        "maintenance_runs": (S,),
+        "drift_results": (S,),
+        "model_versions": (S, I, U),
+        "shadow_outcomes": (S,),
+        "shadow_alerts": (S,),
+        "simulation_runs": (S,),
+        "ground_truth_sequences": (S,),
+        "sink_progress": (S,),
+        "schema_migrations": (S,),
+    },
+    # The ground truth of the traffic it produces.
+    "simulator": {
+        "simulation_runs": (S, I, U),
+        "ground_truth_sequences": (I,),
+        "schema_migrations": (S,),
+    },
+    # Training and retraining (labels), drift, maintenance (expiry, archive), evaluation, the model CLI.
+    "batch": {
+        "alerts": (S, D),
+        "alert_transactions": (S,),
+        "alert_actions": (S,),
+        "batch_metrics": (S, D),
+        "quality_results": (S, D),
+        "drift_results": (S, I, D),
+        "shadow_outcomes": (S, D),
+        "shadow_alerts": (S, D),
+        "maintenance_runs": (S, I),
+        "model_versions": (S, I, U),
+        "simulation_runs": (S,),
+        "ground_truth_sequences": (S,),
+        "sink_progress": (S,),
+        "schema_migrations": (S,),
+    },
+}
+
+# Sequences behind the ``bigserial`` columns a component inserts into.
+SEQUENCES = {"alert_actions_id_seq": ("dash",)}
+
+
+def login(component: str) -> str:
+    """The login role of a component."""
+    if component not in COMPONENTS:
+        raise ValueError(f"unknown database component {component!r}")
+    return f"fraud_{component}"
+
+
+def ensure_roles(conn: Connection, *, iam: bool) -> None:
+    """Create the owner and the login roles where missing (as the admin); with ``iam``, the login
+    roles authenticate with RDS IAM tokens. Passwords, where there are any, are the caller's."""
+    existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                                           ([OWNER, *map(login, COMPONENTS)],))}
+    if OWNER not in existing:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(OWNER)))
+    for component in COMPONENTS:
+        if login(component) not in existing:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(login(component))))
+        if iam:
+            conn.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(login(component))))
+    # The admin acts as the owner for migrations (an RDS master is no superuser: it needs membership).
+    conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(OWNER)))
+
+
+def prepare_database(conn: Connection, database: str) -> None:
+    """As the admin: only the login roles may connect; the owner may create tables in the schema and
+    owns the tables and sequences there (a database migrated before the roles existed had them owned
+    by the admin)."""
+    logins = sql.SQL(", ").join(sql.Identifier(login(c)) for c in COMPONENTS)
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), logins))
+    conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER)))
+    owned_by_others = conn.execute(
+        "SELECT c.relkind, c.relname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
+        " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'S') AND r.rolname <> %s"
+        # A sequence owned by a column follows its table.
+        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'a')",
+        (OWNER,)).fetchall()
+    for kind, name in owned_by_others:
+        what = "TABLE" if kind == "r" else "SEQUENCE"
+        conn.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(
+            sql.SQL(what), sql.Identifier(name), sql.Identifier(OWNER)))
+
+
+def apply_grants(conn: Connection) -> None:
+    """As the owner: every component's privileges exactly as in ``GRANTS``, the rest revoked."""
+    tables = [r[0] for r in conn.execute(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'")]
+    logins = sql.SQL(", ").join(sql.Identifier(login(c)) for c in COMPONENTS)
+    for table in tables:
+        conn.execute(sql.SQL("REVOKE ALL ON TABLE {} FROM PUBLIC, {}").format(sql.Identifier(table), logins))
+    for component, grants in GRANTS.items():
+        for table, privileges in grants.items():
+            conn.execute(sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                sql.SQL(", ").join(map(sql.SQL, privileges)), sql.Identifier(table),
+                sql.Identifier(login(component))))
+    for sequence, components in SEQUENCES.items():
+        conn.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM PUBLIC, {}").format(sql.Identifier(sequence), logins))
+        for component in components:
+            conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
+                sql.Identifier(sequence), sql.Identifier(login(component))))

@@ -1,0 +1,165 @@
+"""The database's roles on the real PostgreSQL: each component's login can do what ``fraud.roles``
+grants it and nothing else; migrations leave the grants exact and the owner owning every table."""
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from fraud.cli import UserError
+from fraud.db import migrate, migration_files, require_schema
+from fraud.roles import COMPONENTS, GRANTS, OWNER, login
+from pipeline_support import as_role, create_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def dsn(stack):
+    import uuid
+
+    return create_database(stack["postgres"]["dsn"], f"roles_{uuid.uuid4().hex[:8]}")
+
+
+def refused(dsn: str, component: str, statement: str, params=()) -> bool:
+    """True if ``component``'s login is refused the statement for lack of privilege (rolled back either way)."""
+    with psycopg.connect(as_role(dsn, component)) as conn:
+        try:
+            conn.execute(statement, params)
+        except psycopg.errors.InsufficientPrivilege:
+            return True
+        finally:
+            conn.rollback()
+    return False
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE TABLE stolen (x int)",
+    "DROP TABLE alerts",
+    "ALTER TABLE alerts ADD COLUMN x int",
+    "ALTER TABLE alert_transactions DROP COLUMN amount",
+    "TRUNCATE sink_progress",
+    "CREATE INDEX stolen ON alerts (actor_id)",
+    "SELECT * FROM alert_actions",       # who did what in the Dash app: the analysts' audit trail
+    "DELETE FROM alerts",
+    "UPDATE model_versions SET is_current = true",
+    "INSERT INTO simulation_runs (test_id, started_at, domains, seed) VALUES ('x', now(), '{gaming}', 1)",
+])
+def test_the_streaming_jobs_role_cannot_change_the_schema_or_read_the_dash_data(dsn, statement):
+    assert refused(dsn, "stream", statement)
+
+
+def test_each_role_does_its_work_and_is_refused_the_rest(dsn):
+    alert = ("a-1", "gaming", "ga-1", "fraud_bot")
+    insert_alert = ("INSERT INTO alerts (alert_id, domain, actor_id, alert_type, episode_start, first_seen, last_seen,"
+                    " txn_count, total_amount, max_score, severity, class_probabilities, model_version)"
+                    " VALUES (%s, %s, %s, %s, now(), now(), now(), 1, 1, 0.9, 'low', '{}', 'v1')")
+    assert not refused(dsn, "stream", insert_alert, alert)
+    with psycopg.connect(as_role(dsn, "stream")) as conn:
+        conn.execute(insert_alert, alert)  # committed: the others' statements below act on it
+    # The Dash app: a verdict (alerts, alert_actions and its sequence), but no deletion and no schema.
+    assert not refused(dsn, "dash", "INSERT INTO alert_actions (alert_id, action, note, actor) VALUES"
+                                    " ('a-1', 'confirm_fraud', '', 'ana')")
+    assert not refused(dsn, "dash", "UPDATE alerts SET status = 'confirmed_fraud'")
+    assert refused(dsn, "dash", "DELETE FROM alerts")
+    assert refused(dsn, "dash", "INSERT INTO sink_progress (query_id, batch_id) VALUES ('q', 1)")
+    # The simulator writes its ground truth and reads nothing the job or analysts wrote.
+    assert not refused(dsn, "simulator", "INSERT INTO simulation_runs (test_id, started_at, domains, seed)"
+                                         " VALUES ('t', now(), '{gaming}', 1)")
+    assert refused(dsn, "simulator", "SELECT * FROM alerts")
+    # Batch jobs expire and archive (DELETE) but never raise or edit an alert.
+    assert not refused(dsn, "batch", "DELETE FROM alerts WHERE alert_id = 'none'")
+    assert refused(dsn, "batch", "UPDATE alerts SET status = 'open'")
+    assert refused(dsn, "batch", "INSERT INTO alert_actions (alert_id, action, note, actor) VALUES"
+                                 " ('a-1', 'confirm_fraud', '', 'ana')")
+
+
+def test_the_grants_are_exactly_the_declared_ones_and_no_table_is_forgotten(dsn):
+    with psycopg.connect(dsn) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")}
+        owners = {r[0] for r in conn.execute("SELECT DISTINCT tableowner::text FROM pg_tables WHERE schemaname = 'public'")}
+        granted = {}
+        for grantee, table, privilege in conn.execute(
+                "SELECT grantee::text, table_name::text, privilege_type::text FROM information_schema.role_table_grants"
+                " WHERE table_schema = 'public' AND grantee = ANY(%s)", ([login(c) for c in COMPONENTS],)):
+            granted.setdefault(grantee, {}).setdefault(table, set()).add(privilege)
+    assert owners == {OWNER}
+    assert tables == {t for grants in GRANTS.values() for t in grants}, "a table no component may use, or a grant on none"
+    assert granted == {login(c): {t: set(p) for t, p in GRANTS[c].items()} for c in COMPONENTS}
+
+
+def test_a_database_migrated_before_the_roles_is_taken_over(stack):
+    """Tables the admin created (the schema before roles) end owned by the owner, with the grants."""
+    import uuid
+
+    name = f"roles_old_{uuid.uuid4().hex[:8]}"
+    admin = stack["postgres"]["dsn"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    old = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    first = migration_files()[0]
+    with psycopg.connect(old, autocommit=True) as conn:  # the first migration, as the admin applied it then
+        conn.execute(first.read_text())
+        conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz"
+                     " NOT NULL DEFAULT now())")
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (first.name.removesuffix(".sql"),))
+    applied = migrate(old)
+    assert applied == [f.name.removesuffix(".sql") for f in migration_files()[1:]]
+    with psycopg.connect(old) as conn:
+        assert {r[0] for r in conn.execute("SELECT DISTINCT tableowner::text FROM pg_tables"
+                                           " WHERE schemaname = 'public'")} == {OWNER}
+    assert not refused(old, "simulator", "INSERT INTO simulation_runs (test_id, started_at, domains, seed)"
+                                         " VALUES ('t', now(), '{gaming}', 1)")
+
+
+def test_a_component_refuses_a_schema_that_lags_the_code(stack):
+    import uuid
+
+    name = f"roles_empty_{uuid.uuid4().hex[:8]}"
+    admin = stack["postgres"]["dsn"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with pytest.raises(UserError) as err:
+        require_schema(as_role(psycopg.conninfo.make_conninfo(admin, dbname=name), "stream"))
+    assert f"lacks migration {migration_files()[0].name.removesuffix('.sql')}" in str(err.value)
+    assert "jobs/migrate.py" in str(err.value)
+
+
+def test_the_admin_step_sets_up_a_fresh_database_and_the_topics_once(stack, tmp_path, capsys):
+    """``jobs/migrate.py``: the roles, every migration and the grants on an empty database, and the
+    config's topics (brokers never auto-create them); a second run changes nothing."""
+    import importlib.util
+    import uuid
+
+    from confluent_kafka.admin import AdminClient
+
+    from fraud.stack.process import wait_until
+    from pipeline_support import ROOT, without_user, write_config
+
+    tag = uuid.uuid4().hex[:8]
+    admin = stack["postgres"]["dsn"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(f"setup_{tag}")))
+    dsn = psycopg.conninfo.make_conninfo(admin, dbname=f"setup_{tag}")
+    topics = {d: f"{d}-setup-{tag}" for d in ("gaming", "fintech", "ecommerce")}
+    config = write_config(tmp_path / "conf.yaml", topics=topics, dsn=without_user(dsn),
+                          bootstrap=stack["kafka"]["bootstrap"], lake=tmp_path / "lake", checkpoints=tmp_path / "ck",
+                          postgres__admin_user="fraud")  # the stack's superuser
+    spec = importlib.util.spec_from_file_location("migrate_job", ROOT / "jobs" / "migrate.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+
+    assert job.main(["--config", str(config)]) == 0
+    first = capsys.readouterr().out
+    assert f"applied {len(migration_files())} migration(s)" in first and "created 3 topic(s)" in first
+    admin_client = AdminClient({"bootstrap.servers": stack["kafka"]["bootstrap"]})
+
+    def partitions() -> dict:
+        found = admin_client.list_topics(timeout=10).topics
+        return {t: len(found[t].partitions) if t in found else 0 for t in topics.values()}
+
+    # The broker's metadata catches up with the controller's creation shortly after.
+    assert wait_until(lambda: partitions() == {t: 3 for t in topics.values()}, 30), partitions()
+    require_schema(as_role(dsn, "stream"))  # the job may start
+    assert job.main(["--config", str(config)]) == 0
+    assert "applied 0 migration(s); roles and grants set; created 0 topic(s)" in capsys.readouterr().out
