@@ -58,7 +58,7 @@ def _parser() -> ArgumentParser:
     submit.add_argument("--promote", action="store_true", help="train: promote the new version")
     submit.add_argument("--client-token", help="idempotency token (default: a digest of the request)")
     submit.add_argument("--wait", action="store_true",
-                        help="then wait until the run is RUNNING (or finished) and print its log location")
+                        help="then wait until the run is RUNNING (a stream) or finished (a batch run); exit 1 if it failed")
 
     schedule = command("schedule", "Upload (if changed) and write a batch job's schedule for Terraform "
                        "(terraform/modules/schedules); `terraform apply` then creates or updates it.")
@@ -174,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"logs: {runs.log_location(deployment, app, job_run_id)}", file=sys.stderr)
         if not args.wait:
             return 0
-        run = runs.wait(emr, app, job_run_id, report=_print_run)
-        return 0 if run["state"] in ("RUNNING", "SUCCESS") else 1
+        # A stream is up once RUNNING; a batch run (training, migrations) only when it succeeded.
+        until = "RUNNING" if runs.JOB_KINDS[args.kind].mode == "STREAMING" else "SUCCESS"
+        run = runs.wait(emr, app, job_run_id, until=until, report=_print_run)
+        return 0 if run["state"] in (until, "SUCCESS") else 1
     if args.command == "schedule":
         write_schedule(args.tfvars, args.kind, args.expression or SCHEDULABLE[args.kind],
                        runs.start_job_run_request(args.kind, deployment, _release(args, deployment, s3)))

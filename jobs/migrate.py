@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     from fraud.kafka import client_settings, create_topics
 
     applied = migrate(admin_dsn(config), iam=config.postgres.auth == IAM)
-    created = create_topics(client_settings(config), config.kafka.topic_list(), config.kafka.partitions)
+    created = create_topics(client_settings(config), config.kafka.topic_list(), config.kafka.partitions,
+                            config.kafka.replication_factor)
     print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}; roles and grants set;"
           f" created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
     return 0

@@ -42,6 +42,8 @@ def refused(dsn: str, component: str, statement: str, params=()) -> bool:
     "SELECT * FROM alert_actions",       # who did what in the Dash app: the analysts' audit trail
     "DELETE FROM alerts",
     "UPDATE model_versions SET is_current = true",
+    "UPDATE alerts SET status = 'open'",        # the analysts' columns of an alert
+    "UPDATE alerts SET analyst_note = 'x'",
     "INSERT INTO simulation_runs (test_id, started_at, domains, seed) VALUES ('x', now(), '{gaming}', 1)",
 ])
 def test_the_streaming_jobs_role_cannot_change_the_schema_or_read_the_dash_data(dsn, statement):
@@ -59,7 +61,8 @@ def test_each_role_does_its_work_and_is_refused_the_rest(dsn):
     # The Dash app: a verdict (alerts, alert_actions and its sequence), but no deletion and no schema.
     assert not refused(dsn, "dash", "INSERT INTO alert_actions (alert_id, action, note, actor) VALUES"
                                     " ('a-1', 'confirm_fraud', '', 'ana')")
-    assert not refused(dsn, "dash", "UPDATE alerts SET status = 'confirmed_fraud'")
+    assert not refused(dsn, "dash", "UPDATE alerts SET status = 'confirmed_fraud', status_by = 'ana'")
+    assert refused(dsn, "dash", "UPDATE alerts SET txn_count = 0")  # the stream's figures
     assert refused(dsn, "dash", "DELETE FROM alerts")
     assert refused(dsn, "dash", "INSERT INTO sink_progress (query_id, batch_id) VALUES ('q', 1)")
     # The simulator writes its ground truth and reads nothing the job or analysts wrote.
@@ -74,18 +77,39 @@ def test_each_role_does_its_work_and_is_refused_the_rest(dsn):
 
 
 def test_the_grants_are_exactly_the_declared_ones_and_no_table_is_forgotten(dsn):
+    assert_grants_exact(dsn)
+
+
+def assert_grants_exact(dsn: str) -> None:
+    """Every table owned by the owner, used by some component, and each login's privileges exactly
+    ``GRANTS`` (table and column grants alike)."""
     with psycopg.connect(dsn) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")}
         owners = {r[0] for r in conn.execute("SELECT DISTINCT tableowner::text FROM pg_tables WHERE schemaname = 'public'")}
+        logins = [login(c) for c in COMPONENTS]
         granted = {}
         for grantee, table, privilege in conn.execute(
                 "SELECT grantee::text, table_name::text, privilege_type::text FROM information_schema.role_table_grants"
-                " WHERE table_schema = 'public' AND grantee = ANY(%s)", ([login(c) for c in COMPONENTS],)):
+                " WHERE table_schema = 'public' AND grantee = ANY(%s)", (logins,)):
             granted.setdefault(grantee, {}).setdefault(table, set()).add(privilege)
+        # Column grants (an UPDATE of some columns): those not implied by a grant on the whole table.
+        for grantee, table, columns in conn.execute(
+                "SELECT grantee::text, table_name::text, array_agg(column_name::text ORDER BY column_name)"
+                " FROM information_schema.column_privileges WHERE table_schema = 'public' AND grantee = ANY(%s)"
+                " AND privilege_type = 'UPDATE' GROUP BY 1, 2", (logins,)):
+            if "UPDATE" not in granted[grantee][table]:
+                granted[grantee][table].add(f"UPDATE ({', '.join(columns)})")
     assert owners == {OWNER}
     assert tables == {t for grants in GRANTS.values() for t in grants}, "a table no component may use, or a grant on none"
-    assert granted == {login(c): {t: set(p) for t, p in GRANTS[c].items()} for c in COMPONENTS}
+
+    def declared(privilege: str) -> str:  # column lists in name order, as the catalog gives them
+        if "(" not in privilege:
+            return privilege
+        columns = privilege[privilege.index("(") + 1:-1].split(", ")
+        return f"UPDATE ({', '.join(sorted(columns))})"
+
+    assert granted == {login(c): {t: {declared(p) for p in ps} for t, ps in GRANTS[c].items()} for c in COMPONENTS}
 
 
 def test_a_database_migrated_before_the_roles_is_taken_over(stack):
@@ -163,3 +187,30 @@ def test_the_admin_step_sets_up_a_fresh_database_and_the_topics_once(stack, tmp_
     require_schema(as_role(dsn, "stream"))  # the job may start
     assert job.main(["--config", str(config)]) == 0
     assert "applied 0 migration(s); roles and grants set; created 0 topic(s)" in capsys.readouterr().out
+
+
+def test_migrations_work_for_an_admin_that_is_no_superuser(tmp_path):
+    """As on RDS, where the master is no superuser (rds_superuser: CREATEROLE, CREATEDB, owner of its
+    database): a server of its own (roles are per cluster), a master like RDS's, and ``migrate`` as
+    it creates the roles, acts as the owner, and leaves the grants exact."""
+    import uuid
+
+    from fraud.stack.postgres_server import PostgresServer
+
+    word = uuid.uuid4().hex  # the master's password, generated
+    server = PostgresServer(tmp_path / "rds-like")
+    state = server.start(None)
+    try:
+        with psycopg.connect(server.dsn(state, "postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE master LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD {}").format(
+                sql.Literal(word)))
+        with open(server.passfile, "a") as passfile:  # libpq finds it there, as the admin's does
+            passfile.write(f"127.0.0.1:*:*:master:{word}\n")
+        master = psycopg.conninfo.make_conninfo(server.dsn(state, "postgres"), user="master")
+        with psycopg.connect(master, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE app")
+        app = psycopg.conninfo.make_conninfo(master, dbname="app")
+        assert migrate(app) == [f.name.removesuffix(".sql") for f in migration_files()]
+        assert_grants_exact(app)
+    finally:
+        server.stop(state)

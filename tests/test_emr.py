@@ -440,6 +440,31 @@ def test_cli_submit_uploads_then_starts_the_stream(outputs_file, tmp_path, monke
     assert f"logs: s3://fraud-dev-artifacts-123456789012/logs/applications/{APP}/jobs/{RUN}/" in err
 
 
+@pytest.mark.parametrize("final, status", [("SUCCESS", 0), ("FAILED", 1)])
+def test_cli_submit_wait_of_a_batch_run_waits_for_its_end(outputs_file, tmp_path, monkeypatch, final, status):
+    """`submit migrate --wait`: a batch run that is RUNNING has not done its work yet (the stream
+    would find the schema not migrated); the wait ends at its final state, and a failure exits 1."""
+    import functools
+
+    import emr.__main__ as main_module
+    from fraud.jars import ensure_jars, spark_jars
+
+    archive = tmp_path / "fraud_env.tar.gz"
+    archive.write_bytes(gzip.compress(b"venv"))
+    s3, emr, clock = client("s3"), client("emr-serverless"), FakeClock()
+    monkeypatch.setattr(main_module, "_clients", lambda region: (s3, emr))
+    monkeypatch.setattr(runs, "wait", functools.partial(runs.wait, sleep=clock.sleep, clock=clock))
+    with Stubber(s3) as s3_stub, Stubber(emr) as emr_stub:
+        for _ in range(2 + len(ENTRY_POINTS) + len(spark_jars()) + len(ensure_jars("msk-iam"))):
+            s3_stub.add_response("head_object", {"ContentLength": 1})
+        emr_stub.add_response("start_job_run", {"applicationId": APP, "jobRunId": RUN, "arn": RUN_ARN})
+        for state in ("RUNNING", "RUNNING", final):
+            emr_stub.add_response("get_job_run", job_run_response(state))
+        assert main_module.main(["submit", "migrate", "--wait", "--outputs", str(outputs_file),
+                                 "--archive", str(archive)]) == status
+        emr_stub.assert_no_pending_responses()
+
+
 def test_cli_schedule_writes_the_request_for_terraform_keeping_other_entries(outputs_file, tmp_path, monkeypatch):
     """`schedule maintain` uploads the release and writes the StartJobRun request the Terraform
     schedule sends (terraform/modules/schedules checks its application and role, adds a token per run)."""
@@ -510,7 +535,7 @@ def test_dockerfile_builds_on_amazon_linux_2023_with_the_pinned_venv_pack():
     pin = next(line for line in setup["options.extras_require"]["aws"].split() if line.startswith("venv-pack=="))
     assert "FROM public.ecr.aws/amazonlinux/amazonlinux:2023 AS build" in dockerfile
     assert "python3.11 -m venv" in dockerfile
-    assert pin and 'pip install --no-cache-dir ".[aws]"' in dockerfile  # the aws extra: venv-pack, MSK IAM tokens
+    assert pin.startswith("venv-pack==") and 'pip install --no-cache-dir ".[aws]"' in dockerfile  # the aws extra
     assert "global-bundle.pem /opt/fraud-env/share/rds-ca.pem" in dockerfile  # conf/aws.yaml's ssl_root_cert
     assert "venv-pack -p /opt/fraud-env -o /out/fraud_env.tar.gz" in dockerfile
 

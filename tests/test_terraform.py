@@ -195,8 +195,13 @@ def test_job_roles_are_least_privilege_and_only_the_batch_role_writes_the_regist
     assert set(migrate["CreateTopics"]["actions"]) == {"kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic"}
     assert not [s for doc in (stream, producer) for s in doc.values() if "kafka-cluster:CreateTopic" in s["actions"]]
     dash = [s for name, s in _statements(TERRAFORM / "modules" / "dash_app") if name.endswith(".task")]
-    assert [s["resources"] for s in dash if "rds-db:connect" in s["actions"]] == [
-        ["${var.db_user_arn_prefix}fraud_dash", "${var.db_user_arn_prefix}fraud_simulator"]]
+    assert [s["resources"] for s in dash if "rds-db:connect" in s["actions"]] == [["${var.db_user_arn_prefix}fraud_dash"]]
+    # Its load tests run the simulator with the producer policy: fraud_simulator and the topics.
+    attached = blocks(TERRAFORM / "modules" / "dash_app", "resource")["aws_iam_role_policy_attachment.producer"]
+    assert attached["policy_arn"] == "${var.producer_policy_arn}"
+    env = blocks(TERRAFORM / "environments" / "dev", "module")
+    assert env["dash"]["producer_policy_arn"] == "${module.job_iam.producer_policy_arn}"
+    assert "module.dash.security_group_id" in env["msk"]["client_security_group_ids"]
     assert not any(a.startswith("secretsmanager:") for s in dash for a in s["actions"])
 
 

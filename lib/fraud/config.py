@@ -67,6 +67,8 @@ class KafkaConfig:
     sasl_mechanism: str | None
     topics: dict[str, str]
     partitions: int
+    # Replicas of each topic jobs/migrate.py creates (the cluster's min.insync.replicas is one less).
+    replication_factor: int
     starting_offsets: str
     max_offsets_per_trigger: int
     fail_on_data_loss: bool

@@ -99,18 +99,21 @@ def require_broker(settings: dict[str, Any], timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def create_topics(settings: dict[str, Any], topics: list[str], partitions: int) -> list[str]:
-    """Create the topics missing at the broker, ``partitions`` each, replicated on up to three brokers
-    (the cluster's min.insync.replicas is one less: terraform/modules/msk); the ones created. Brokers
-    never auto-create topics, so a typo in a topic name fails loudly instead of making a new one."""
+def create_topics(settings: dict[str, Any], topics: list[str], partitions: int, replication: int) -> list[str]:
+    """Create the topics missing at the broker, ``partitions`` each with ``replication`` replicas; the
+    ones created. Brokers never auto-create topics, so a typo in a topic name fails loudly instead of
+    making a new one; too few brokers for the replicas fails with one line, never with fewer."""
     admin = AdminClient({**settings, "log_level": 0})
     admin.poll(0)  # serves a pending OAUTHBEARER token request (MSK IAM)
     metadata = admin.list_topics(timeout=10)
-    replication = min(len(metadata.brokers), 3)
     missing = [t for t in topics if t not in metadata.topics]
     new = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
-    for future in (admin.create_topics(new).values() if new else []):
-        future.result(timeout=30)
+    for topic, future in (admin.create_topics(new).items() if new else []):
+        try:
+            future.result(timeout=30)
+        except Exception as err:  # KafkaException: e.g. fewer live brokers than replicas
+            raise UserError(f"cannot create topic {topic} ({partitions} partitions, {replication} replicas): "
+                            f"{err}") from None
     return missing
 
 

@@ -21,11 +21,22 @@ OWNER = "fraud_owner"
 COMPONENTS = ("stream", "dash", "simulator", "batch")
 S, I, U, D = "SELECT", "INSERT", "UPDATE", "DELETE"
 
+
+def update(*columns: str) -> str:
+    """UPDATE of these columns only."""
+    return f"UPDATE ({', '.join(columns)})"
+
+
+# An alert's columns the stream recomputes, and the analysts' (migration 0002): neither writes the other's.
+ALERT_FIGURES = ("txn_count", "total_amount", "first_seen", "last_seen", "max_score", "class_probabilities",
+                 "top_features", "severity", "updated_at", "model_version")
+ALERT_VERDICT = ("status", "analyst_note", "status_by", "status_at")
+
 # Table -> privileges, per component. A table a component does not list, it cannot touch.
 GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     # Kafka -> alerts, bookkeeping, per-batch figures, quality results and the shadow challenger.
     "stream": {
-        "alerts": (S, I, U),
+        "alerts": (S, I, update(*ALERT_FIGURES)),
         "alert_transactions": (S, I),
         "sink_progress": (S, I),
         "batch_metrics": (S, I, U),
@@ -36,7 +47,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     # Reads what the pages show; writes analysts' verdicts and the model pointer's mirror.
     "dash": {
-        "alerts": (S, U),
+        "alerts": (S, update(*ALERT_VERDICT)),
         "alert_transactions": (S,),
         "alert_actions": (S, I),
         "batch_metrics": (S,),

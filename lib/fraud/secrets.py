@@ -78,8 +78,8 @@ class PasswordFile:
             time.sleep(every_s)
             try:
                 self.refresh(force=True)
-            except UserError as err:  # the old token stays until it expires; the next round tries again
-                log.warning("%s", err)
+            except Exception as err:  # noqa: BLE001  the thread must live: the next round tries again
+                log.warning("could not renew %s (%s); the one in use stays until it expires", self.what, err)
 
     def refresh(self, force: bool = False) -> bool:
         """Read the secret again (unless it was read less than ``REREAD_AFTER_S`` ago); True if the

@@ -88,7 +88,7 @@ class KafkaBroker:
                 raise UserError("Java 17 is needed to run the local Kafka broker; install a JDK")
             ensure_jars("kafka")
             state = self._launch(previous)
-        for topic in create_topics({"bootstrap.servers": self.bootstrap(state)}, topics, partitions):
+        for topic in create_topics({"bootstrap.servers": self.bootstrap(state)}, topics, partitions, 1):
             log.info("created topic %s (%d partitions)", topic, partitions)
         return state
 

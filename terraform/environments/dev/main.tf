@@ -43,7 +43,7 @@ module "msk" {
   name                      = local.name
   vpc_id                    = module.network.vpc_id
   subnet_ids                = module.network.private_subnet_ids
-  client_security_group_ids = concat([module.emr.security_group_id], var.producer_security_group_ids)
+  client_security_group_ids = concat([module.emr.security_group_id, module.dash.security_group_id], var.producer_security_group_ids)
   instance_type             = var.msk_instance_type
   broker_count              = var.msk_broker_count
   kms_key_arn               = module.kms.key_arn
@@ -86,21 +86,23 @@ module "schedules" {
 }
 
 module "dash" {
-  source              = "../../modules/dash_app"
-  name                = local.name
-  image               = var.dash_image
-  certificate_arn     = var.dash_certificate_arn
-  oidc                = var.dash_oidc
-  allowed_cidrs       = var.dash_allowed_cidrs
-  db_dsn              = module.rds.dsn
-  db_user_arn_prefix  = module.rds.db_user_arn_prefix
-  kms_key_arn         = module.kms.key_arn
-  vpc_id              = module.network.vpc_id
-  vpc_cidr            = module.network.vpc_cidr
-  public_subnet_ids   = module.network.public_subnet_ids
-  private_subnet_ids  = module.network.private_subnet_ids
-  s3_prefix_list_id   = module.network.s3_prefix_list_id
-  deletion_protection = var.deletion_protection
-  models_bucket       = module.storage.bucket_names["models"]
-  access_logs_bucket  = module.storage.logs_bucket
+  source                  = "../../modules/dash_app"
+  name                    = local.name
+  image                   = var.dash_image
+  certificate_arn         = var.dash_certificate_arn
+  oidc                    = var.dash_oidc
+  allowed_cidrs           = var.dash_allowed_cidrs
+  db_dsn                  = module.rds.dsn
+  db_user_arn_prefix      = module.rds.db_user_arn_prefix
+  kafka_bootstrap_servers = module.msk.bootstrap_brokers_sasl_iam
+  producer_policy_arn     = module.job_iam.producer_policy_arn
+  kms_key_arn             = module.kms.key_arn
+  vpc_id                  = module.network.vpc_id
+  vpc_cidr                = module.network.vpc_cidr
+  public_subnet_ids       = module.network.public_subnet_ids
+  private_subnet_ids      = module.network.private_subnet_ids
+  s3_prefix_list_id       = module.network.s3_prefix_list_id
+  deletion_protection     = var.deletion_protection
+  models_bucket           = module.storage.bucket_names["models"]
+  access_logs_bucket      = module.storage.logs_bucket
 }

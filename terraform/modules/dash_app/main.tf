@@ -285,6 +285,14 @@ resource "aws_security_group" "tasks" {
   }
 
   egress {
+    description = "MSK brokers (IAM over TLS) inside the VPC: the load tests' simulator"
+    from_port   = 9098
+    to_port     = 9098
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr]
+  }
+
+  egress {
     description     = "ECR image layers from S3 through the gateway endpoint"
     from_port       = 443
     to_port         = 443
@@ -338,13 +346,13 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
-# What the app itself may do: connect to PostgreSQL as fraud_dash, and as fraud_simulator for the
-# load tests it starts (fraud.roles; IAM tokens, no password); read the model registry and move its
-# current and challenger pointers (the model page's promote and rollback), nothing else.
+# What the app itself may do: connect to PostgreSQL as fraud_dash (fraud.roles; an IAM token, no
+# password); read the model registry and move its current and challenger pointers (the model page's
+# promote and rollback), nothing else. Its load tests' rights are the producer policy's (below).
 data "aws_iam_policy_document" "task" {
   statement {
     actions   = ["rds-db:connect"]
-    resources = ["${var.db_user_arn_prefix}fraud_dash", "${var.db_user_arn_prefix}fraud_simulator"]
+    resources = ["${var.db_user_arn_prefix}fraud_dash"]
   }
 
   statement {
@@ -391,6 +399,13 @@ resource "aws_iam_role_policy" "task" {
   policy = data.aws_iam_policy_document.task.json
 }
 
+# The load tests the app starts run the simulator: it produces to the topics (job_iam's producer
+# policy, which also lets it connect as fraud_simulator).
+resource "aws_iam_role_policy_attachment" "producer" {
+  role       = aws_iam_role.task.name
+  policy_arn = var.producer_policy_arn
+}
+
 resource "aws_ecs_task_definition" "dash" {
   family                   = "${var.name}-dash"
   requires_compatibilities = ["FARGATE"]
@@ -421,6 +436,7 @@ resource "aws_ecs_task_definition" "dash" {
       { name = "FRAUD_DASH_RUN_DIR", value = "/tmp/load-tests" },
       { name = "FRAUD_MODELS_ROOT", value = "s3://${var.models_bucket}/${var.models_prefix}" },
       { name = "FRAUD_POSTGRES_DSN", value = var.db_dsn },
+      { name = "FRAUD_KAFKA_BOOTSTRAP_SERVERS", value = var.kafka_bootstrap_servers },
       # The RDS CA bundle in the image (dash_app/Dockerfile): the server's certificate is verified.
       { name = "FRAUD_POSTGRES_SSL_ROOT_CERT", value = "/etc/ssl/rds-ca.pem" },
       { name = "AWS_REGION", value = data.aws_region.current.name },

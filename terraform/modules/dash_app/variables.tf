@@ -66,6 +66,16 @@ variable "db_dsn" {
   type        = string
 }
 
+variable "kafka_bootstrap_servers" {
+  description = "MSK bootstrap brokers (IAM): where the load tests' simulator produces."
+  type        = string
+}
+
+variable "producer_policy_arn" {
+  description = "job_iam's producer policy: the load tests' simulator writes the topics and connects as fraud_simulator."
+  type        = string
+}
+
 variable "db_user_arn_prefix" {
   description = "Prefix of the database users' rds-db:connect ARNs (rds module output)."
   type        = string
