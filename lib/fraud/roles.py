@@ -9,8 +9,10 @@
   (``batch``). Locally each has a password in the stack's pgpass file; in AWS each authenticates
   with an IAM token (``rds_iam``) its own IAM role may ask for, so none holds a password.
 
-``apply`` creates what is missing and sets every grant to exactly ``GRANTS`` (revoking the rest),
-so the grants are the same on a fresh database, an old one, and after every migration.
+``fraud.db.migrate`` calls ``ensure_roles`` and ``prepare_database`` as the admin (what is missing
+is created, an old database's tables handed to the owner), then ``apply_grants`` as the owner:
+every grant exactly ``GRANTS``, the rest revoked, so the grants are the same on a fresh database,
+an old one, and after every migration.
 """
 
 from __future__ import annotations
