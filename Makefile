@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test test-fast chaos clean-state bench bench-quick soak drift retrain notebooks notebooks-strip
+.PHONY: setup up down status demo test test-fast chaos hostile clean-state bench bench-quick soak drift retrain notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,12 @@ test-fast: setup
 # the 4 of `make test`; figures appended to var/chaos/results.jsonl.
 chaos: setup
 	@FRAUD_CHAOS_KILLS=50 $(PY) -m pytest tests/test_chaos.py -s
+
+# The hostile-input campaign's long version (tests/test_hostile.py): 5,000 hostile records through real
+# Kafka and the job instead of the 200 of `make test` (FRAUD_HOSTILE_SEED=N for another draw); figures
+# appended to var/hostile/results.jsonl.
+hostile: setup
+	@FRAUD_HOSTILE_RECORDS=5000 $(PY) -m pytest tests/test_hostile.py -k never_stop -s
 
 # Benchmarks (B1 scoring modes, B2 drain throughput, B3 detection latency, cost) on the local stack,
 # with the model `make demo` registers; results in benchmarks/results/latest.json.

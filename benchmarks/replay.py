@@ -70,6 +70,7 @@ def replay(config, events: list[tuple[str, str, bytes]], rate: float, seconds: f
     require_broker(settings)
     producer = Producer({**settings, "enable.idempotence": True, "acks": "all", "linger.ms": config.simulator.linger_ms,
                          "batch.num.messages": 10000, "compression.type": "lz4",
+                         "batch.size": config.stream.max_record_bytes,
                          "queue.buffering.max.messages": 1000000})
     total = int(rate * seconds)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)

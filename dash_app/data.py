@@ -440,8 +440,8 @@ def batch_history(src: DataSource, window_min: int, limit: int = 2000) -> list[d
     rows = src.rows(
         "SELECT query_id, batch_id, started_at, finished_at,"
         " extract(epoch FROM finished_at - started_at) AS duration_s, input_rows, bronze_rows, silver_rows,"
-        " quarantine_rows, quarantine_by_reason, gold_rows, alert_rows, step_ms, model_version,"
-        " latency_p50_ms, latency_p95_ms, latency_p99_ms, kafka_lag, state_rows, state_memory_bytes"
+        " quarantine_rows, quarantine_by_reason, gold_rows, alert_rows, isolated_rows, attempts, step_ms,"
+        " model_version, latency_p50_ms, latency_p95_ms, latency_p99_ms, kafka_lag, state_rows, state_memory_bytes"
         " FROM batch_metrics WHERE finished_at >= now() - make_interval(mins => %s)"
         " ORDER BY finished_at DESC LIMIT %s", (window_min, limit))
     for r in rows:

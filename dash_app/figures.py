@@ -113,7 +113,9 @@ def batch_durations(batches: list[dict]) -> go.Figure:
 
 
 def rows_per_layer(batches: list[dict]) -> go.Figure:
-    layers = ("bronze_rows", "silver_rows", "quarantine_rows", "gold_rows", "alert_rows")
+    """Rows per layer, and the records a sink or an expression refused (``isolated``: quarantined as
+    ``unprocessable:<error>``, fraud.isolation)."""
+    layers = ("bronze_rows", "silver_rows", "quarantine_rows", "gold_rows", "alert_rows", "isolated_rows")
     return _lines(batches, {layer.removesuffix("_rows"): [b[layer] for b in batches] for layer in layers},
                   "Rows per layer per batch", "rows")
 

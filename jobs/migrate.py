@@ -23,11 +23,11 @@ def main(argv=None) -> int:
     config = load_config(args.config)
 
     from fraud.db import admin_dsn, migrate
-    from fraud.kafka import client_settings, create_topics
+    from fraud.kafka import client_settings, create_topics, topic_config
 
     applied = migrate(admin_dsn(config), iam=config.postgres.auth == IAM)
     created = create_topics(client_settings(config), config.kafka.topic_list(), config.kafka.partitions,
-                            config.kafka.replication_factor)
+                            config.kafka.replication_factor, topic_config(config))
     print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}; roles and grants set;"
           f" created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
     return 0

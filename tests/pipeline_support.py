@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -15,10 +16,10 @@ from pathlib import Path
 import psycopg
 import yaml
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraud.config import Config, load_config
 from fraud.db import migrate
+from fraud.kafka import create_topics, topic_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
@@ -121,6 +122,37 @@ def job_env() -> dict:
     return env
 
 
+@contextlib.contextmanager
+def real_batch_writer(spark, config: Config, stack: dict, root: Path):
+    """(a real ``BatchWriter``, its database's admin DSN, its config): the ``foreachBatch`` function
+    on a database, lake and checkpoint of its own under ``root``, with the models ``config``'s
+    registry holds (none: no gold). Its lake writer is flushed and closed at the end."""
+    from dataclasses import replace
+
+    from fraud.alerts import AlertSink
+    from fraud.db import NO_RETRY, make_pool
+    from fraud.metrics import BatchMetrics
+    from fraud.quality.stream import StreamQuality
+    from fraud.registry import Registry
+    from fraud.score import ModelHolder
+    from fraud.shadow import ShadowSink
+    from fraud.sinks import BatchWriter, LakeWriter
+
+    dsn = create_database(stack["postgres"]["dsn"], f"fraud_w_{uuid.uuid4().hex[:8]}")
+    config = replace(config, lake_root=str(root / "lake"))
+    checkpoint = root / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
+    pool = make_pool(config, as_role(dsn, "stream"))
+    models, metrics = ModelHolder(Registry.for_config(config)), BatchMetrics(pool)
+    try:
+        with LakeWriter(spark, config, str(checkpoint), models, metrics) as lake:
+            yield (BatchWriter(config, models, AlertSink(config, pool), metrics, StreamQuality(config, pool), lake,
+                               ShadowSink(pool, NO_RETRY)), dsn, config)
+    finally:
+        pool.close()
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
@@ -131,13 +163,12 @@ def make_pipeline(stack: dict, root: Path, **overrides) -> Pipeline:
     tag = uuid.uuid4().hex[:8]
     bootstrap = stack["kafka"]["bootstrap"]
     topics = {d: f"{d}-{tag}" for d in ("gaming", "fintech", "ecommerce")}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(t, 3, 1) for t in topics.values()]).values():
-        future.result(timeout=30)
     dsn = create_database(stack["postgres"]["dsn"], f"fraud_{tag}")
     config_path = write_config(root / "conf.yaml", topics=topics, dsn=dsn, bootstrap=bootstrap,
                                lake=root / "lake", checkpoints=root / "checkpoints", **overrides)
-    return Pipeline(root, config_path, load_config(config_path, environ={}), dsn, bootstrap)
+    config = load_config(config_path, environ={})
+    create_topics({"bootstrap.servers": bootstrap}, list(topics.values()), 3, 1, topic_config(config))
+    return Pipeline(root, config_path, config, dsn, bootstrap)
 
 
 def write_config(path: Path, *, topics: dict, dsn: str, bootstrap: str, lake: Path, checkpoints: Path,

@@ -2,6 +2,8 @@
 
 import dataclasses
 import datetime as dt
+import random
+import string
 
 import psycopg
 import pytest
@@ -15,11 +17,12 @@ pytestmark = pytest.mark.integration
 T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
 
 
-def row(txn, seconds, actor="fi-1", kind="fraud_structuring", score=0.8, amount=9800.0):
+def row(txn, seconds, actor="fi-1", kind="fraud_structuring", score=0.8, amount=9800.0, offset=None, **more):
     return {"transaction_id": txn, "domain": "fintech", "actor_id": actor, "predicted_class": kind,
             "event_time": T0 + dt.timedelta(seconds=seconds), "amount": amount, "currency": "USD", "fraud_score": score,
             "class_probabilities": {kind: score, "regular": 1 - score}, "kafka_timestamp": T0,
-            "model_version": "v0001", "test_id": "t", "quality_flags": []}
+            "model_version": "v0001", "test_id": "t", "quality_flags": [],
+            "position": ("fintech-transactions", 0, seconds if offset is None else offset), **more}
 
 
 @pytest.fixture
@@ -78,3 +81,35 @@ def test_transient_failure_retries_then_fails_the_batch(config, caplog):
         pool.close()
     retries = [r.getMessage() for r in caplog.records if "PostgreSQL unavailable" in r.getMessage()]
     assert len(retries) == 2 and retries[-1].endswith("retry 2/2 in 0.0 s")
+
+
+def incompressible(n: int) -> str:
+    """Text PostgreSQL cannot compress below its index row limit (2,704 bytes), as a long id may be."""
+    return "".join(random.Random(n).choices(string.ascii_letters + string.digits, k=n))
+
+
+def test_values_postgresql_refuses_are_isolated_and_the_rest_commits(sink):
+    """Each value class PostgreSQL refuses (a NUL in text, an index row over its size limit, a NaN in
+    jsonb, a CHECK constraint) isolates its own row, named by its Kafka position and the error's
+    class; the other rows commit, and a replay isolates the same rows and adds nothing."""
+    alert_sink, dsn = sink
+    with psycopg.connect(dsn, autocommit=True) as conn:  # an operator's constraint on a value
+        conn.execute("ALTER TABLE alert_transactions ADD CONSTRAINT amount_cap CHECK (amount < 1000000)")
+    batch = [row("ok-1", 0), row("nul", 1, actor="fi-\x00-2"), row(incompressible(5000), 2), row("ok-2", 3),
+             row("nan", 4, top_features=[{"feature": "f_log_amount", "value": float("nan")}]),
+             row("huge", 5, amount=2_000_000.0), row("ok-3", 6, actor="fi-3")]
+    result = alert_sink.write("q", 0, batch)
+    expected = {("fintech-transactions", 0, 1): "unprocessable:DataError",
+                ("fintech-transactions", 0, 2): "unprocessable:ProgramLimitExceeded",
+                ("fintech-transactions", 0, 4): "unprocessable:InvalidTextRepresentation",
+                ("fintech-transactions", 0, 5): "unprocessable:CheckViolation"}
+    assert result.applied and result.isolated == expected
+    with psycopg.connect(dsn) as conn:
+        stored = sorted(r[0] for r in conn.execute("SELECT transaction_id FROM alert_transactions"))
+    assert stored == ["ok-1", "ok-2", "ok-3"]
+    assert [a[1] for a in alerts(dsn)] == [2, 1], "the episodes hold the committed rows only"
+
+    replay = alert_sink.write("q", 0, batch)
+    assert not replay.applied and replay.isolated == expected
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_transactions").fetchone()[0] == 3

@@ -326,7 +326,7 @@ def test_kafka_data_loss_fails_loudly(spark, stack, tmp_path):
 
     pipe = make_pipeline(stack, tmp_path)
     topic = pipe.config.kafka.topics["gaming"]
-    producer = Producer({"bootstrap.servers": pipe.bootstrap})
+    producer = Producer({"bootstrap.servers": pipe.bootstrap, "batch.size": pipe.config.stream.max_record_bytes})
     event = {"transaction_id": "t-0", "domain": "gaming", "actor_id": "a", "timestamp": "2026-12-01T00:00:00Z"}
     for i in range(30):
         producer.produce(topic, json.dumps({**event, "transaction_id": f"t-{i}"}).encode(), partition=0)

@@ -35,6 +35,10 @@ def test_batch_figures_skip_missing_steps_and_sum_reasons():
     assert {t.name: list(t.y) for t in durations.data} == {"batch": [2.0, 0.0], "score": [0.5, 0.1],
                                                             "sinks": [None, 0.05]}
     assert list(figures.throughput(batches).data[0].y) == [50.0, None]
+    layers = {t.name: list(t.y) for t in figures.rows_per_layer(
+        [{**b, "bronze_rows": 9, "silver_rows": 7, "quarantine_rows": 2, "gold_rows": 7, "alert_rows": 1,
+          "isolated_rows": i} for i, b in enumerate(batches)]).data}
+    assert layers["isolated"] == [0, 1] and layers["quarantine"] == [2, 2]
     quarantine = figures.quarantine_reasons(batches)
     assert list(quarantine.data[0].x) == ["oversize", "malformed_json"] and list(quarantine.data[0].y) == [4, 3]
     assert [t.name for t in figures.latency(batches).data] == ["p50", "p95", "p99"]

@@ -8,12 +8,17 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pyspark.sql.types import StringType
+
+from fraud.features import NUMERIC_FEATURES
 from fraud.parse import kafka_records
-from fraud.pipeline import batch_records
+from fraud.pipeline import batch_records, to_silver
+from fraud.schemas import event_schema
 
 from conftest import ROOT
 
@@ -22,8 +27,12 @@ KNOWN = {"transaction_id", "domain", "test_id", "timestamp", "actor_id", "sequen
          "device_id", "session_length_sec", "user_id", "cart_items", "shipping_address", "billing_address",
          "device_fingerprint", "session_duration_sec", "account_from", "account_to", "transfer_type",
          "country_from", "country_to", "purpose"}
+# Storable as they are: valid free text, however hostile to a naive consumer (U+2028 is not a C0 control).
 HOSTILE = ["'; DROP TABLE alerts; --", "\" OR 1=1 --", "Robert'); DELETE FROM sink_progress;--", "%s %s %(x)s",
-           "{}", "\\x00\\u2028", "😀 ünïcödé", "<script>alert(1)</script>", "$1; SELECT pg_sleep(10)"]
+           "{}", "\\x00 \u2028", "😀 ünïcödé", "<script>alert(1)</script>", "$1; SELECT pg_sleep(10)"]
+STRING_FIELDS = {d: [f.name for f in event_schema(d).fields if isinstance(f.dataType, StringType)]
+                 for d in ("gaming", "fintech", "ecommerce")}
+CONTROL = st.sampled_from([chr(c) for c in range(0x20)] + ["\x7f"])
 FREE_TEXT = {"gaming": "item_name", "fintech": "purpose", "ecommerce": "device_fingerprint"}
 
 
@@ -36,8 +45,10 @@ def base_events(tmp_path_factory):
     return {d: next(e for e in events if e["domain"] == d) for d in FREE_TEXT}
 
 
+# Extra fields keep any text but a NUL (``bad_chars:extra_fields``: no PostgreSQL text holds it).
+no_nul_text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20)
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                           | st.text(max_size=20), lambda inner: st.lists(inner, max_size=3)
+                           | no_nul_text, lambda inner: st.lists(inner, max_size=3)
                            | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
 extra_names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(lambda n: n not in KNOWN)
 
@@ -50,7 +61,15 @@ mutation = st.one_of(
         st.text(max_size=8).filter(lambda t: not any(w in t.lower() for w in ("nan", "inf"))),
         st.booleans(), st.lists(st.integers(), max_size=2))),
     st.tuples(st.just("out_of_range:amount"), st.one_of(st.floats(max_value=0.0, allow_nan=False),
-                                                        st.floats(min_value=1e9, allow_infinity=False))),
+                                                        st.floats(min_value=1e9, allow_infinity=False),
+                                                        st.floats(min_value=0.0, max_value=1e-300),  # subnormal
+                                                        st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400"]))),
+    # Years Spark parses but no JVM timestamp holds (the velocity operator would overflow on them).
+    st.tuples(st.just("bad_type:timestamp"), st.sampled_from(["+294247-01-01T00:00:00Z", "-290308-12-21T19:59:06Z",
+                                                             "294000-01-01T00:00:00Z", "-0001-01-01T00:00:00Z",
+                                                             "2026-13-45T99:99:99Z", "2026-11-28T12:00:00"])),
+    st.tuples(st.just("bad_chars"), st.integers(0, 20), CONTROL),
+    st.tuples(st.just("too_long"), st.integers(0, 20), st.integers(257, 4000)),
     st.tuples(st.just("unknown_domain"), st.text(min_size=1, max_size=10).filter(lambda d: d not in FREE_TEXT)),
     st.tuples(st.just("oversize"), st.integers(70_000, 120_000)),
 )
@@ -70,7 +89,16 @@ def mutate(event: dict, kind: tuple) -> tuple[bytes, str | None]:
     if name == "bad_type:amount":
         return json.dumps({**event, "amount": kind[1]}).encode(), name
     if name == "out_of_range:amount":
+        if isinstance(kind[1], str):  # a JSON number token no float of Python's would print
+            return json.dumps({**event, "amount": 1.5}).replace('"amount": 1.5', f'"amount": {kind[1]}').encode(), name
         return json.dumps({**event, "amount": kind[1]}).encode(), name
+    if name == "bad_type:timestamp":
+        return json.dumps({**event, "timestamp": kind[1]}).encode(), name
+    if name in ("bad_chars", "too_long"):
+        fields = STRING_FIELDS[event["domain"]]
+        field = fields[kind[1] % len(fields)]
+        text = "x" * kind[2] if name == "too_long" else f"ab{kind[2]}c"
+        return json.dumps({**event, field: text}).encode(), f"{name}:{field}"
     if name == "unknown_domain":
         return json.dumps({**event, "domain": kind[1]}).encode(), name
     return json.dumps({**event, "padding": "x" * kind[1]}).encode(), "oversize"
@@ -88,8 +116,14 @@ def test_fuzzed_records_are_quarantined_with_a_reason_or_land_verbatim(spark, co
         events.append(event)
         values.append(value)
     df = kafka_records(spark, config, events, values=values)  # each travels on its domain's topic
-    out = {r["offset"]: r for r in batch_records(df, config).select(
+    records_df = batch_records(df, config)
+    out = {r["offset"]: r for r in records_df.select(
         "offset", "reasons", "transaction_id", "extra_fields", "item_name", "purpose", "device_fingerprint").collect()}
+    # Every expression on the way to scoring is total, and what reaches the model is finite.
+    silver = records_df.transform(to_silver).toArrow()
+    for name in NUMERIC_FEATURES:
+        values_of = silver.column(name).to_numpy(zero_copy_only=False).astype(float)
+        assert np.isfinite(values_of).all(), name
 
     assert sorted(out) == sorted(expected), "every record comes out once"
     for offset, (reason, event, kind) in expected.items():

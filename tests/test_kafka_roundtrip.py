@@ -59,3 +59,24 @@ def test_spark_reads_the_topic(stack, topic, spark):
         .collect()
     )
     assert sorted((r.key, r.value) for r in rows) == [("a", "1"), ("a", "3"), ("b", "2")]
+
+
+def test_topics_refuse_records_over_the_contracts_bound(stack, config, unique_name):
+    """The topics the project creates (fraud.kafka.topic_config) take a record of
+    stream.max_record_bytes and refuse a larger one at the broker, before any job reads it."""
+    from confluent_kafka import KafkaError
+
+    from fraud.kafka import create_topics, topic_config
+
+    name = unique_name("bounded")
+    bootstrap = stack["kafka"]["bootstrap"]
+    create_topics({"bootstrap.servers": bootstrap}, [name], 1, 1, topic_config(config))
+    limit = config.stream.max_record_bytes
+    outcomes = {}
+    producer = Producer({"bootstrap.servers": bootstrap, "batch.size": limit})
+    for label, size in (("at the bound", limit), ("far over", limit + 64 * 1024)):
+        producer.produce(name, key=b"k", value=b"x" * size,
+                         on_delivery=lambda err, _msg, label=label: outcomes.__setitem__(label, err))
+        producer.flush(30)
+    assert outcomes["at the bound"] is None
+    assert outcomes["far over"] is not None and outcomes["far over"].code() == KafkaError.MSG_SIZE_TOO_LARGE

@@ -4,7 +4,6 @@ PostgreSQL, real Delta), the stream's routing to quarantine, the training gate."
 import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from dataclasses import replace
 
@@ -14,12 +13,9 @@ from pyspark.sql import functions as F
 
 from dash_app import data as dash_data
 from dash_app.callbacks import AppContext, quality_view
-from fraud.alerts import AlertSink
 from fraud.classes import MODEL_CLASSES
 from fraud.cli import UserError
 from fraud.config import ConfigError
-from fraud.db import NO_RETRY, make_pool
-from fraud.metrics import BatchMetrics
 from fraud.model.forest import with_label
 from fraud.model.training import train_and_register
 from fraud.parse import kafka_records
@@ -27,13 +23,10 @@ from fraud.pipeline import batch_records, silver_from_records
 from fraud.quality.gate import QualityGateFailed, gate_training_set
 from fraud.quality.stream import StreamQuality
 from fraud.quality.suites import EVENT_SUITE
-from fraud.registry import Registry
-from fraud.score import ModelHolder
-from fraud.shadow import ShadowSink
-from fraud.sinks import BatchCounts, BatchWriter, LakeWriter
+from fraud.sinks import BatchCounts
 
 from conftest import ROOT
-from pipeline_support import as_role, create_database
+from pipeline_support import real_batch_writer
 
 EVENTS = 120
 
@@ -75,21 +68,10 @@ def broken(events):
 @pytest.fixture
 def writer(spark, config, stack, tmp_path):
     """A real BatchWriter on its own database, lake and checkpoint (no model: no gold)."""
-    dsn = create_database(stack["postgres"]["dsn"], f"fraud_q_{uuid.uuid4().hex[:8]}")
-    cfg = replace(config, lake_root=str(tmp_path / "lake"),
-                  quality=replace(config.quality, gx_every_n_batches=1, data_docs_dir=str(tmp_path / "docs"),
-                                  actions={"payment_method_known": "quarantine"}))
-    checkpoint = tmp_path / "checkpoint"
-    checkpoint.mkdir()
-    (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
-    pool = make_pool(cfg, as_role(dsn, "stream"))
-    models, metrics = ModelHolder(Registry.for_config(cfg)), BatchMetrics(pool)
-    try:
-        with LakeWriter(spark, cfg, str(checkpoint), models, metrics) as lake:
-            yield (BatchWriter(cfg, models, AlertSink(cfg, pool), metrics, StreamQuality(cfg, pool), lake,
-                               ShadowSink(pool, NO_RETRY)), dsn, cfg)
-    finally:
-        pool.close()
+    cfg = replace(config, quality=replace(config.quality, gx_every_n_batches=1, data_docs_dir=str(tmp_path / "docs"),
+                                          actions={"payment_method_known": "quarantine"}))
+    with real_batch_writer(spark, cfg, stack, tmp_path) as writer_dsn_config:
+        yield writer_dsn_config
 
 
 @pytest.mark.integration

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraud.db import connect
+from fraud.kafka import create_topics, topic_config
 from fraud.simulate import handler, run_simulation
 from fraud.simulate.__main__ import build_options
 from fraud.stack.process import free_port
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.integration
 def live_config(config, stack, unique_name):
     """The test config with fresh topics, so this run's records are the only ones read back."""
     topics = {d: unique_name(f"sim-{d}") for d in ("gaming", "fintech", "ecommerce")}
-    admin = AdminClient({"bootstrap.servers": stack["kafka"]["bootstrap"]})
-    for future in admin.create_topics([NewTopic(t, 3, 1) for t in topics.values()]).values():
-        future.result(timeout=30)
+    create_topics({"bootstrap.servers": stack["kafka"]["bootstrap"]}, list(topics.values()), 3, 1, topic_config(config))
     return dataclasses.replace(config, kafka=dataclasses.replace(config.kafka, topics=topics))
 
 

@@ -267,7 +267,8 @@ def bad_records(gaming_event: dict, fintech_event: dict) -> dict[str, bytes]:
         "out_of_range:amount": json.dumps({**e, "amount": -3.5}).encode(),
         "unknown_domain": json.dumps({**e, "domain": "crypto"}).encode(),
         "domain_topic_mismatch": json.dumps(fintech_event).encode(),
-        "oversize": json.dumps({**e, "padding": "x" * 70_000}).encode(),
+        # Over stream.max_record_bytes (16 KiB), under what the topic accepts with its framing.
+        "oversize": json.dumps({**e, "padding": "x" * 17_000}).encode(),
     }
 
 
@@ -293,7 +294,8 @@ def test_contract_violations_are_quarantined_and_unusual_records_scored_from_rea
     structuring = [e for e in events if e["pattern"] == "fraud_structuring"]
     twice = structuring[0]
     unusual = unusual_copies(events)
-    producer = Producer({"bootstrap.servers": pipeline.bootstrap})
+    # Batches within what the topics accept (fraud.kafka.topic_config), as the simulator sends them.
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap, "batch.size": pipeline.config.stream.max_record_bytes})
     topics = pipeline.config.kafka.topics
     for reason, value in bad_records({**gaming, "transaction_id": "bad-one"}, fintech).items():
         producer.produce(topics["gaming"], key=reason.encode(), value=value)

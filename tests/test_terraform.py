@@ -18,6 +18,8 @@ import pytest
 from hcl2 import SerializationOptions
 
 from emr.deployment import JOB_ENVIRONMENT_KEYS
+from fraud.config import load_config
+from fraud.kafka import topic_config
 
 from conftest import ROOT
 
@@ -112,6 +114,11 @@ def test_msk_never_auto_creates_a_topic_and_an_acknowledged_write_is_on_two_brok
     properties = dict(line.strip().split("=", 1) for line in heredoc.splitlines() if "=" in line)
     assert properties["auto.create.topics.enable"] == "false"
     assert (properties["default.replication.factor"], properties["min.insync.replicas"]) == ("3", "2")
+    # The brokers refuse what the record contract calls oversize, as the topics migrate.py creates do.
+    aws = topic_config(load_config(ROOT / "conf" / "aws.yaml", environ={}))
+    assert properties["message.max.bytes"] == "${var.max_message_bytes}"
+    assert str(blocks(msk, "variable")["max_message_bytes"]["default"]) == aws["max.message.bytes"]
+    assert properties["log.message.timestamp.after.max.ms"] == aws["message.timestamp.after.max.ms"]
     [validation] = blocks(msk, "variable")["broker_count"]["validation"]
     assert validation["condition"] == "${var.broker_count >= 3}"
 

@@ -10,6 +10,11 @@ recomputed aggregates and the ``sink_progress`` row. A batch whose progress row
 exists is skipped whole, which makes replays after a crash harmless. Aggregates are
 recomputed from the related transactions, never incremented. The stream never writes
 the analyst columns (status, note, who, when).
+
+A row PostgreSQL refuses for its value (``fraud.isolation``) does not fail the batch: the rows
+are written in a savepoint, and when it fails, the refused rows are found by bisection (each
+probe in a savepoint rolled back), and the rest written. The refused rows' Kafka positions are
+kept in the batch's ``sink_progress`` row, so a replay isolates the same records into quarantine.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from psycopg_pool import ConnectionPool
 from fraud.config import Config
 from fraud.db import RetryPolicy
 from fraud.faults import crash_point
+from fraud.isolation import culprits, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,16 @@ def alert_id(domain: str, actor_id: str, alert_type: str, episode_start: datetim
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+# A record's Kafka position (topic, partition, offset): what alert rows carry as ``position``.
+Position = tuple[str, int, int]
+
+
 @dataclass
 class AlertBatchResult:
     applied: bool            # False: this batch was already committed earlier (a replay)
     alerts_touched: int
     transactions_added: int
+    isolated: dict[Position, str] = field(default_factory=dict)  # refused records and why, replays included
 
 
 class AlertSink:
@@ -64,20 +75,48 @@ class AlertSink:
         return self.retry.run(
             self.pool, lambda conn: self._write_once(conn, query_id, batch_id, rows), f"alerts of batch {batch_id}")
 
+    def probe(self, query_id: str, batch_id: int, rows: list[dict]) -> None:
+        """Write ``rows`` in a transaction that is rolled back: raises what the write would."""
+        with self.pool.connection() as conn:
+            self._probe_in(conn, query_id, batch_id, rows)
+
     def _write_once(self, conn: psycopg.Connection, query_id: str, batch_id: int,
                     rows: list[dict]) -> AlertBatchResult:
         with conn.transaction():
-            done = conn.execute("SELECT 1 FROM sink_progress WHERE query_id = %s AND batch_id = %s",
+            done = conn.execute("SELECT isolated FROM sink_progress WHERE query_id = %s AND batch_id = %s",
                                 (query_id, batch_id)).fetchone()
             if done:
-                return AlertBatchResult(False, 0, 0)
-            episodes = self._assign_episodes(conn, rows)
-            added = self._upsert(conn, query_id, batch_id, episodes)
+                return AlertBatchResult(False, 0, 0, {(t, p, o): r for t, p, o, r in done[0]})
+            isolated: dict[Position, str] = {}
+            for _ in range(len(rows) + 1):  # each failed pass isolates one row at least
+                kept = [r for r in rows if r["position"] not in isolated]
+                try:
+                    with conn.transaction():  # a savepoint: a refused value undoes this pass only
+                        episodes = self._assign_episodes(conn, kept)
+                        added = self._upsert(conn, query_id, batch_id, episodes)
+                    break
+                except Exception as err:
+                    if is_transient(err):
+                        raise
+                    found = culprits(range(len(kept)), lambda subset: self._probe_in(conn, query_id, batch_id,
+                                                                                     [kept[i] for i in subset]))
+                    if not found:  # the write failed, yet every probe passed: not a value's fault
+                        raise
+                    for i, why in found.items():
+                        log.warning("batch %d: PostgreSQL refused transaction %.64r (%s): isolated", batch_id,
+                                    kept[i]["transaction_id"], why)
+                        isolated[kept[i]["position"]] = why
             conn.execute(
-                "INSERT INTO sink_progress (query_id, batch_id, alerts_touched, transactions_added)"
-                " VALUES (%s, %s, %s, %s)", (query_id, batch_id, len(episodes), added))
+                "INSERT INTO sink_progress (query_id, batch_id, alerts_touched, transactions_added, isolated)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (query_id, batch_id, len(episodes), added, Jsonb([[*p, r] for p, r in isolated.items()])))
             crash_point("in_pg_transaction", batch_id)
-        return AlertBatchResult(True, len(episodes), added)
+        return AlertBatchResult(True, len(episodes), added, isolated)
+
+    def _probe_in(self, conn: psycopg.Connection, query_id: str, batch_id: int, rows: list[dict]) -> None:
+        with conn.transaction():
+            self._upsert(conn, query_id, batch_id, self._assign_episodes(conn, rows))
+            raise psycopg.Rollback()
 
     def _assign_episodes(self, conn: psycopg.Connection, rows: list[dict]) -> list[_Episode]:
         keys = sorted({(r["domain"], r["actor_id"], r["predicted_class"]) for r in rows})

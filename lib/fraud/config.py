@@ -13,6 +13,7 @@ Relative paths are resolved against the folder holding the config file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -118,10 +119,14 @@ class SimulatorConfig:
 class StreamConfig:
     # Processing-time trigger of the continuous job, e.g. "1 second".
     trigger_interval: str
-    # Records larger than this go to quarantine as "oversize".
+    # Records larger than this go to quarantine as "oversize" (the topics' max.message.bytes too).
     max_record_bytes: int
-    # Above this many US dollars (at the currency table's rate) an amount is impossible: quarantined.
+    # Outside [min_amount_usd, max_amount_usd] US dollars (at the currency table's rate) an amount is
+    # impossible: quarantined. The floor keeps every ratio of amounts finite.
+    min_amount_usd: float
     max_amount_usd: float
+    # A contract string longer than this many characters is quarantined (``too_long:<field>``).
+    max_string_chars: int
     # Event time sanity, relative to the record's Kafka timestamp.
     max_event_age_days: int
     max_future_skew_s: int
@@ -134,6 +139,9 @@ class StreamConfig:
     lake_max_pending_batches: int
     # Rows per Delta file written by one micro-batch (one write task each): fewer, larger files.
     rows_per_file: int
+    # Attempts at a micro-batch that fails with an error that is not transient, before the records
+    # that cause it are isolated into quarantine as ``unprocessable:<error>`` (fraud.isolation).
+    max_batch_attempts: int
 
 
 @dataclass(frozen=True)
@@ -393,9 +401,14 @@ def _check_values(config: Config, source: str) -> None:
             raise ConfigError(f"{source}: simulator.fraud_share.{domain}: must be between 0 and 1, got {share}")
     if sorted(config.quality.max_amount_usd) != sorted(DOMAINS):
         raise ConfigError(f"{source}: quality.max_amount_usd: needs exactly the domains {', '.join(DOMAINS)}")
-    for key in ("rows_per_file", "lake_max_pending_batches"):
+    if config.stream.max_batch_attempts < 2:
+        raise ConfigError(f"{source}: stream.max_batch_attempts: must be at least 2 (one try, one after isolating"
+                          f" the records that fail it), got {config.stream.max_batch_attempts}")
+    for key in ("rows_per_file", "lake_max_pending_batches", "max_string_chars"):
         if getattr(config.stream, key) < 1:
             raise ConfigError(f"{source}: stream.{key}: must be at least 1, got {getattr(config.stream, key)}")
+    if not 0 < config.stream.min_amount_usd < config.stream.max_amount_usd < math.inf:
+        raise ConfigError(f"{source}: stream.min_amount_usd, max_amount_usd: need 0 < min < max, both finite")
     if config.postgres.auth not in (PGPASS, IAM):
         raise ConfigError(f"{source}: postgres.auth: must be {PGPASS} or {IAM}, got {config.postgres.auth!r}")
     if config.postgres.dsn != LOCAL_STACK:

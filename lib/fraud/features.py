@@ -71,16 +71,19 @@ def _static_feature_columns() -> tuple[Column, ...]:
         vpn = vpn | F.col("ip_address").startswith(prefix)
     # Amounts in US dollars (``amount_usd``, fraud.parse): the same behaviour in JPY or CHF gives the
     # same features. Cart prices are in the event's currency: scaled by the event's own rate.
-    to_usd = F.col("amount_usd") / F.col("amount")
+    # Every expression here is total on what the contract lets through (ANSI mode raises on a
+    # division by zero and on integer overflow): amounts lie in [min_amount_usd, max_amount_usd], so
+    # the ratios are finite; ``try_divide`` keeps a division total even so, and sums are doubles.
+    to_usd = F.try_divide(F.col("amount_usd"), F.col("amount"))
     return (
         F.log1p("amount_usd").alias("f_log_amount"),
         # This amount against the actor's mean in the window (this event included): scale-free.
-        (F.col("amount_usd") / F.col("v_amount_mean")).alias("f_amount_to_mean"),
+        F.try_divide(F.col("amount_usd"), F.col("v_amount_mean")).alias("f_amount_to_mean"),
         _flag(vpn).alias("f_is_vpn_ip"),
         F.coalesce("session_length_sec", "session_duration_sec", F.lit(-1)).cast("double").alias("f_session_s"),
         F.size(items).cast("double").alias("f_n_items"),
-        F.coalesce(F.aggregate(items, F.lit(0), lambda acc, i: acc + i["quantity"]), F.lit(0))
-        .cast("double").alias("f_total_quantity"),
+        F.coalesce(F.aggregate(items, F.lit(0.0), lambda acc, i: acc + i["quantity"].cast("double")), F.lit(0.0))
+        .alias("f_total_quantity"),
         F.coalesce(top_item["p"] * to_usd, F.lit(0.0)).alias("f_max_item_price"),
         F.size(F.array_distinct(F.transform(items, lambda i: i["category"]))).cast("double").alias("f_n_categories"),
         _flag(F.col("cart_items").isNotNull() & (ship != bill)).alias("f_ship_ne_bill"),

@@ -99,15 +99,30 @@ def require_broker(settings: dict[str, Any], timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def create_topics(settings: dict[str, Any], topics: list[str], partitions: int, replication: int) -> list[str]:
-    """Create the topics missing at the broker, ``partitions`` each with ``replication`` replicas; the
-    ones created. Brokers never auto-create topics, so a typo in a topic name fails loudly instead of
-    making a new one; too few brokers for the replicas fails with one line, never with fewer."""
+# A record batch's framing beyond its values: the batch header (61 bytes), each record's header and
+# key (an actor id, at most stream.max_string_chars x 4 bytes). A record of max_record_bytes fits.
+RECORD_FRAMING_BYTES = 2048
+
+
+def topic_config(config: Config) -> dict[str, str]:
+    """The settings every topic is created with: the broker refuses a record larger than the
+    contract's ``stream.max_record_bytes`` (with its framing) and a timestamp more than an hour
+    ahead of its clock (Kafka 4's default, explicit for MSK 3.x, whose default is no bound)."""
+    return {"max.message.bytes": str(config.stream.max_record_bytes + RECORD_FRAMING_BYTES),
+            "message.timestamp.after.max.ms": str(3600 * 1000)}
+
+
+def create_topics(settings: dict[str, Any], topics: list[str], partitions: int, replication: int,
+                  config: dict[str, str]) -> list[str]:
+    """Create the topics missing at the broker, ``partitions`` each with ``replication`` replicas and
+    ``config`` (``topic_config``); the ones created. Brokers never auto-create topics, so a typo in a
+    topic name fails loudly instead of making a new one; too few brokers for the replicas fails with
+    one line, never with fewer."""
     admin = AdminClient({**settings, "log_level": 0})
     admin.poll(0)  # serves a pending OAUTHBEARER token request (MSK IAM)
     metadata = admin.list_topics(timeout=10)
     missing = [t for t in topics if t not in metadata.topics]
-    new = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
+    new = [NewTopic(t, num_partitions=partitions, replication_factor=replication, config=config) for t in missing]
     for topic, future in (admin.create_topics(new).items() if new else []):
         try:
             future.result(timeout=30)

@@ -63,6 +63,36 @@ class LakeAppender:
         self._marks[key] = batch_id
         return True
 
+    def holds(self, table: str, query_id: str, batch_id: int) -> bool:
+        """Whether ``table`` holds ``batch_id`` of ``query_id`` already."""
+        path = self.config.table_path(table)
+        mark = self._marks.get((path, query_id))
+        return (mark if mark is not None else self.newest_batch(path, query_id)) >= batch_id
+
+    def violations(self, df: DataFrame, table: str) -> DataFrame:
+        """The rows of ``df`` that ``table``'s value constraints refuse: a CHECK whose expression is not
+        true, a NOT NULL column that is null (what Delta checks at an append; read anew each call:
+        an operator may have added one). Empty when the table has none or does not exist yet."""
+        from delta.tables import DeltaTable
+        from pyspark.sql import functions as F
+
+        path = self.config.table_path(table)
+        if not DeltaTable.isDeltaTable(self.spark, path):
+            return df.limit(0)
+        delta_table = DeltaTable.forPath(self.spark, path)
+        properties = delta_table.detail().select("properties").first()["properties"] or {}
+        refused = [~F.coalesce(F.expr(sql), F.lit(False))
+                   for key, sql in properties.items() if key.startswith("delta.constraints.")]
+        refused += [F.col(f.name).isNull() for f in delta_table.toDF().schema.fields
+                    if not f.nullable and f.name in df.columns]
+        return df.filter(F.greatest(*refused) if len(refused) > 1 else refused[0]) if refused else df.limit(0)
+
+    def delete(self, table: str, condition) -> None:
+        """Delete the rows meeting ``condition`` (a Column) from ``table``."""
+        from delta.tables import DeltaTable
+
+        DeltaTable.forPath(self.spark, self.config.table_path(table)).delete(condition)
+
     @staticmethod
     def newest_batch(path: str, query_id: str) -> int:
         """The newest batch of ``query_id`` the table at ``path`` holds (-1: none): the recent commits

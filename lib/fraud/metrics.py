@@ -35,7 +35,8 @@ class BatchMetrics:
 
     def record(self, *, query_id: str, batch_id: int, started_at: datetime, input_rows_by_topic: dict[str, int],
                silver_rows: int, quarantine_rows: int, quarantine_by_reason: dict[str, int], gold_rows: int,
-               alert_rows: int, step_ms: dict[str, float], model_version: str | None, alerts_applied: bool) -> None:
+               alert_rows: int, step_ms: dict[str, float], model_version: str | None, alerts_applied: bool,
+               isolated_rows: int = 0, attempts: int = 1) -> None:
         """Upsert one batch's row (a replayed batch overwrites its own row, nothing else)."""
         total = sum(input_rows_by_topic.values())
 
@@ -49,20 +50,36 @@ class BatchMetrics:
                 conn.execute(
                     "INSERT INTO batch_metrics (query_id, batch_id, started_at, finished_at, input_rows,"
                     " input_rows_by_topic, bronze_rows, silver_rows, quarantine_rows, quarantine_by_reason, gold_rows,"
-                    " alert_rows, step_ms, model_version, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_max_ms)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " alert_rows, step_ms, model_version, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_max_ms,"
+                    " isolated_rows, attempts)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (query_id, batch_id) DO UPDATE SET finished_at = EXCLUDED.finished_at,"
-                    " step_ms = EXCLUDED.step_ms,"
+                    " step_ms = EXCLUDED.step_ms, silver_rows = EXCLUDED.silver_rows,"
+                    " quarantine_rows = EXCLUDED.quarantine_rows, quarantine_by_reason = EXCLUDED.quarantine_by_reason,"
+                    " gold_rows = EXCLUDED.gold_rows, isolated_rows = EXCLUDED.isolated_rows,"
+                    " attempts = EXCLUDED.attempts,"
                     " latency_p50_ms = coalesce(EXCLUDED.latency_p50_ms, batch_metrics.latency_p50_ms),"
                     " latency_p95_ms = coalesce(EXCLUDED.latency_p95_ms, batch_metrics.latency_p95_ms),"
                     " latency_p99_ms = coalesce(EXCLUDED.latency_p99_ms, batch_metrics.latency_p99_ms),"
                     " latency_max_ms = coalesce(EXCLUDED.latency_max_ms, batch_metrics.latency_max_ms)",
                     (query_id, batch_id, started_at, datetime.now(timezone.utc), total, Jsonb(input_rows_by_topic), total,
                      silver_rows, quarantine_rows, Jsonb(quarantine_by_reason), gold_rows, alert_rows, Jsonb(step_ms),
-                     model_version, p50, p95, p99, worst),
+                     model_version, p50, p95, p99, worst, isolated_rows, attempts),
                 )
 
         self.retry.run(self.pool, upsert, f"metrics of batch {batch_id}")
+
+    def record_isolated(self, query_id: str, batch_id: int, counts) -> None:
+        """The batch's row counts again after the lake writer isolated records it refused
+        (``counts``: ``fraud.sinks.BatchCounts``)."""
+        def update(conn) -> None:
+            conn.execute("UPDATE batch_metrics SET silver_rows = %s, gold_rows = least(gold_rows, %s),"
+                         " quarantine_rows = %s, quarantine_by_reason = %s, isolated_rows = %s"
+                         " WHERE query_id = %s AND batch_id = %s",
+                         (counts.valid, counts.valid, counts.total - counts.valid, Jsonb(counts.by_reason()),
+                          counts.isolated, query_id, batch_id))
+
+        self.retry.run(self.pool, update, f"isolated rows of batch {batch_id}")
 
     def record_lake(self, query_id: str, batch_id: int, step_ms: dict[str, float]) -> None:
         """Add the lake writer's steps (milliseconds per table, ``lake`` in all) to the batch's row.

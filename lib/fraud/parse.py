@@ -9,10 +9,23 @@ Every record gets ``reasons`` (array of codes, empty when valid):
 - ``missing_field:<name>``     a contract field absent or null
 - ``bad_type:<name>``          present but not of the contract type (Spark 4 runs in ANSI
                                mode: nothing is cast silently)
-- ``out_of_range:<name>``      typed but absurd (amount <= 0 or too large, negative
-                               counts, event time far from the Kafka timestamp)
+- ``out_of_range:<name>``      typed but absurd (an amount outside [``min_amount_usd``,
+                               ``max_amount_usd``] US dollars or not finite, negative counts,
+                               event time far from the Kafka timestamp)
+- ``bad_chars:<name>``         a contract string with a C0 control character or DEL (NUL
+                               included: PostgreSQL's text and jsonb refuse it); an extra
+                               field with a NUL (``bad_chars:extra_fields``)
+- ``too_long:<name>``          a contract string over ``stream.max_string_chars``
 - ``duplicate``                a transaction id this actor already sent (set later, by
                                the state operator)
+
+The contract decides once what every sink can store and every expression compute: a record that
+passes it has finite amounts whose ratios are finite, strings that PostgreSQL's text, jsonb and
+btree indexes accept (``max_string_chars`` x 4 UTF-8 bytes stays under the index's 2,704-byte row
+limit), and timestamps compared as numbers, never by arithmetic that can overflow. Two kinds of
+text are made storable by the parse itself: invalid UTF-8 bytes become U+FFFD, and a lone
+surrogate (a ``\\ud800`` escape) becomes ``?`` (Spark's UTF-8 strings; ``tests/test_fuzz.py``).
+Fields outside the contract are kept as they came: they reach the lake, never PostgreSQL.
 
 Fields outside the contract are kept in ``extra_fields`` (map of raw JSON values). ``amount_usd``
 is the amount at the currency table's rate (``fraud.reference``): amounts in any currency compare
@@ -85,14 +98,17 @@ def _parse_columns(topics: tuple[tuple[str, str], ...], stream: StreamConfig,
                    currencies_file: str | None) -> tuple[tuple[str, Column], ...]:
     value_str = F.col("value").cast("string")
     # Oversize records are not parsed at all; a null value (a tombstone) is a size-ok malformed record.
-    size_ok = F.coalesce(F.length("value") <= stream.max_record_bytes, F.lit(True))
+    size_ok = F.coalesce(F.octet_length("value") <= stream.max_record_bytes, F.lit(True))
     json_map = F.when(size_ok, F.from_json(value_str, T.MapType(T.StringType(), T.StringType())))
     event = F.when(size_ok, F.from_json(value_str, EVENT_SCHEMA, {"mode": "PERMISSIVE"}))
     return (
         ("topic_domain", _topic_domain(topics)),
         ("json_map", json_map),
         ("event", event),
-        ("event_time", F.try_to_timestamp(F.col("event.timestamp"))),
+        # Only a timestamp of the contract's shape (a four-digit year) is parsed: Spark parses years far
+        # beyond 9999, whose conversion to a JVM timestamp in the velocity operator overflows.
+        ("event_time", F.when(F.col("event.timestamp").rlike(_ISO_WITH_OFFSET),
+                              F.try_to_timestamp(F.col("event.timestamp")))),
         ("reasons", _reasons(stream, currencies_file, size_ok)),
     )
 
@@ -114,6 +130,10 @@ def _reasons(stream: StreamConfig, currencies_file: str | None, size_ok: Column)
         F.when(parsed & known_domain & (domain != F.col("topic_domain")), F.lit("domain_topic_mismatch")),
     ]
     checks += [F.when(parsed & cond, F.lit(code)) for cond, code in _range_checks(stream, currencies_file)]
+    checks += [F.when(parsed & cond, F.lit(code)) for cond, code in _text_checks(stream)]
+    # Extra fields are kept as they came (newlines and all), but not a NUL: no PostgreSQL text holds it.
+    checks.append(F.when(parsed & _has_extra() & F.exists(F.map_entries(_extras()), lambda e: (
+        e["key"].contains("\u0000") | e["value"].contains("\u0000"))), F.lit("bad_chars:extra_fields")))
     return reason_codes(checks)
 
 
@@ -154,21 +174,73 @@ def _badly_typed(typed: Column, data_type: T.DataType) -> Column:
 
 
 def _range_checks(stream: StreamConfig, currencies_file: str | None) -> list[tuple[Column, str]]:
-    amount = F.col("event.amount")
-    kafka_ts = F.col("timestamp")
-    oldest = kafka_ts - F.make_interval(days=F.lit(stream.max_event_age_days))
-    newest = kafka_ts + F.make_interval(secs=F.lit(stream.max_future_skew_s))
+    amount_usd = _amount_usd(currencies_file)
+    per_usd = _per_usd(currencies_file)
+    # Seconds from the Kafka timestamp to the event time, in doubles: timestamp arithmetic raises on
+    # overflow in ANSI mode, and a producer chooses both values.
+    skew_s = (F.unix_micros("event_time").cast("double") - F.unix_micros("timestamp").cast("double")) / 1e6
     return [
-        # Impossible in any currency: an INR wire of 48 million is 550,000 US dollars.
-        (F.isnan(amount) | (amount <= 0) | (_amount_usd(currencies_file) > stream.max_amount_usd), "out_of_range:amount"),
+        # Impossible in any currency: an INR wire of 48 million is 550,000 US dollars. The floor also
+        # rules out amounts whose conversion underflows (a subnormal or zero amount in US dollars).
+        (~_usd_in_range(amount_usd, stream), "out_of_range:amount"),
         (F.col("event.sequence_position") < 0, "out_of_range:sequence_position"),
         (F.col("event.session_length_sec") < 0, "out_of_range:session_length_sec"),
         (F.col("event.session_duration_sec") < 0, "out_of_range:session_duration_sec"),
-        ((F.col("event_time") < oldest) | (F.col("event_time") > newest), "out_of_range:timestamp"),
-        (F.exists("event.cart_items", lambda i: (i["quantity"] <= 0) | (i["price"] < 0) | F.isnan(i["price"])),
+        ((skew_s < -stream.max_event_age_days * 86400.0) | (skew_s > float(stream.max_future_skew_s)),
+         "out_of_range:timestamp"),
+        # A price may be 0 (a free item), never negative, and never more than an amount may be.
+        (F.exists("event.cart_items", lambda i: (i["quantity"] <= 0) | (i["price"] < 0) | F.isnan(i["price"])
+                  | (i["price"] / per_usd > stream.max_amount_usd)),
          "out_of_range:cart_items"),
         (F.size("event.cart_items") == 0, "out_of_range:cart_items"),
     ]
+
+
+def _usd_in_range(amount_usd: Column, stream: StreamConfig) -> Column:
+    """False for NaN, infinities and anything outside the bounds (NaN compares as the largest double)."""
+    return (amount_usd >= stream.min_amount_usd) & (amount_usd <= stream.max_amount_usd) & ~F.isnan(amount_usd)
+
+
+# C0 controls and DEL: never in an id, a code or one line of an address (and a newline in an id
+# forges log lines). NUL is the one PostgreSQL cannot store at all.
+_CONTROL_CHARS = r"[\x00-\x1F\x7F]"
+
+
+def _text_checks(stream: StreamConfig) -> list[tuple[Column, str]]:
+    """``bad_chars:<field>`` and ``too_long:<field>`` for every string of the contract, nested ones
+    (address parts, cart items' fields) under their field's name."""
+    def any_string(data_type: T.DataType, value: Column, test) -> Column | None:
+        if isinstance(data_type, T.StringType):
+            return test(value)
+        if isinstance(data_type, T.StructType):
+            parts = [any_string(f.dataType, value[f.name], test) for f in data_type.fields]
+            parts = [p for p in parts if p is not None]
+            return F.greatest(*parts) if len(parts) > 1 else (parts[0] if parts else None)
+        if isinstance(data_type, T.ArrayType):
+            return F.exists(value, lambda item: any_string(data_type.elementType, item, test))
+        return None
+
+    checks = []
+    for field in EVENT_SCHEMA.fields:
+        if field.name == _CORRUPT:
+            continue
+        typed = F.col(f"event.{field.name}")
+        for code, test in (("bad_chars", lambda v: v.rlike(_CONTROL_CHARS)),
+                           ("too_long", lambda v: F.length(v) > stream.max_string_chars)):
+            condition = any_string(field.dataType, typed, test)
+            if condition is not None:
+                checks.append((condition, f"{code}:{field.name}"))
+    return checks
+
+
+def _has_extra() -> Column:
+    known = F.array(*[F.lit(n) for n in KNOWN_FIELDS])
+    return F.size(F.array_except(F.map_keys("json_map"), known)) > 0
+
+
+def _extras() -> Column:
+    known = F.array(*[F.lit(n) for n in KNOWN_FIELDS])
+    return F.map_filter("json_map", lambda k, v: ~F.array_contains(known, k))
 
 
 @lru_cache(maxsize=1)
@@ -176,22 +248,25 @@ def _extra_fields() -> Column:
     """Fields outside the contract as raw JSON strings (DESIGN §4: kept, not fatal); an empty map
     when there are none. ``map_filter`` (interpreted, see ``reason_codes``) runs only on the rare
     records that have extra fields: the test for them is code-generated."""
-    known = F.array(*[F.lit(n) for n in KNOWN_FIELDS])
-    has_extra = F.size(F.array_except(F.map_keys("json_map"), known)) > 0
-    return (F.when(has_extra, F.map_filter("json_map", lambda k, v: ~F.array_contains(known, k)))
+    return (F.when(_has_extra(), _extras())
             .otherwise(F.create_map().cast("map<string,string>")).alias("extra_fields"))
 
 
 def parse_records(raw_df: DataFrame, config: Config) -> DataFrame:
     """Kafka-shaped records (key, value, topic, partition, offset, timestamp) -> the record frame:
     Kafka position and raw value, ``reasons``, the flattened event and ``extra_fields``."""
-    return with_parsed_event(raw_df, config).select(*_record_columns(config.quality.currencies_file))
+    return with_parsed_event(raw_df, config).select(*_record_columns(config.quality.currencies_file,
+                                                                      config.stream.max_record_bytes))
 
 
 @lru_cache(maxsize=4)
-def _record_columns(currencies_file: str | None) -> tuple[Column, ...]:
+def _record_columns(currencies_file: str | None, max_record_bytes: int) -> tuple[Column, ...]:
+    # An oversize value travels on cut to the bound (its reason says so): every batch's collect then
+    # holds at most records x max_record_bytes of values (the topics refuse larger ones anyway).
+    value = F.when(F.octet_length("value") > max_record_bytes, F.substring("value", 1, max_record_bytes))
     return (
-        F.col("key"), F.col("value"), F.col("topic"), F.col("partition"), F.col("offset"),
+        F.col("key"), value.otherwise(F.col("value")).alias("value"), F.col("topic"), F.col("partition"),
+        F.col("offset"),
         F.col("timestamp").alias("kafka_timestamp"), F.col("reasons"), *_event_columns(currencies_file),
         _extra_fields(),
     )
@@ -216,12 +291,17 @@ def _event_columns(currencies_file: str | None) -> tuple[Column, ...]:
 
 
 @lru_cache(maxsize=4)
-def _amount_usd(currencies_file: str | None) -> Column:
-    """The event's amount in US dollars at the currency table's rate (a map literal of the table);
-    an unknown currency counts as US dollars."""
+def _per_usd(currencies_file: str | None) -> Column:
+    """Units of the event's currency per US dollar at the currency table's rate (a map literal of the
+    table; positive and finite, ``fraud.reference``); an unknown currency counts as US dollars."""
     table = currencies(currencies_file)
     per_usd = F.create_map(*[x for c in table.values() for x in (F.lit(c.code), F.lit(c.per_usd))])
-    return F.col("event.amount") / F.coalesce(per_usd[F.col("event.currency")], F.lit(1.0))
+    return F.coalesce(per_usd[F.col("event.currency")], F.lit(1.0))
+
+
+def _amount_usd(currencies_file: str | None) -> Column:
+    """The event's amount in US dollars (the divisor is never 0)."""
+    return F.col("event.amount") / _per_usd(currencies_file)
 
 
 EVENT_COLUMNS = [n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")] + [

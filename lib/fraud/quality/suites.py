@@ -83,7 +83,9 @@ def _quality_columns(currencies_file: str | None, categories: tuple[str, ...]) -
     amount = F.col("amount")
     return (
         # Seconds from the event to its Kafka record: negative when the producer's clock runs ahead.
-        ((F.unix_micros("kafka_timestamp") - F.unix_micros("event_time")) / 1e6).alias("event_age_s"),
+        # In doubles: the difference of two extreme timestamps overflows a long (ANSI mode raises).
+        ((F.unix_micros("kafka_timestamp").cast("double") - F.unix_micros("event_time").cast("double")) / 1e6)
+        .alias("event_age_s"),
         _below_minor_unit(amount * minor_unit_scale[F.col("currency")], minor_unit_scale[F.col("currency")]),
         F.when(items.isNotNull(), F.size(items)).alias("cart_item_count"),
         F.when(items.isNotNull(), F.size(F.filter(items, lambda i: F.coalesce(bad_item(i), F.lit(True)))))

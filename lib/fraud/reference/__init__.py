@@ -9,6 +9,7 @@ bounds of the quality checks scale by it: a JPY amount is ~150x its USD one), no
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -56,9 +57,9 @@ def currencies(path: str | None = None) -> dict[str, Currency]:
             raise UserError(f"currency table {source}, line {line_no}: minor_units must be an integer and"
                             " per_usd a number") from None
         if len(currency.code) != 3 or not currency.code.isupper() or not 0 <= currency.minor_units <= 4 \
-                or not currency.per_usd > 0:
+                or not 0 < currency.per_usd < math.inf:
             raise UserError(f"currency table {source}, line {line_no}: needs a 3-letter upper-case code,"
-                            " 0-4 minor units and a positive per_usd")
+                            " 0-4 minor units and a positive, finite per_usd")
         if table.setdefault(currency.code, currency) is not currency:
             raise UserError(f"currency table {source}, line {line_no}: {currency.code} listed twice")
     return table

@@ -170,6 +170,8 @@ class KafkaSink:
             "acks": "all",
             "linger.ms": config.simulator.linger_ms,
             "batch.num.messages": 10000,
+            # The topics refuse a record batch over max_record_bytes and its framing (fraud.kafka).
+            "batch.size": config.stream.max_record_bytes,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500000,
         })

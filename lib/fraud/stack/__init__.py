@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fraud.cli import UserError
 from fraud.config import Config
+from fraud.kafka import topic_config
 from fraud.stack.kafka_broker import BrokerState, KafkaBroker
 from fraud.stack.postgres_server import PostgresServer, PostgresState
 
@@ -51,7 +52,8 @@ class Stack:
         self._save(kafka, postgres)
         migrate(self.postgres.dsn(postgres))
         self.postgres.set_login_passwords(postgres, [login(c) for c in COMPONENTS])
-        kafka = self.kafka.start(kafka, config.kafka.topic_list(), config.kafka.partitions)
+        kafka = self.kafka.start(kafka, config.kafka.topic_list(), config.kafka.partitions,
+                                   topic_config(config))
         self._save(kafka, postgres)
         return self.status(config)
 
@@ -82,7 +84,8 @@ class Stack:
             postgres = self.postgres.start(PostgresState(None, postgres.port) if postgres else None)
         elif service == "kafka":
             prev = BrokerState(None, kafka.port, kafka.controller_port) if kafka else None
-            kafka = self.kafka.start(prev, config.kafka.topic_list(), config.kafka.partitions)
+            kafka = self.kafka.start(prev, config.kafka.topic_list(), config.kafka.partitions,
+                                   topic_config(config))
         else:
             raise ValueError(service)
         self._save(kafka, postgres)

@@ -79,8 +79,9 @@ class KafkaBroker:
     def is_running(self, state: BrokerState | None) -> bool:
         return state is not None and is_running(state.pid, str(self.config_file))
 
-    def start(self, previous: BrokerState | None, topics: list[str], partitions: int) -> BrokerState:
-        """Start the broker (unless it already runs) and make sure ``topics`` exist."""
+    def start(self, previous: BrokerState | None, topics: list[str], partitions: int,
+              topic_settings: dict[str, str]) -> BrokerState:
+        """Start the broker (unless it already runs) and make sure ``topics`` exist (``fraud.kafka.topic_config``)."""
         if self.is_running(previous):
             state = previous
         else:
@@ -88,7 +89,8 @@ class KafkaBroker:
                 raise UserError("Java 17 is needed to run the local Kafka broker; install a JDK")
             ensure_jars("kafka")
             state = self._launch(previous)
-        for topic in create_topics({"bootstrap.servers": self.bootstrap(state)}, topics, partitions, 1):
+        for topic in create_topics({"bootstrap.servers": self.bootstrap(state)}, topics, partitions, 1,
+                                   topic_settings):
             log.info("created topic %s (%d partitions)", topic, partitions)
         return state
 

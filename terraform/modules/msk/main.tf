@@ -24,12 +24,16 @@ resource "aws_msk_configuration" "this" {
   # Topics are created by the setup step (jobs/migrate.py), never on a first write: a mistyped
   # topic fails instead of appearing. Replication 3 with min.insync.replicas 2: an acknowledged
   # write (acks=all) is on two brokers, and writes go on while one broker is patched or lost.
+  # The record contract's size bound (max_message_bytes) and a producer clock at most an hour ahead
+  # (no bound by default before Kafka 4) hold for every topic, the ones migrate.py creates too.
   server_properties = <<-PROPERTIES
     auto.create.topics.enable=false
     num.partitions=${var.partitions}
     default.replication.factor=3
     min.insync.replicas=2
     log.retention.hours=${var.retention_hours}
+    message.max.bytes=${var.max_message_bytes}
+    log.message.timestamp.after.max.ms=3600000
   PROPERTIES
 }
 

@@ -53,6 +53,17 @@ variable "partitions" {
   default     = 3
 }
 
+variable "max_message_bytes" {
+  description = "Largest record batch a broker takes: the job config's stream.max_record_bytes plus 2 KiB of framing (fraud.kafka.topic_config)."
+  type        = number
+  default     = 18432
+
+  validation {
+    condition     = var.max_message_bytes >= 4096
+    error_message = "max_message_bytes: at least 4096 (stream.max_record_bytes plus 2 KiB of framing)."
+  }
+}
+
 variable "retention_hours" {
   description = "How long records are kept; a stopped stream can catch up within this."
   type        = number
