@@ -2,7 +2,7 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test test-fast chaos hostile clean-state bench bench-quick soak drift retrain notebooks notebooks-strip
+.PHONY: setup up down status demo test test-fast chaos hostile clean-state bench bench-quick benchmarks-page soak drift retrain notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
@@ -43,10 +43,14 @@ hostile: setup
 # Benchmarks (B1 scoring modes, B2 drain throughput, B3 detection latency, cost) on the local stack,
 # with the model `make demo` registers; results in benchmarks/results/latest.json.
 bench: up
-	@$(PY) -m benchmarks.run
+	@$(PY) -m benchmarks.run && $(PY) -m benchmarks.page
 
 bench-quick: up
-	@$(PY) -m benchmarks.run --quick
+	@$(PY) -m benchmarks.run --quick && $(PY) -m benchmarks.page
+
+# docs/benchmarks.md from benchmarks/results/*.json (tests/test_docs.py checks it is current).
+benchmarks-page: setup
+	@$(PY) -m benchmarks.page
 
 # Execute the notebooks against the local lake (var/lake, conf/local.yaml) with papermill; executed copies
 # go to var/notebooks/. NOTEBOOK_PARAMS passes papermill parameters, e.g. NOTEBOOK_PARAMS="-p postgres_dsn local-stack".
@@ -78,4 +82,4 @@ retrain: up
 # The soak test (benchmarks/soak.py): the job at normal load for 60 minutes (SOAK_ARGS="--minutes 30"
 # to change), maintenance every 15, first 10 minutes against the last; benchmarks/results/soak.*.
 soak: up
-	@$(PY) -m benchmarks.soak $(SOAK_ARGS)
+	@$(PY) -m benchmarks.soak $(SOAK_ARGS) && $(PY) -m benchmarks.page

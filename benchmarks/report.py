@@ -1,4 +1,4 @@
-"""The benchmark results as a Markdown table (README) and PNG plots (``benchmarks/results/``)."""
+"""The benchmark results as a Markdown table (docs/benchmarks.md, benchmarks.page) and PNG plots (``benchmarks/results/``)."""
 
 from __future__ import annotations
 

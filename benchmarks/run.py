@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.run [--quick]`` (``make bench`` / ``make bench-quick``) on the local
 stack (``make up``) with a registered model (``make demo`` once). Writes
-``benchmarks/results/latest.json``, ``latest.md`` (the README table) and PNG plots, and prints
+``benchmarks/results/latest.json``, ``latest.md`` (the table of docs/benchmarks.md) and PNG plots, and prints
 the table. Everything is measured in this run, side by side, on this machine.
 
 B1 runs in its own Spark session. Then one streaming job runs exactly as in production

@@ -14,7 +14,7 @@ of each lake table on disk and the size of each PostgreSQL table; the JVM's heap
 garbage collection comes from its GC log. At the end: the job catches up, stops, and bronze is
 counted against the records the topics received.
 
-Written to ``benchmarks/results/soak.json``, ``soak.md`` (the README table: first window against
+Written to ``benchmarks/results/soak.json``, ``soak.md`` (the table of docs/benchmarks.md: first window against
 last) and ``soak.png``.
 """
 

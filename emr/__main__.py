@@ -26,7 +26,7 @@ SCHEDULABLE = {"maintain": "cron(0 3 * * ? *)", "drift": "rate(1 hour)", "retrai
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m emr",
-        description="Run the fraud streaming job and training on EMR Serverless (see README, Deploy to AWS).",
+        description="Run the fraud streaming job and training on EMR Serverless (see docs/deploy-aws.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
 

@@ -81,7 +81,7 @@ def upload_release(s3, bucket: str, root: Path, archive: Path, config: Path, jar
     if not archive.name.endswith(".tar.gz"):
         raise UserError(f"the environment archive must be a .tar.gz from venv-pack, got {archive}")
     if not archive.is_file():
-        raise UserError(f"environment archive not found: {archive} (build it with emr/Dockerfile, see README)")
+        raise UserError(f"environment archive not found: {archive} (build it with emr/Dockerfile, see docs/deploy-aws.md)")
     if not jars:
         raise UserError("no jars to upload (Delta, Kafka source, MSK IAM auth)")
     return Release(

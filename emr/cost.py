@@ -1,6 +1,6 @@
 """Cost per day of the dev deployment, idle and at normal load, from ``prices.yaml``.
 
-``python -m emr cost`` prints the README table. Every figure is list price times
+``python -m emr cost`` prints the cost table of docs/deploy-aws.md. Every figure is list price times
 quantity; the quantities are the Terraform dev defaults and the stream's Spark resources
 (``emr.runs.JOB_KINDS``), so changing either changes the table.
 """

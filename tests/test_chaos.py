@@ -1,4 +1,4 @@
-"""Faults on the real stack: kill the job and count (DESIGN §8).
+"""Faults on the real stack: kill the job and count (docs/design.md §8).
 
 One chaos pipeline (own topics, lake, checkpoint, database; the trained model copied in) takes
 every fault in turn, and after each campaign the invariants are checked against a reference

@@ -540,7 +540,7 @@ def test_dockerfile_builds_on_amazon_linux_2023_with_the_pinned_venv_pack():
     assert "venv-pack -p /opt/fraud-env -o /out/fraud_env.tar.gz" in dockerfile
 
 
-def test_cost_table_uses_the_stream_resources_and_is_the_one_in_the_readme():
+def test_cost_table_uses_the_stream_resources_and_is_the_one_in_the_deployment_guide():
     assert stream_resources() == (8, 32)  # driver and one executor, each 4 vCPU / 16 GB
     table = markdown_table()
     idle, normal = [float(x.strip("* ")) for x in table.splitlines()[-2].split("|")[2:4]]
@@ -548,5 +548,5 @@ def test_cost_table_uses_the_stream_resources_and_is_the_one_in_the_readme():
     emr_row = table.splitlines()[2].split("|")
     assert float(emr_row[2]) == 0.0
     assert float(emr_row[3]) == pytest.approx((8 * 0.052624 + 32 * 0.0057785) * 24, abs=0.005)
-    assert table in (ROOT / "README.md").read_text()
+    assert table in (ROOT / "docs" / "deploy-aws.md").read_text()
     assert cli("cost").stdout.strip() == table

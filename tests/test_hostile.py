@@ -349,7 +349,8 @@ def test_records_the_stage_refuses_are_isolated(spark, writer, events, monkeypat
     monkeypatch.setattr(stage_type, "probe", staticmethod(lambda rows: (refuse(rows), probe(rows))))
     batch_writer(batch_records(kafka_records(spark, cfg, events + [poisoned]), cfg), 0)
     batch_writer.lake.flush()
-    assert landed(spark, cfg) == ({e["transaction_id"] for e in events}, {"poison-stage": ["unprocessable:ArrowInvalid"]})
+    assert landed(spark, cfg) == ({e["transaction_id"] for e in events},
+                                  {"poison-stage": ["unprocessable:ArrowInvalid"]})
 
 
 def test_a_batch_that_fails_every_attempt_isolates_the_records_behind_it(spark, writer, events, monkeypatch):

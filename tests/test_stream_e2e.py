@@ -115,7 +115,7 @@ def lake(spark, pipe, table):
 
 
 # Per domain, live, with a model trained on three other profiles and the threshold it chose: the
-# gate's floors. Measured on the default profile: recall 0.98-1.00, precision 0.94-1.00 (README
+# gate's floors. Measured on the default profile: recall 0.98-1.00, precision 0.94-1.00 (docs/model.md
 # "The model": e-commerce precision is below the 0.95 the vocabulary-fed model reached in profile).
 FLOOR = 0.90
 
@@ -194,7 +194,10 @@ def test_drift_of_the_live_window_against_the_models_training_reference(scored_l
     measured = json.loads(capsys.readouterr().out)
     print(f"\nE2E drift of the live runs (both profiles at once): flagged {measured['flagged']}")
     assert set(measured["psi"]) == {*NUMERIC_FEATURES, "fraud_score"} and measured["rows"] > 10_000
-    assert all(v >= 0 for v in measured["psi"].values())
+    # The live runs are the default profile and the held-out eu_marketplace, whose inputs are built not
+    # to see vocabulary: nothing drifts past the flag (tests/test_drift.py shows what does: 4.5-5.4 for
+    # amounts sent in cents; eu_marketplace against the default profile alone 0.065 at most).
+    assert measured["flagged"] == [] and max(measured["psi"].values()) < measured["flag_above"], measured["psi"]
     with live.connect() as conn:
         stored = dict(conn.execute("SELECT feature, psi FROM drift_results").fetchall())
     assert stored == measured["psi"]

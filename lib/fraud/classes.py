@@ -1,4 +1,4 @@
-"""The ground truth's classes, part of the contract (DESIGN §4): the simulator draws exactly
+"""The ground truth's classes, part of the contract (docs/design.md §4): the simulator draws exactly
 ``FRAUD_CLASSES`` (it checks so at import) and the model predicts ``MODEL_CLASSES``. Plain
 Python, no Spark: the simulator and the Dash app import it.
 """

@@ -2,7 +2,7 @@
 
 ``FRAUD_FAULT=<point>@<batch id>`` (e.g. ``after_bronze@2``) kills the whole job, the JVM
 included, the moment micro-batch 2 reaches that point, as a lost node would. The points are
-the windows of the exactly-once protocol (DESIGN §8), in the order a batch passes them:
+the windows of the exactly-once protocol (docs/design.md §8), in the order a batch passes them:
 
 - ``in_pg_transaction``: alerts and ``sink_progress`` written, the transaction not committed;
 - ``after_pg_commit``: PostgreSQL committed, no Delta table written;

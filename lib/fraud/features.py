@@ -31,7 +31,7 @@ from fraud.reference import CTR_THRESHOLD_USD, HIGH_RISK_COUNTRIES, VPN_IP_PREFI
 # Behaviour, not vocabulary: the names a platform gives payment methods, item types, categories,
 # transfer types and purposes (and its currencies) are not model inputs. Trained on three simulator
 # profiles with them, the model caught 0-16 % of e-commerce and gaming fraud sequences on a profile
-# with other names; without them, 96-100 % (benchmarks/generalisation.py, README "Model").
+# with other names; without them, 96-100 % (benchmarks/generalisation.py, docs/model.md).
 CATEGORICAL_FEATURES = ["domain"]
 STATIC_NUMERIC_FEATURES = [
     "f_log_amount", "f_amount_to_mean", "f_is_vpn_ip", "f_session_s", "f_n_items", "f_total_quantity", "f_max_item_price",

@@ -12,7 +12,7 @@ ways to break it without any crash:
 - **a checkpoint deleted, replaced or restored from an old backup**: a new query id would
   reprocess everything as new batches (duplicates in every table); an old one would re-plan
   batch ids the tables already hold over other offsets (records skipped). Both are refused with
-  the recovery (README "Operations").
+  the recovery (docs/operations.md, "Checkpoint recovery").
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from fraud.db import NO_RETRY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-RECOVERY = "see README 'Operations: checkpoint recovery'"
+RECOVERY = "see docs/operations.md, 'Checkpoint recovery'"
 
 
 class CheckpointFiles:

@@ -245,7 +245,7 @@ def _extras() -> Column:
 
 @lru_cache(maxsize=1)
 def _extra_fields() -> Column:
-    """Fields outside the contract as raw JSON strings (DESIGN §4: kept, not fatal); an empty map
+    """Fields outside the contract as raw JSON strings (docs/design.md §4: kept, not fatal); an empty map
     when there are none. ``map_filter`` (interpreted, see ``reason_codes``) runs only on the rare
     records that have extra fields: the test for them is code-generated."""
     return (F.when(_has_extra(), _extras())

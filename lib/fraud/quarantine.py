@@ -17,7 +17,7 @@ from fraud.config import Config, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m fraud.quarantine", description=__doc__.split("\n\n")[1])
+    parser = ArgumentParser(prog="python -m fraud.quarantine", description=__doc__.split("\n\n")[1].replace("``", ""))
     parser.add_argument("command", choices=["summary", "replay"])
     parser.add_argument("--reason", help="replay: the records whose reasons start with this (e.g. unprocessable:)")
     parser.add_argument("--since", type=float, default=24.0, help="hours back from now (default: %(default)s)")

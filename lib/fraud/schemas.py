@@ -1,4 +1,4 @@
-"""The event contract of DESIGN §4 as code: one StructType per domain, built from one table.
+"""The event contract of docs/design.md §4 as code: one StructType per domain, built from one table.
 
 The simulator writes exactly these fields; the stream parses with them; tests check
 events against them with ``contract_violations``.
@@ -72,7 +72,7 @@ def event_schema(domain: str) -> T.StructType:
 def contract_violations(event: dict) -> list[str]:
     """What in ``event`` breaks the contract (missing or badly typed fields); empty when valid.
 
-    Extra fields are allowed (DESIGN §4: kept, not fatal).
+    Extra fields are allowed (docs/design.md §4: kept, not fatal).
     """
     domain = event.get("domain")
     if domain not in DOMAIN_FIELDS:

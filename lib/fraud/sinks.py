@@ -78,7 +78,8 @@ class BatchCounts:
     @property
     def isolated(self) -> int:
         """Rows isolated as unprocessable (``fraud.isolation``)."""
-        return sum(n for (reasons, _), n in self.by_outcome.items() if any(r.startswith(UNPROCESSABLE) for r in reasons))
+        return sum(n for (reasons, _), n in self.by_outcome.items()
+                   if any(r.startswith(UNPROCESSABLE) for r in reasons))
 
     def by_reason(self) -> dict[str, int]:
         """Rejected rows per reason code (a row with two reasons counts under both)."""

@@ -2,7 +2,7 @@
 ``make demo`` and the tests.
 
 A model trained on one simulator's exact surface learns its currencies, names and timings; trained
-on the same patterns under three profiles it learns the behaviour (README "Model"). The held-out
+on the same patterns under three profiles it learns the behaviour (docs/model.md). The held-out
 profile of the gate (``model.gate.out_of_profile``, ``eu_marketplace``) is not among them.
 
 ``python -m fraud.simulate.history DIR`` writes the runs missing from DIR and prints the training

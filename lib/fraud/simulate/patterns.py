@@ -1,4 +1,4 @@
-"""The 16 behaviour patterns (9 fraud, 7 regular) of DESIGN §5, one function each.
+"""The 16 behaviour patterns (9 fraud, 7 regular) of docs/design.md §5, one function each.
 
 A pattern function draws one actor's whole sequence: a list of ``Step``s, each the
 domain fields of one event plus the gap in seconds since the previous event. The
