@@ -119,10 +119,10 @@ class Maintenance(threading.Thread):
             with open(self.log, "a") as out:
                 # At the lowest CPU priority: on this 2-core host it shares the stream's cores (on EMR
                 # it runs on workers of its own), and upkeep can wait where detection cannot.
-                result = subprocess.run(["nice", "-n", "19", str(SPARK_SUBMIT), "jobs/maintain_lake.py", "--config",
-                                         str(self.config_path)],
+                result = subprocess.run(["nice", "-n", "19", str(SPARK_SUBMIT), "jobs/maintain_lake.py", "--json",
+                                         "--config", str(self.config_path)],
                                         cwd=ROOT, stdout=subprocess.PIPE, stderr=out, text=True)
-            reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+            reports = json.loads(result.stdout)["tables"] if result.returncode == 0 else []
             self.runs.append({"started": t0, "seconds": round(time.time() - t0, 1), "exit": result.returncode,
                               "tables": {r["table"]: r for r in reports if "table" in r}})
             print(json.dumps({"maintenance": {"exit": result.returncode, "seconds": self.runs[-1]["seconds"]}}),

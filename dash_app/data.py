@@ -24,10 +24,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from fraud.cli import UserError
 from fraud.config import DOMAINS, Config
+from fraud.severity import LEVELS
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("critical", "high", "medium", "low")
+SEVERITIES = LEVELS  # fraud.severity: the one ladder
 STATUSES = ("open", "acknowledged", "confirmed_fraud", "false_positive")
 # Time-range filter choices, in minutes.
 TIME_RANGES = {"15m": 15, "1h": 60, "6h": 360, "24h": 1440, "7d": 10080}

@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from fraud.cli import ArgumentParser, UserError, run
+from fraud.cli import ArgumentParser, UserError, report, run
 
 ROOT = Path(__file__).resolve().parents[1]
 # Defaults live in the repository; paths given on the command line are relative to the current folder.
@@ -41,7 +41,9 @@ def _parser() -> ArgumentParser:
                          help="venv-pack archive built with emr/Dockerfile (default: %(default)s)")
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="job config (default: %(default)s)")
 
-    artifacts(command("upload", "Upload archive, config, entry points and jars to the artifacts bucket."))
+    upload = command("upload", "Upload archive, config, entry points and jars to the artifacts bucket.")
+    artifacts(upload)
+    upload.add_argument("--json", action="store_true", help="machine-readable output")
 
     from emr.runs import JOB_KINDS
 
@@ -161,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "upload":
         release = _release(args, deployment, s3)
-        print(json.dumps({"archive": release.archive, "config": release.config,
-                          "entry_points": release.entry_points, "jars": list(release.jars)}, indent=2))
+        report({"archive": release.archive, "config": release.config, "entry_points": release.entry_points,
+                "jars": list(release.jars)}, args.json)
         return 0
     if args.command == "submit":
         request = runs.start_job_run_request(
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         run = runs.job_run(emr, app, args.job_run_id)
         if args.json:
-            print(json.dumps(run, indent=2, default=str))
+            report(run, as_json=True)
         else:
             _print_run(run)
         return 0
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "logs":
         location = {"logs": runs.log_location(deployment, app, args.job_run_id),
                     "spark_ui": runs.dashboard_url(emr, app, args.job_run_id)}
-        print(json.dumps(location, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in location.items()))
+        report(location, args.json)
         return 0
     if args.command == "cancel":
         runs.cancel(emr, app, args.job_run_id, args.grace_period)

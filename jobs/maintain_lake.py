@@ -9,11 +9,10 @@ Safe while the stream runs (its appends conflict with neither lake step). Prints
 lake table, then one with the archive, PostgreSQL's expiry and the sizes.
 """
 
-import json
 import uuid
 from datetime import datetime, timezone
 
-from fraud.cli import ArgumentParser, UserError, run
+from fraud.cli import ArgumentParser, UserError, report, run
 from fraud.config import load_config
 
 
@@ -25,6 +24,7 @@ def main(argv=None) -> int:
         "metrics and quality results.",
     )
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--retention-hours", type=float, default=None,
                         help="time travel kept (default: the config's maintenance.vacuum_retention_hours)")
     args = parser.parse_args(argv)
@@ -45,13 +45,12 @@ def main(argv=None) -> int:
     with connect(postgres_dsn(config, "batch"), autocommit=True) as conn:
         archived = archive_closed_alerts(spark, conn, config, upkeep.archive_closed_alerts_after_days)
         lake = maintain_lake(spark, config, retention)
-        for report in lake:
-            print(json.dumps(report.as_dict()))
         expired = expire_rows(conn, upkeep.postgres_retention_days)
         measured = sizes(conn, config)
         record_run(conn, run_id=f"{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", started_at=started_at,
                    lake=lake, measured=measured, rows_expired=expired, alerts_archived=archived)
-    print(json.dumps({"alerts_archived": archived, "postgres_rows_expired": expired} | measured))
+    report({"tables": [table.as_dict() for table in lake], "alerts_archived": archived,
+            "postgres_rows_expired": expired} | measured, args.json)
     return 0
 
 

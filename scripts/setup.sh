@@ -57,7 +57,7 @@ tool_venv schemathesis
 
 .venv/bin/python -m fraud.jars
 # A class-data archive for the local JVMs (fraud/jvm.py): ~20 % off every Spark start.
-jvm_opts="$(.venv/bin/python -m fraud.jvm)"
+jvm_opts="$(.venv/bin/python -m fraud.stack.jvm_archive)"
 
 # pyspark's own spark-submit looks for `python3` on PATH; bind it to this venv and the
 # cached Delta/Kafka jars so `.venv/bin/spark-submit jobs/...` needs no flags.

@@ -63,6 +63,10 @@ def test_environment_overrides_deployment_settings(tmp_path):
         ("  auth: pgpass\n", "  auth: trust\n", "postgres.auth: must be pgpass or iam, got 'trust'"),
         ("  dsn: local-stack\n", "  dsn: postgresql://fraud_app@db.example/fraud\n",
          "postgres.dsn: names the user 'fraud_app'; leave it out: each component connects as its own role"),
+        ("    high: 0.75\n", "    high: 0.95\n", "alerts.severity: needs critical >= high >= medium"),
+        ("    medium: 0.60\n", "", "alerts.severity: needs exactly critical, high, medium, in that order"),
+        ("  max_batch_attempts: 3\n", "  max_batch_attempts: 1\n", "stream.max_batch_attempts: must be at least 2"),
+        ("  min_amount_usd: 1.0e-6\n", "  min_amount_usd: 0\n", "stream.min_amount_usd, max_amount_usd: need 0 < min < max"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, old, new, message):

@@ -1,4 +1,5 @@
-"""Static rules over the repository: SQL only with parameters, no secrets committed, no upward imports.
+"""Static rules over the repository: SQL only with parameters, no secrets committed (the import graph:
+tests/test_imports.py).
 
 - **SQL lint**: the statement passed to ``execute`` / ``executemany`` / ``copy`` is never built
   from strings at run time (f-string, ``+``, ``%``, ``str.format``, ``join``); values go in as
@@ -12,7 +13,6 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -137,34 +137,3 @@ def test_no_secrets_in_the_repository():
             continue
         findings += secret_findings(text, f)
     assert findings == []
-
-
-# Who may import what inside the package: the local dev stack is reached only where config values
-# are resolved (fraud.config.endpoint); the simulator only by what needs traffic made up (the
-# training job's out-of-profile set, the JVM archive's warm-up), never for the model's classes.
-IMPORT_RULES = {"fraud.stack": {"fraud.config", "fraud.stack"},
-                "fraud.simulate": {"fraud.simulate", "fraud.model.training", "fraud.jvm"}}
-
-
-def fraud_imports(path: Path) -> set[str]:
-    """The fraud.* modules ``path`` imports, at any depth of its code (lazy imports included)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return {n for n in names if n.startswith("fraud.")}
-
-
-def test_no_upward_reaches_inside_the_package():
-    package = ROOT / "lib" / "fraud"
-    broken = []
-    for path in sorted(package.rglob("*.py")):
-        module = ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
-        for imported in fraud_imports(path):
-            for target, allowed in IMPORT_RULES.items():
-                if (imported == target or imported.startswith(target + ".")) and not any(
-                        module == a or module.startswith(a + ".") for a in allowed):
-                    broken.append(f"{module} imports {imported}")
-    assert not broken, broken

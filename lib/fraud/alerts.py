@@ -32,6 +32,7 @@ from fraud.config import Config
 from fraud.db import RetryPolicy
 from fraud.faults import crash_point
 from fraud.isolation import culprits, is_transient
+from fraud.severity import ladder, sql_params
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +172,13 @@ class AlertSink:
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 related,
             )
-            severity = self.config.alerts.severity
+            levels, floors, lowest = sql_params(ladder(self.config.alerts.severity))
             cur.execute(
                 "UPDATE alerts a SET txn_count = s.n, total_amount = s.total, first_seen = s.first,"
                 " last_seen = s.last, max_score = s.max_score, class_probabilities = s.probabilities,"
                 " top_features = s.top_features,"
-                " severity = CASE WHEN s.max_score >= %s THEN 'critical' WHEN s.max_score >= %s THEN 'high'"
-                "                 WHEN s.max_score >= %s THEN 'medium' ELSE 'low' END,"
+                " severity = coalesce((SELECT l.level FROM unnest(%s::text[], %s::float8[]) AS l(level, floor)"
+                "                      WHERE s.max_score >= l.floor ORDER BY l.floor DESC LIMIT 1), %s),"
                 " updated_at = clock_timestamp()"
                 " FROM (SELECT alert_id, count(*) AS n, sum(amount) AS total, min(event_time) AS first,"
                 "       max(event_time) AS last, max(fraud_score) AS max_score,"
@@ -185,6 +186,6 @@ class AlertSink:
                 "       (array_agg(top_features ORDER BY fraud_score DESC))[1] AS top_features"
                 "       FROM alert_transactions WHERE alert_id = ANY(%s) GROUP BY alert_id) s"
                 " WHERE a.alert_id = s.alert_id",
-                (severity["critical"], severity["high"], severity["medium"], [e.alert_id for e in episodes]),
+                (levels, floors, lowest, [e.alert_id for e in episodes]),
             )
         return len(related)

@@ -24,7 +24,9 @@ from typing import Any
 import psycopg
 import yaml
 
+from fraud import severity
 from fraud.cli import UserError
+from fraud.project import local_endpoint
 
 # Environment variable -> dotted config key it replaces.
 ENV_OVERRIDES = {
@@ -46,12 +48,14 @@ def endpoint(value: str, service: str) -> str:
     """A configured endpoint as clients use it: ``local-stack`` becomes the running local stack's
     address for ``service`` ("kafka" or "postgres"); anything else is returned as configured.
     Resolved when a client connects, not when the file is read: the stack starts after its config
-    is loaded, and may restart on other ports. The one place that reaches into ``fraud.stack``."""
+    is loaded, and may restart on other ports. Read from the stack's state file
+    (``fraud.project.local_endpoint``): the job's package holds no code of the stack."""
     if value != LOCAL_STACK:
         return value
-    from fraud.stack import default_stack
-
-    return default_stack().endpoint(service)
+    address = local_endpoint(service)
+    if address is None:
+        raise UserError(f"the local stack's {service} is not running: run `python -m fraud.stack up` (or make up)")
+    return address
 
 
 DOMAINS = ("gaming", "fintech", "ecommerce")
@@ -393,9 +397,9 @@ def _check_values(config: Config, source: str) -> None:
     for key, mapping in (("kafka.topics", config.kafka.topics), ("simulator.fraud_share", config.simulator.fraud_share)):
         if sorted(mapping) != sorted(DOMAINS):
             raise ConfigError(f"{source}: {key}: needs exactly the domains {', '.join(DOMAINS)}")
-    levels = list(config.alerts.severity.values())
-    if list(config.alerts.severity) != ["critical", "high", "medium"] or levels != sorted(levels, reverse=True):
-        raise ConfigError(f"{source}: alerts.severity: needs critical >= high >= medium, in that order")
+    wrong = severity.problem(config.alerts.severity)
+    if wrong:
+        raise ConfigError(f"{source}: alerts.severity: {wrong}")
     for domain, share in config.simulator.fraud_share.items():
         if not 0.0 <= share <= 1.0:
             raise ConfigError(f"{source}: simulator.fraud_share.{domain}: must be between 0 and 1, got {share}")

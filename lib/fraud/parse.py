@@ -48,7 +48,7 @@ from pyspark.sql import types as T
 
 from fraud.config import DOMAINS, Config, StreamConfig
 from fraud.reference import currencies
-from fraud.schemas import COMMON_FIELDS, DOMAIN_FIELDS
+from fraud.schemas import ADDRESS, COMMON_FIELDS, DOMAIN_FIELDS
 
 _CORRUPT = "_corrupt_record"
 
@@ -65,6 +65,11 @@ def _superset_schema() -> T.StructType:
 
 EVENT_SCHEMA = _superset_schema()
 KNOWN_FIELDS = [f.name for f in EVENT_SCHEMA.fields if f.name != _CORRUPT]
+_ADDRESS_PARTS = [(side, f.name) for side in ("shipping", "billing") for f in ADDRESS.fields]
+# The flattened event, once: its plain fields, the parsed event time and its date, the addresses'
+# parts, the amount in US dollars (``_event_columns`` gives each its expression).
+EVENT_COLUMNS = [*[n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")],
+                 "event_time", "event_date", *[f"{side}_{part}" for side, part in _ADDRESS_PARTS], "amount_usd"]
 # Timestamps must carry their offset (Z or +hh:mm): a bare local time is ambiguous.
 _ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 
@@ -273,21 +278,12 @@ def _record_columns(currencies_file: str | None, max_record_bytes: int) -> tuple
 
 
 def _event_columns(currencies_file: str | None) -> tuple[Column, ...]:
-    """The typed event flattened (addresses as ``shipping_*`` / ``billing_*``), with ``event_date`` and
-    ``amount_usd``."""
-    address_cols = [
-        F.col(f"event.{side}_address.{part}").alias(f"{side}_{part}")
-        for side in ("shipping", "billing")
-        for part in ("street", "city", "state", "zip", "country")
-    ]
-    plain = [n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")]
-    return (
-        *[F.col(f"event.{n}").alias(n) for n in plain],
-        F.col("event_time"),
-        F.to_date("event_time").alias("event_date"),
-        *address_cols,
-        _amount_usd(currencies_file).alias("amount_usd"),
-    )
+    """``EVENT_COLUMNS``: the typed event flattened (addresses as ``shipping_*`` / ``billing_*``), with
+    ``event_date`` and ``amount_usd``."""
+    derived = {"event_time": F.col("event_time"), "event_date": F.to_date("event_time"),
+               "amount_usd": _amount_usd(currencies_file)}
+    derived |= {f"{side}_{part}": F.col(f"event.{side}_address.{part}") for side, part in _ADDRESS_PARTS}
+    return tuple(derived.get(name, F.col(f"event.{name}")).alias(name) for name in EVENT_COLUMNS)
 
 
 @lru_cache(maxsize=4)
@@ -304,11 +300,6 @@ def _amount_usd(currencies_file: str | None) -> Column:
     return F.col("event.amount") / _per_usd(currencies_file)
 
 
-EVENT_COLUMNS = [n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")] + [
-    "event_time", "event_date",
-    *[f"{side}_{part}" for side in ("shipping", "billing") for part in ("street", "city", "state", "zip", "country")],
-    "amount_usd",
-]
 KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "kafka_timestamp"]
 RECORD_COLUMNS = [*KAFKA_COLUMNS, "reasons", *EVENT_COLUMNS, "extra_fields"]
 # Silver's event part: the flattened event, extra fields, the record's Kafka position.

@@ -12,7 +12,7 @@ replay after that long.
 
 from __future__ import annotations
 
-from fraud.cli import ArgumentParser, UserError, run
+from fraud.cli import ArgumentParser, UserError, report, run
 from fraud.config import Config, load_config
 
 
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason", help="replay: the records whose reasons start with this (e.g. unprocessable:)")
     parser.add_argument("--since", type=float, default=24.0, help="hours back from now (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="replay: count the records, send nothing")
+    parser.add_argument("--json", action="store_true", help="summary: print JSON instead of text")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.since <= 0:
@@ -36,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     spark.sparkContext.setLogLevel("WARN")
     records_df = quarantined(spark, config, args.since)
     if args.command == "summary":
-        for reason, count in summary(records_df):
-            print(f"{count:>10,}  {reason}")
+        report([{"reason": reason, "records": count} for reason, count in summary(records_df)], args.json)
         return 0
     records = replayable(records_df, args.reason)
     if not args.dry_run:

@@ -16,6 +16,8 @@ from pyspark.sql import functions as F
 from fraud.classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.registry import Registry
+from fraud.severity import Ladder, ladder, of_scores
+from fraud.severity import column as severity_column
 from fraud.trees import PipelineMirror
 
 if TYPE_CHECKING:
@@ -40,25 +42,22 @@ DEFAULT_ALERT_THRESHOLD = 0.7
 def with_scores(predictions_df: DataFrame, config: Config, model_version: str, threshold: float) -> DataFrame:
     """Turn a fitted pipeline's output (``probability``, ``predicted_class``) into gold columns; a fraud
     class at or above ``threshold`` is an alert."""
-    return predictions_df.select("*", *_score_columns(threshold, tuple(config.alerts.severity.items())),
+    return predictions_df.select("*", *_score_columns(threshold, ladder(config.alerts.severity)),
                                  F.lit(model_version).alias("model_version"))
 
 
 @lru_cache(maxsize=8)
-def _score_columns(threshold: float, floors: tuple[tuple[str, float], ...]) -> tuple[Column, ...]:
+def _score_columns(threshold: float, steps: Ladder) -> tuple[Column, ...]:
     """Built once per process (each micro-batch would otherwise pay the Py4J calls)."""
     from pyspark.ml.functions import vector_to_array  # see ModelHolder.load_in_background
 
     probabilities = vector_to_array("probability")
     classes = F.array(*[F.lit(c) for c in MODEL_CLASSES])
     fraud_score = F.lit(1.0) - probabilities[0]
-    level = F.lit("low")
-    for name, floor in reversed(floors):
-        level = F.when(fraud_score >= floor, F.lit(name)).otherwise(level)
     return (
         F.map_from_arrays(classes, probabilities).alias("class_probabilities"),
         fraud_score.alias("fraud_score"),
-        level.alias("severity"),
+        severity_column(fraud_score, steps).alias("severity"),
         ((F.col("predicted_class") != "regular") & (fraud_score >= threshold)).alias("is_alert"),
     )
 
@@ -82,9 +81,7 @@ def score_table(silver: pa.Table, model: "LoadedModel", config: Config) -> pa.Ta
     n, k = p.shape
     fraud_score = 1.0 - p[:, 0]
     predicted = np.array(MODEL_CLASSES, dtype=object)[p.argmax(axis=1)]  # the first of equal maxima, as MLlib
-    severity = np.full(n, "low", dtype=object)
-    for name, floor in reversed(list(config.alerts.severity.items())):
-        severity = np.where(fraud_score >= floor, name, severity)
+    severity = of_scores(fraud_score, ladder(config.alerts.severity))
     scores = {
         "predicted_class": pa.array(predicted, pa.string()),
         "class_probabilities": pa.MapArray.from_arrays(

@@ -4,9 +4,8 @@ shadow beside the current one (fraud.shadow), ``compare`` shows both on the traf
 ``drift`` measures the last ``--window-minutes`` of the lake against the current model's training
 reference (fraud.drift), stores it in PostgreSQL and prints it."""
 
-import json
 
-from fraud.cli import ArgumentParser, UserError, run
+from fraud.cli import ArgumentParser, UserError, report, run
 from fraud.config import load_config
 from fraud.model.versions import promote_version, rollback_version, summary
 from fraud.registry import Registry
@@ -19,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("version", nargs="?",
                         help="promote: the version (e.g. v0002); challenger: the version, or `none` to stop")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--window-minutes", type=int, default=60, help="drift: the live window (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.window_minutes < 1:
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         out = promote_version(config, args.version, "batch")
     else:
         out = rollback_version(config, "batch")
-    print(json.dumps(out, indent=2) if args.json else out)
+    report(out, args.json)
     return 0
 
 

@@ -11,7 +11,6 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from fraud.cli import UserError
 from fraud.config import Config
 from fraud.kafka import topic_config
 from fraud.stack.kafka_broker import BrokerState, KafkaBroker
@@ -37,8 +36,18 @@ class Stack:
         return kafka, postgres
 
     def _save(self, kafka: BrokerState | None, postgres: PostgresState | None) -> None:
+        """The services' states and, for clients (``fraud.project.local_endpoint``), their addresses with
+        the pid and command-line marker that tell a live service from a recycled pid."""
         self.home.mkdir(parents=True, exist_ok=True)
-        payload = {"kafka": asdict(kafka) if kafka else None, "postgres": asdict(postgres) if postgres else None}
+        endpoints = {}
+        if kafka:
+            endpoints["kafka"] = {"address": self.kafka.bootstrap(kafka), "pid": kafka.pid,
+                                  "marker": str(self.kafka.config_file)}
+        if postgres:
+            endpoints["postgres"] = {"address": self.postgres.dsn(postgres), "pid": postgres.pid,
+                                     "marker": str(self.postgres.data_dir)}
+        payload = {"kafka": asdict(kafka) if kafka else None, "postgres": asdict(postgres) if postgres else None,
+                   "endpoints": endpoints}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, indent=2))
         tmp.replace(self.state_file)
@@ -108,15 +117,6 @@ class Stack:
             "lake_root": config.lake_root,
             "checkpoint_root": config.checkpoint_root,
         }
-
-    def endpoint(self, service: str) -> str:
-        """The address of a running service, for config value ``local-stack``."""
-        kafka, postgres = self._load()
-        if service == "kafka" and self.kafka.is_running(kafka):
-            return self.kafka.bootstrap(kafka)
-        if service == "postgres" and self.postgres.is_running(postgres):
-            return self.postgres.dsn(postgres)
-        raise UserError(f"the local stack's {service} is not running: run `python -m fraud.stack up` (or make up)")
 
 
 def default_stack() -> Stack:
