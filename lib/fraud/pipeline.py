@@ -9,7 +9,8 @@ benchmarks) run this one chain.
                             with_velocity_batch over whole histories)
     ---- one micro-batch (``foreachBatch``) from here on: fraud.sinks.BatchWriter ----
       -> to_silver          valid rows, static features, the explicit ``SILVER_COLUMNS``
-      -> to_gold            scores: classes, probabilities, fraud score, severity, alert flag (fraud.score)
+      -> scores             classes, probabilities, fraud score, severity, alert flag (fraud.score: on the
+                            driver in the stream, ``score_silver`` in Spark for batch users)
     and beside them, for the lake (fraud.sinks.LakeWriter):
       -> to_bronze          every record as it came
       -> to_quarantine      the rejected ones with their reasons
@@ -27,7 +28,6 @@ from fraud.features import (STATIC_FEATURE_COLUMNS, VELOCITY_FEATURES, with_stat
                             with_velocity_stream)
 from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
 from fraud.quality.stream import StreamQuality
-from fraud.score import LoadedModel, score_silver
 
 # Silver, as gold has ``fraud.score.GOLD_COLUMNS``: the flattened event and its Kafka position, the
 # expectations it failed, then the features (``batch_id`` is added per batch by ``with_batch_id``).
@@ -72,12 +72,6 @@ def to_silver(batch_df: DataFrame) -> DataFrame:
     batch; ``with_batch_id`` adds it at the write."""
     valid_df = batch_df.filter(is_valid()).select(*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES)
     return with_static_features(valid_df).select(*SILVER_COLUMNS)
-
-
-def to_gold(silver_df: DataFrame, model: LoadedModel, config: Config) -> DataFrame:
-    """Gold rows (``fraud.score.GOLD_COLUMNS`` but ``scored_at``, which the lake writer adds): silver
-    scored in-process by ``model``."""
-    return score_silver(silver_df, model, config)
 
 
 def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
