@@ -48,7 +48,8 @@ def main() -> None:
     from fraud.registry import Registry
     from fraud.score import ModelHolder
     from fraud.shadow import ShadowSink
-    from fraud.sinks import BatchWriter, LakeWriter
+    from fraud.lake_writer import LakeWriter
+    from fraud.sinks import BatchWriter
     from fraud.spark import build_session
 
     work = Path(tempfile.mkdtemp(prefix="quality-bench-"))

@@ -136,7 +136,8 @@ def real_batch_writer(spark, config: Config, stack: dict, root: Path):
     from fraud.registry import Registry
     from fraud.score import ModelHolder
     from fraud.shadow import ShadowSink
-    from fraud.sinks import BatchWriter, LakeWriter
+    from fraud.lake_writer import LakeWriter
+    from fraud.sinks import BatchWriter
 
     dsn = create_database(stack["postgres"]["dsn"], f"fraud_w_{uuid.uuid4().hex[:8]}")
     config = replace(config, lake_root=str(root / "lake"))

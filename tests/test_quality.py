@@ -23,7 +23,7 @@ from fraud.pipeline import batch_records, silver_from_records
 from fraud.quality.gate import QualityGateFailed, gate_training_set
 from fraud.quality.stream import StreamQuality
 from fraud.quality.suites import EVENT_SUITE
-from fraud.sinks import BatchCounts
+from fraud.counts import BatchCounts
 
 from conftest import ROOT
 from pipeline_support import real_batch_writer

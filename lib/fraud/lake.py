@@ -2,7 +2,7 @@
 
 Every commit the stream makes carries ``userMetadata`` = ``{"query_id": ..., "batch_id": ...}``
 (the streaming query id from the checkpoint and the micro-batch id). One writer appends a
-query's batches to a table in batch order (``fraud.sinks.LakeWriter``), so the newest marker
+query's batches to a table in batch order (``fraud.lake_writer.LakeWriter``), so the newest marker
 of the query is a high-water mark: a batch at or below it is in the table already (replayed
 after a crash) and is skipped.
 

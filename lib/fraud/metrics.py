@@ -71,7 +71,7 @@ class BatchMetrics:
 
     def record_isolated(self, query_id: str, batch_id: int, counts) -> None:
         """The batch's row counts again after the lake writer isolated records it refused
-        (``counts``: ``fraud.sinks.BatchCounts``)."""
+        (``counts``: ``fraud.counts.BatchCounts``)."""
         def update(conn) -> None:
             conn.execute("UPDATE batch_metrics SET silver_rows = %s, gold_rows = least(gold_rows, %s),"
                          " quarantine_rows = %s, quarantine_by_reason = %s, isolated_rows = %s"

@@ -11,7 +11,7 @@ benchmarks) run this one chain.
       -> to_silver          valid rows, static features, the explicit ``SILVER_COLUMNS``
       -> scores             classes, probabilities, fraud score, severity, alert flag (fraud.score: on the
                             driver in the stream, ``score_silver`` in Spark for batch users)
-    and beside them, for the lake (fraud.sinks.LakeWriter):
+    and beside them, for the lake (fraud.lake_writer.LakeWriter):
       -> to_bronze          every record as it came
       -> to_quarantine      the rejected ones with their reasons
 
@@ -28,6 +28,7 @@ from fraud.features import (STATIC_FEATURE_COLUMNS, VELOCITY_FEATURES, with_stat
                             with_velocity_stream)
 from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
 from fraud.quality.stream import StreamQuality
+from fraud.score import LoadedModel, score_table
 
 # Silver, as gold has ``fraud.score.GOLD_COLUMNS``: the flattened event and its Kafka position, the
 # expectations it failed, then the features (``batch_id`` is added per batch by ``with_batch_id``).
@@ -98,3 +99,10 @@ def to_quarantine(batch_df: DataFrame, batch_id: int) -> DataFrame:
 def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:
     """Silver rows from Kafka-shaped records, exactly as the stream writes them (``batch_id`` -1)."""
     return batch_records(records_df, config).transform(to_silver).transform(with_batch_id, -1)
+
+
+def silver_and_gold(rows_df: DataFrame, model: LoadedModel | None, config: Config):
+    """A batch's silver rows (one Spark job) and, with a model, their gold rows, as Arrow tables in the
+    driver: the batch is scored there (``fraud.score.score_table``), with no Spark job."""
+    silver = to_silver(rows_df).toArrow()
+    return silver, score_table(silver, model, config) if model else None

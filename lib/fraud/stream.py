@@ -2,7 +2,7 @@
 
 Plan: the Kafka source -> ``fraud.pipeline.stream_records`` (parse, contract and expectation
 reasons, velocity features with each actor's window in RocksDB) -> ``foreachBatch``: the alert path
-(``fraud.sinks.BatchWriter``), then the lake writer behind it (``fraud.sinks.LakeWriter``).
+(``fraud.sinks.BatchWriter``), then the lake writer behind it (``fraud.lake_writer.LakeWriter``).
 Offsets live in the checkpoint; ``--once`` processes what is available and stops.
 """
 
@@ -30,7 +30,8 @@ from fraud.registry import Registry
 from fraud.score import ModelHolder
 from fraud.secrets import reread_passwords
 from fraud.shadow import ShadowSink
-from fraud.sinks import BatchWriter, LakeWriter
+from fraud.lake_writer import LakeWriter
+from fraud.sinks import BatchWriter
 
 log = logging.getLogger(__name__)
 
