@@ -18,7 +18,6 @@ times, then isolates its records with a probe that writes nothing.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -27,7 +26,6 @@ import pyarrow.compute as pc
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
-log = logging.getLogger(__name__)
 
 UNPROCESSABLE = "unprocessable:"
 # The Kafka columns an isolated record keeps (and a quarantine row needs): its raw record.
