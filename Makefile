@@ -2,21 +2,21 @@
 # `make test` (set up if needed, run the whole suite). Everything else is a step of those.
 PY := .venv/bin/python
 
-.PHONY: setup up down status demo test test-fast chaos hostile clean-state bench bench-quick benchmarks-page soak drift retrain notebooks notebooks-strip
+.PHONY: setup up down status demo test test-fast chaos hostile aws-sim clean-state bench bench-quick benchmarks-page soak drift retrain notebooks notebooks-strip
 
 setup:
 	@scripts/setup.sh
 
 up: setup
-	@$(PY) -m fraud.stack up
+	@$(PY) -m fraud_devstack up
 
 down:
 	@if [ -f var/demo/job.pid ]; then kill -- -$$(cat var/demo/job.pid) 2>/dev/null || true; rm -f var/demo/job.pid; fi
 	@if [ -f var/demo/dash.pid ]; then kill -- -$$(cat var/demo/dash.pid) 2>/dev/null || true; rm -f var/demo/dash.pid; fi
-	@if [ -x $(PY) ]; then $(PY) -m fraud.stack down; fi
+	@if [ -x $(PY) ]; then $(PY) -m fraud_devstack down; fi
 
 status:
-	@$(PY) -m fraud.stack status
+	@$(PY) -m fraud_devstack status
 
 demo: up
 	@scripts/demo.sh
@@ -39,6 +39,12 @@ chaos: setup
 # appended to var/hostile/results.jsonl.
 hostile: setup
 	@FRAUD_HOSTILE_RECORDS=5000 $(PY) -m pytest tests/test_hostile.py -k never_stop -s
+
+# The dev environment applied to an emulated AWS (moto over TLS on loopback, the real provider from
+# the machine's mirror), then a release uploaded and a stream run submitted and cancelled through
+# python -m emr (scripts/aws_sim; what is not emulated is printed). A few minutes; leaves var/aws-sim.
+aws-sim: setup
+	@$(PY) scripts/aws_sim/run.py
 
 # Benchmarks (B1 scoring modes, B2 drain throughput, B3 detection latency, cost) on the local stack,
 # with the model `make demo` registers; results in benchmarks/results/latest.json.

@@ -1,4 +1,4 @@
-"""What one idempotent Delta append costs: the stream's way (``fraud.lake.LakeAppender``: a plain
+"""What one idempotent Delta append costs: the stream's way (``fraud.lake.IdempotentAppender``: a plain
 append marked with the query and batch ids, the table's history read once per query run) against
 Delta's own ``txnAppId`` / ``txnVersion`` options (whose check reads the table's transactions on
 every commit), without and with Delta's per-commit checksum file. All three append the same rows to
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     from pyspark.sql import functions as F
 
     from fraud.config import load_config
-    from fraud.lake import LakeAppender
+    from fraud.lake import IdempotentAppender
     from fraud.spark import build_session
 
     work = Path(tempfile.mkdtemp(prefix="delta-append-bench-"))
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
                     F.current_date().alias("event_date"), (F.rand(7) * 500).alias("amount_usd"),
                     F.sha2(F.col("id").cast("string"), 256).alias("payload"))
             .localCheckpoint(eager=True))
-    appender = LakeAppender(spark, config)
+    appender = IdempotentAppender(spark, config)
     query_id = str(uuid.uuid4())
     txn_path, crc_path = str(work / "lake" / "txn"), str(work / "lake" / "txn_crc")  # this bench's own tables
     tasks = max(1, -(-args.rows // config.stream.rows_per_file))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
-from fraud.simulate.history import HISTORY  # noqa: E402
+from fraud_simulator.history import HISTORY  # noqa: E402
 
 TRAINING_PROFILES = [r.profile for r in HISTORY if r.role == "train"]  # the training job's history
 HELD_OUT = "eu_marketplace"  # conf/*.yaml model.gate.out_of_profile
@@ -34,7 +34,7 @@ HELD_OUT = "eu_marketplace"  # conf/*.yaml model.gate.out_of_profile
 
 def simulate(work: Path, profile: str, seed: int, events: int) -> Path:
     path = work / f"{profile}-{seed}.jsonl"
-    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", str(events), "--seed", str(seed),
+    subprocess.run([sys.executable, "-m", "fraud_simulator", "--events", str(events), "--seed", str(seed),
                     "--profile", profile, "--test-id", f"{profile}-{seed}",
                     "--fraud-rate", "0.3", "--output", str(path)], check=True, capture_output=True, cwd=ROOT)
     return path

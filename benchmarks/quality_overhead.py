@@ -1,14 +1,14 @@
-"""What data quality adds to a micro-batch: the real ``foreachBatch`` (``fraud.sinks.BatchWriter``)
+"""What data quality adds to a micro-batch: the real ``foreachBatch`` (``fraud.micro_batch.AlertPath``)
 on a realistic batch, with validation off, with the per-batch row checks, and with the GX
 checkpoint on that batch too. Median of several runs each, printed as a table.
 
-    .venv/bin/python -m fraud.stack up          # PostgreSQL for results, alerts, metrics
+    .venv/bin/python -m fraud_devstack up          # PostgreSQL for results, alerts, metrics
     .venv/bin/python benchmarks/quality_overhead.py --events 2000 --runs 5
-    .venv/bin/python -m fraud.stack down
+    .venv/bin/python -m fraud_devstack down
 
 The batch is simulator output (the Kafka-shaped records cached once) put through what the
 stream runs before its state operator, with each variant's routing (``fraud.pipeline.batch_records``:
-parse, expectation reasons, velocity in batch), then handed to a fresh ``BatchWriter`` per run
+parse, expectation reasons, velocity in batch), then handed to a fresh ``AlertPath`` per run
 (own lake folder and query id, so every Delta append really commits); the time covers both.
 Without a registered model the batch is not scored: the base time is lower than the live
 job's, so the relative overhead printed here is an upper bound.
@@ -44,19 +44,19 @@ def main() -> None:
     from fraud.metrics import BatchMetrics
     from fraud.parse import kafka_records
     from fraud.pipeline import batch_records
-    from fraud.quality.stream import StreamQuality
+    from fraud.quality.results import QualityResults
     from fraud.registry import Registry
     from fraud.score import ModelHolder
     from fraud.shadow import ShadowSink
     from fraud.lake_writer import LakeWriter
-    from fraud.sinks import BatchWriter
+    from fraud.micro_batch import AlertPath
     from fraud.spark import build_session
 
     work = Path(tempfile.mkdtemp(prefix="quality-bench-"))
     base = load_config(args.config)
     base = replace(base, lake_root=str(work / "lake"), models_root=str(work / "models"))
     events = work / "events.jsonl"
-    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", str(args.events), "--seed", "5",
+    subprocess.run([sys.executable, "-m", "fraud_simulator", "--events", str(args.events), "--seed", "5",
                     "--output", str(events)], check=True, capture_output=True)
     spark = build_session(base, app_name="quality-bench")
     spark.sparkContext.setLogLevel("ERROR")
@@ -69,14 +69,14 @@ def main() -> None:
         checkpoint = work / f"ck-{uuid.uuid4().hex[:8]}"
         checkpoint.mkdir()
         (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
-        quality = StreamQuality(config, pool)
+        quality = QualityResults(config, pool)
         config = replace(config, lake_root=str(work / f"lake-{uuid.uuid4().hex[:8]}"))
         models, metrics = ModelHolder(Registry.for_config(config)), BatchMetrics(pool)
         with LakeWriter(spark, config, str(checkpoint), models, metrics) as lake:
-            writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake,
+            writer = AlertPath(config, models, AlertSink(config, pool), metrics, quality, lake,
                                  ShadowSink(pool, NO_RETRY))
             t0 = time.perf_counter()
-            writer(batch_records(records, config, quality), batch_id)
+            writer(batch_records(records, config), batch_id)
             lake.flush()
             quality.drain()  # the GX checkpoint runs beside the stream; its cost is what is measured here
             elapsed = time.perf_counter() - t0

@@ -35,7 +35,7 @@ def events_file(config_path: Path, events: int, seed: int = 11) -> Path:
     path = ROOT / "var" / "bench" / f"replay-{events}-{seed}.jsonl"
     if not path.exists():
         partial = path.with_suffix(".partial")
-        subprocess.run([sys.executable, "-m", "fraud.simulate", "--config", str(config_path), "--domain", "all",
+        subprocess.run([sys.executable, "-m", "fraud_simulator", "--config", str(config_path), "--domain", "all",
                         "--events", str(events), "--seed", str(seed), "--output", str(partial)],
                        cwd=ROOT, check=True, capture_output=True)
         partial.rename(path)

@@ -35,10 +35,10 @@ import yaml
 from fraud.cli import UserError, run
 from fraud.config import load_config
 from fraud.db import postgres_dsn
-from fraud.evaluate import evaluate_run, run_processed
-from fraud.guard import CheckpointFiles
+from fraud.detection import evaluate_run, run_processed
+from fraud.checkpoint import CheckpointFiles
 from fraud.project import ROOT
-from fraud.stack.process import wait_until
+from fraud_devstack.process import wait_until
 from fraud.stream import checkpoint_location
 
 from benchmarks.eventlog import per_batch
@@ -106,7 +106,7 @@ def stack_pids() -> list[int]:
 
 
 def simulate(config_path: Path, test_id: str, *args: str) -> dict:
-    result = subprocess.run([PY, "-m", "fraud.simulate", "--config", str(config_path), "--test-id", test_id,
+    result = subprocess.run([PY, "-m", "fraud_simulator", "--config", str(config_path), "--test-id", test_id,
                              "--domain", "all", *args], cwd=ROOT, capture_output=True, text=True)
     if result.returncode not in (0, 3):  # 3: the simulator could not keep the rate (reported, not fatal)
         raise UserError(f"simulator failed: {result.stderr.strip().splitlines()[-1:]}")

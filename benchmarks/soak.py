@@ -38,10 +38,10 @@ import psutil
 from fraud.cli import UserError, run
 from fraud.config import load_config
 from fraud.db import connect, postgres_dsn
-from fraud.evaluate import evaluate_run, run_processed
+from fraud.detection import evaluate_run, run_processed
 from fraud.maintenance import POSTGRES_TABLES, TABLES, bytes_under, data_files_on_disk
 from fraud.project import ROOT
-from fraud.stack.process import wait_until
+from fraud_devstack.process import wait_until
 from fraud.stream import checkpoint_location
 
 from benchmarks.run import PY, RESULTS, SPARK_SUBMIT, Job, job_config, simulate

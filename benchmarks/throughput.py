@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 
 from fraud.config import Config
-from fraud.guard import CheckpointFiles
+from fraud.checkpoint import CheckpointFiles
 from fraud.kafka import client_settings
 from fraud.project import ROOT
 

@@ -8,8 +8,8 @@ from fraud.config import Config
 from fraud.parse import kafka_records
 from fraud.pipeline import silver_from_records
 from fraud.project import ROOT
-from fraud.simulate.__main__ import build_options
-from fraud.simulate.run import run_simulation
+from fraud_simulator.__main__ import build_options
+from fraud_simulator.run import run_simulation
 
 
 def silver_sample(spark: SparkSession, config: Config, events: int, seed: int = 21) -> DataFrame:

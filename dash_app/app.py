@@ -19,7 +19,7 @@ from dash_app import layout
 from dash_app.api import register_api
 from dash_app.callbacks import AppContext, register
 from dash_app.data import DataSource, LoadTests
-from dash_app.identity import HEALTH_PATH, Login, require_login
+from dash_app.identity import HEALTH_PATH, Login, refuse_other_sites, require_login
 from fraud.cli import UserError
 from fraud.config import Config, load_config
 from fraud.project import ROOT
@@ -39,6 +39,7 @@ def create_app(config_path: str | os.PathLike = DEFAULT_CONFIG, environ: dict[st
     register(app, app_ctx)
     register_api(app.server, app_ctx)
     app.server.add_url_rule(HEALTH_PATH, "health", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))
+    refuse_other_sites(app.server, config.dashboard.trusted_hosts)
     if login.enabled:
         require_login(app.server, login)
     app.server.extensions["fraud_dash"] = app_ctx

@@ -143,8 +143,10 @@ def model_view(app_ctx: AppContext, version: str | None, action: str | None):
         message = f"{action} refused: {caller.user} has the {caller.role} role; it needs the admin role"
     elif action in ("promote", "rollback"):
         try:
-            pointer = promote_version(app_ctx.config, version, "dash") if action == "promote" \
-                else rollback_version(app_ctx.config, "dash")
+            # The signed-in admin; without a login (loopback, one local user) the app itself.
+            actor = caller.user or "dash (no login)"
+            pointer = promote_version(app_ctx.config, version, "dash", actor) if action == "promote" \
+                else rollback_version(app_ctx.config, "dash", actor)
             message = f"{action}: current version is now {pointer['version']}"
         except (UserError, OSError) as err:
             message = f"{action} failed: {err}"

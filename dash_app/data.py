@@ -288,8 +288,8 @@ def load_test_run(src: DataSource, test_id: str) -> dict | None:
 
 
 def load_test_result(src: DataSource, test_id: str) -> dict | None:
-    """The run row, alerts raised, and (once finished) recall/precision/latency from fraud.evaluate."""
-    from fraud.evaluate import evaluate_run
+    """The run row, alerts raised, and (once finished) recall/precision/latency from fraud.detection."""
+    from fraud.detection import evaluate_run
 
     run = load_test_run(src, test_id)
     if run is None:
@@ -317,7 +317,7 @@ class LoadTestsBusy(UserError):
 
 
 class LoadTests:
-    """Simulator runs started as background subprocesses (``python -m fraud.simulate``)."""
+    """Simulator runs started as background subprocesses (``python -m fraud_simulator``)."""
 
     def __init__(self, config: Config, environ: dict[str, str], log_dir: Path):
         self.config = config
@@ -355,7 +355,7 @@ class LoadTests:
 
     def _start(self, request: LoadTestRequest) -> str:
         test_id = f"dash-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-        cmd = [sys.executable, "-m", "fraud.simulate", "--domain", request.domain, "--load-level",
+        cmd = [sys.executable, "-m", "fraud_simulator", "--domain", request.domain, "--load-level",
                request.load_level, "--duration", str(request.duration_s), "--test-id", test_id,
                "--config", self.config.source_path]
         if request.fraud_share is not None:

@@ -8,6 +8,8 @@ Three ways in, from the config:
   ``signer`` (this ALB's ARN) and the expiry, takes the user from ``email`` (else ``sub``) and the
   role from the groups claim. A request without a valid token gets 401; the ALB is the only way
   in (its security group), so a forged header is the only attack left, and the signature stops it.
+  A user in none of the configured groups is refused (403), and so is an ``email`` the identity
+  provider has not verified.
 - basic auth (``dashboard.auth_user_env`` / ``auth_password_env``): one shared login, admin.
 - neither: loopback only (``check_exposure``), admin, the analyst's name typed in the form.
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 import hmac
 import re
 import threading
+import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
@@ -50,6 +54,10 @@ class Unauthorized(Exception):
     """No valid login on the request (401)."""
 
 
+class Forbidden(Exception):
+    """A valid login that may not use the app at all (403)."""
+
+
 class Login:
     """The configured way in; ``identify()`` the current Flask request, or raise Unauthorized."""
 
@@ -60,6 +68,7 @@ class Login:
             raise UserError(f"{config.source_path}: dashboard.oidc.alb_arn must be an application load balancer's"
                             f" ARN (FRAUD_DASH_ALB_ARN), got {self.oidc.alb_arn!r}")
         self._keys: dict[str, object] = {}
+        self._failed: dict[str, tuple[float, str]] = {}  # kid -> (until, why): fetches that failed lately
         self._lock = threading.Lock()
 
     @property
@@ -106,28 +115,43 @@ class Login:
         user = claims.get("email") or claims.get("sub")
         if not user:
             raise Unauthorized("token names no user (email or sub)")
+        if claims.get("email") and claims.get("email_verified") not in (True, "true"):
+            raise Forbidden(f"{user}: the identity provider has not verified this email address")
         groups = claims.get(oidc.groups_claim) or []
         groups = set(groups.split(",") if isinstance(groups, str) else groups)
         role = ("admin" if groups & set(oidc.admin_groups) else
-                "analyst" if groups & set(oidc.analyst_groups) else "viewer")
+                "analyst" if groups & set(oidc.analyst_groups) else
+                "viewer" if groups & set(oidc.viewer_groups) else None)
+        if role is None:
+            raise Forbidden(f"{user} is in none of the app's groups ({', '.join(oidc.viewer_groups)} to read)")
         return Identity(str(user), role)
 
     def _public_key(self, kid: str):
-        """The ALB's public key for ``kid`` (PEM from the key endpoint), fetched once per kid."""
+        """The ALB's public key for ``kid`` (PEM from the key endpoint), fetched once per kid. The fetch
+        runs outside the lock (a slow endpoint holds up only the requests with that kid), and a
+        failure is remembered for ``key_failure_ttl_s``."""
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
         if not kid or not all(c.isalnum() or c == "-" for c in kid):
             raise Unauthorized("token has no usable key id")
         with self._lock:
-            if kid not in self._keys:
-                region = self.oidc.alb_arn.split(":")[3]  # arn:aws:elasticloadbalancing:REGION:...
-                url = self.oidc.public_keys_url.format(region=region, kid=kid)
-                try:
-                    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (https in config)
-                        self._keys[kid] = load_pem_public_key(response.read())
-                except (OSError, ValueError) as err:
-                    raise Unauthorized(f"no public key for key id {kid}: {err}") from None
-            return self._keys[kid]
+            if kid in self._keys:
+                return self._keys[kid]
+            until, why = self._failed.get(kid, (0.0, ""))
+            if time.monotonic() < until:
+                raise Unauthorized(f"no public key for key id {kid}: {why}")
+        region = self.oidc.alb_arn.split(":")[3]  # arn:aws:elasticloadbalancing:REGION:...
+        url = self.oidc.public_keys_url.format(region=region, kid=kid)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (https in config)
+                key = load_pem_public_key(response.read())
+        except (OSError, ValueError) as err:
+            with self._lock:
+                self._failed[kid] = (time.monotonic() + self.oidc.key_failure_ttl_s, str(err))
+            raise Unauthorized(f"no public key for key id {kid}: {err}") from None
+        with self._lock:
+            self._failed.pop(kid, None)
+            return self._keys.setdefault(kid, key)
 
 
 def current(login: Login | None) -> Identity:
@@ -136,6 +160,41 @@ def current(login: Login | None) -> Identity:
         return LOCAL
     identity = getattr(flask.g, "fraud_identity", None)
     return identity if identity is not None else login.identify()
+
+
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def refuse_other_sites(server: flask.Flask, trusted_hosts: tuple[str, ...]) -> None:
+    """Every request but the health check names a trusted host (400 otherwise: DNS rebinding), and a
+    request that changes something comes from this app's own pages or from no browser at all (403
+    otherwise: cross-site request forgery). Browsers send ``Origin`` with every cross-origin POST,
+    form posts included, and ``Sec-Fetch-Site``; a script without either (curl, the replaced
+    system's callers) is not a browser a page could drive."""
+    trusted = {h.lower() for h in trusted_hosts}
+
+    @server.before_request
+    def check_site():
+        if flask.request.path == HEALTH_PATH:  # the load balancer asks by the task's address
+            return None
+        host = flask.request.host.lower()
+        name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0] if ":" in host else host
+        if name not in trusted:
+            return _refuse(400, f"host {name!r} is not served here (dashboard.trusted_hosts)")
+        if flask.request.method in _SAFE_METHODS:
+            return None
+        origin = flask.request.headers.get("Origin")
+        if origin is not None and urllib.parse.urlsplit(origin).netloc.lower() != host:
+            return _refuse(403, "cross-site request refused: its Origin is another site")
+        if flask.request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return _refuse(403, "cross-site request refused (Sec-Fetch-Site)")
+        return None
+
+
+def _refuse(status: int, message: str):
+    if flask.request.path.startswith("/api/"):
+        return flask.jsonify(error=message), status
+    return flask.Response(f"{message}\n", status)
 
 
 def require_login(server: flask.Flask, login: Login) -> None:
@@ -147,6 +206,8 @@ def require_login(server: flask.Flask, login: Login) -> None:
             return None
         try:
             flask.g.fraud_identity = login.identify()
+        except Forbidden as err:
+            return _refuse(403, str(err))
         except Unauthorized as err:
             headers = {} if login.oidc else {"WWW-Authenticate": 'Basic realm="fraud monitor"'}
             if flask.request.path.startswith("/api/"):

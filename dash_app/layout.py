@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from dash_app.data import SEVERITIES, STATUSES, TIME_RANGES
 from dash_app.reasons import reasons
-from fraud.classes import FRAUD_CLASSES
+from fraud.model_classes import FRAUD_CLASSES
 from fraud.config import DOMAINS
 from fraud.labels import ACTIONS
 

@@ -1,4 +1,4 @@
-"""Why an alert fired, in words: each of its ``top_features`` (fraud.trees: the model inputs that
+"""Why an alert fired, in words: each of its ``top_features`` (fraud.driver_scorer: the model inputs that
 raised the predicted class's probability the most) as a phrase with the transaction's value."""
 
 from __future__ import annotations

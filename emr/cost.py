@@ -63,6 +63,7 @@ def cost_lines(path: Path = PRICES) -> tuple[str, list[Line]]:
            + monthly(d["msk_brokers"] * d["msk_storage_gb_per_broker"] * p["msk_storage_gb_month"]))
     rds = p["rds_db_t4g_micro_hour"] * day + monthly(d["rds_storage_gb"] * p["rds_gp3_gb_month"])
     endpoints = d["interface_endpoints"] * d["availability_zones"] * p["vpc_interface_endpoint_az_hour"] * day
+    nat = d["nat_gateways"] * p["nat_gateway_hour"] * day
     dash = (p["alb_hour"] + d["alb_lcu_average"] * p["alb_lcu_hour"]) * day + d["dash_tasks"] * (
         d["dash_task_vcpu"] * p["fargate_vcpu_hour"] + d["dash_task_gb"] * p["fargate_gb_hour"]) * day
     keys = monthly(d["kms_keys"] * p["kms_key_month"] + d["secrets"] * p["secret_month"])
@@ -72,6 +73,7 @@ def cost_lines(path: Path = PRICES) -> tuple[str, list[Line]]:
         Line("RDS PostgreSQL (db.t4g.micro, single-AZ)", rds, rds),
         Line(f"VPC interface endpoints ({d['interface_endpoints']} x {d['availability_zones']} AZ)",
              endpoints, endpoints),
+        Line("NAT gateway (the Dash login's public keys)", nat, nat),
         Line("Dash app (ALB + 1 Fargate task)", dash, dash),
         Line("KMS keys, Secrets Manager", keys, keys),
         Line("S3 requests (micro-batch writes, checkpoints)", 0.0, s3_requests),

@@ -53,7 +53,7 @@ _TRAINING = {
 JOB_KINDS = {
     # One 4-vCPU executor carries normal load (10K events/min); dynamic allocation adds
     # up to three more for peaks, within the application's maximum capacity. The driver as large
-    # as that executor: it plans every micro-batch, scores it (fraud.trees), writes the alerts and
+    # as that executor: it plans every micro-batch, scores it (fraud.driver_scorer), writes the alerts and
     # commits the lake; in make bench (2026-12-04) 46 % of the job's JVM samples were outside
     # Spark's task threads, and the Python driver's own CPU comes on top.
     "stream": JobKind("STREAMING", "fraud-stream", {

@@ -1,6 +1,6 @@
 """spark-submit entry point of model training.
 
-    .venv/bin/spark-submit jobs/train_model.py $(.venv/bin/python -m fraud.simulate.history var/history)
+    .venv/bin/spark-submit jobs/train_model.py $(.venv/bin/python -m fraud_simulator.history var/history)
 
 (after those runs went through the streaming job; ``--train-test-id`` / ``--eval-test-id`` repeat).
 """

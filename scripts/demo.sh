@@ -12,9 +12,9 @@ mkdir -p "$DEMO" var/history
 
 if ! $PY -m fraud.model show >/dev/null 2>&1; then
   echo "demo: no model yet: simulating history and training one (first run only, a few minutes)"
-  # Three simulator profiles (fraud.simulate.history): the model learns behaviour, not one surface.
-  train_args=$($PY -m fraud.simulate.history var/history 2>/dev/null)
-  for history in var/history/history-*.jsonl; do $PY -m fraud.simulate --replay "$history"; done
+  # Three simulator profiles (fraud_simulator.history): the model learns behaviour, not one surface.
+  train_args=$($PY -m fraud_simulator.history var/history 2>/dev/null)
+  for history in var/history/history-*.jsonl; do $PY -m fraud_simulator --replay "$history"; done
   .venv/bin/spark-submit jobs/stream_fraud.py --once > "$DEMO/history.log" 2>&1
   # shellcheck disable=SC2086  # train_args is a list of options
   .venv/bin/spark-submit jobs/train_model.py $train_args --promote 2>>"$DEMO/train.log" | grep '^\[train\]'
@@ -31,8 +31,8 @@ else
   # job, not of its start-up (JVM, query start, the first batch's one-off costs).
   warmup="demo-warmup-$(date -u +%Y%m%d-%H%M%S)"
   # Exit 3 (the rate was not kept: the new broker's coordinator is still loading) is fine here.
-  $PY -m fraud.simulate --domain all --rate 20 --events 20 --test-id "$warmup" > /dev/null || [ $? -eq 3 ]
-  $PY -m fraud.evaluate --test-id "$warmup" --wait 600 > /dev/null
+  $PY -m fraud_simulator --domain all --rate 20 --events 20 --test-id "$warmup" > /dev/null || [ $? -eq 3 ]
+  $PY -m fraud.detection --test-id "$warmup" --wait 600 > /dev/null
   echo "demo: the job processed its first batch $(( $(date +%s) - launched )) s after launch"
 fi
 
@@ -46,17 +46,17 @@ fi
 
 test_id="demo-$(date -u +%Y%m%d-%H%M%S)"
 echo "demo: simulator at normal load for ${DEMO_SECONDS:-120} s (then the sequences it started finish), test id $test_id"
-$PY -m fraud.simulate --domain all --load-level normal --duration "${DEMO_SECONDS:-120}" --finish-sequences \
+$PY -m fraud_simulator --domain all --load-level normal --duration "${DEMO_SECONDS:-120}" --finish-sequences \
   --test-id "$test_id"
 
 echo "demo: waiting for the job to drain the topics"
-$PY -m fraud.evaluate --test-id "$test_id" --wait 600
+$PY -m fraud.detection --test-id "$test_id" --wait 600
 
-dsn=$($PY -m fraud.stack status --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["postgres"]["dsn"])')
+dsn=$($PY -m fraud_devstack status --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["postgres"]["dsn"])')
 cat <<EOF
 
 The job keeps running. Watch alerts arrive (in another terminal, while the simulator runs):
-  $PY -m fraud.simulate --load-level normal --duration 600 &
+  $PY -m fraud_simulator --load-level normal --duration 600 &
   watch -n 2 "psql '$dsn' -c \"SELECT last_seen, domain, alert_type, severity, txn_count, actor_id FROM alerts ORDER BY last_seen DESC LIMIT 15\""
 Dash app: http://127.0.0.1:${DASH_PORT:-8050}/ (live alerts, alert detail, load tests, model, pipeline)
 Stop everything with: make down

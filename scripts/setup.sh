@@ -28,18 +28,21 @@ PYTHON=${PYTHON:-python3.11}
 need "$PYTHON" || { echo "error: $PYTHON is required (set PYTHON=/path/to/python3.11)" >&2; exit 2; }
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat setup.cfg pyproject.toml dev/setup.cfg | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  # The job's package (lib/fraud) with the Dash app's and the tests' packages and, beside it, the
+  # simulator and the local stack (dev/).
+  .venv/bin/pip install -q -e '.[dash,dev]' -e './dev[stack]'
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
 
 # Test tools that pin dozens of packages clashing with the project's get a venv each, rebuilt
-# only when their lock changes: checkov (Terraform static checks, tests/test_terraform.py) and
-# schemathesis (the Dash app's API against its OpenAPI document, tests/test_dash_api.py).
+# only when their lock changes: checkov (Terraform static checks, tests/test_terraform.py),
+# schemathesis (the Dash app's API against its OpenAPI document, tests/test_dash_api.py) and moto
+# (the emulated AWS of make aws-sim).
 tool_venv() {
   local name=$1 lock=scripts/$1-requirements.txt
   local stamp=".venv-$name/.installed-$(sha256sum "$lock" | cut -c1-16)"
@@ -54,10 +57,11 @@ tool_venv() {
 }
 tool_venv checkov
 tool_venv schemathesis
+tool_venv moto
 
 .venv/bin/python -m fraud.jars
 # A class-data archive for the local JVMs (fraud/jvm.py): ~20 % off every Spark start.
-jvm_opts="$(.venv/bin/python -m fraud.stack.jvm_archive)"
+jvm_opts="$(.venv/bin/python -m fraud_devstack.jvm_archive)"
 
 # pyspark's own spark-submit looks for `python3` on PATH; bind it to this venv and the
 # cached Delta/Kafka jars so `.venv/bin/spark-submit jobs/...` needs no flags.

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("FRAUD_STACK_DIR", str(ROOT / "var" / "test-stack"))
 
 from fraud.config import load_config  # noqa: E402  (after FRAUD_STACK_DIR is set)
-from fraud.stack import default_stack  # noqa: E402
+from fraud_devstack import default_stack  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +94,8 @@ def trained_pipeline(stack, spark, live_traffic, tmp_path_factory):
     """A pipeline with a registered model trained on history that went through the job (the
     end-to-end tests score with it; the chaos tests and the live runs copy its model)."""
     from fraud.model.training import run_training
-    from fraud.simulate.history import test_ids, write_history
-    from fraud.simulate.run import replay_file
+    from fraud_simulator.history import test_ids, write_gate_events, write_history
+    from fraud_simulator.run import replay_file
     from pipeline_support import make_pipeline
 
     root = tmp_path_factory.mktemp("e2e")
@@ -105,6 +105,7 @@ def trained_pipeline(stack, spark, live_traffic, tmp_path_factory):
     pipe = make_pipeline(stack, root, kafka__max_offsets_per_trigger=200_000, **NO_GX)
     for path in write_history(pipe.config, root / "history"):  # the demo's history: three profiles
         replay_file(pipe.config, path)
+    write_gate_events(pipe.config)
     pipe.catch_up(spark)
     status = run_training(spark, pipe.config, test_ids("train"), test_ids("eval"), promote=True)
     assert status == 0, "the model trained on streamed history must pass the gate"
@@ -119,3 +120,15 @@ def pytest_collection_modifyitems(config, items):
                 if "stack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None]
     if unmarked:
         raise pytest.UsageError("tests that use the local stack need @pytest.mark.integration: " + ", ".join(unmarked))
+
+
+@pytest.fixture
+def stack_home():
+    """A folder for a stack of a test's own, inside the project: the local PostgreSQL runs as a system
+    user, and the stack opens no folder outside the project to it (pytest's own are 0700)."""
+    import shutil
+
+    home = ROOT / "var" / "test-stacks" / uuid.uuid4().hex[:12]
+    home.mkdir(parents=True)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)

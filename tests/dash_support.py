@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from fraud.classes import MODEL_CLASSES
+from fraud.model_classes import MODEL_CLASSES
 from fraud.config import load_config
 from fraud.registry import Registry
 from pipeline_support import ROOT, create_database, without_user
@@ -90,7 +90,7 @@ def seed_database(dsn: str) -> dict:
                                 severity="medium", score=0.65, status="acknowledged",
                                 seen=now - timedelta(minutes=2), n_txns=1),
         }
-        # Why the gaming alert fired (fraud.trees' top features of its top transaction).
+        # Why the gaming alert fired (fraud.driver_scorer' top features of its top transaction).
         conn.execute("UPDATE alerts SET top_features = %s WHERE alert_id = %s", (Jsonb(TOP_FEATURES), ids["gaming"]))
         gaming_txns = [r[0] for r in conn.execute(
             "SELECT transaction_id FROM alert_transactions WHERE alert_id = %s", (ids["gaming"],))]

@@ -124,7 +124,7 @@ def job_env() -> dict:
 
 @contextlib.contextmanager
 def real_batch_writer(spark, config: Config, stack: dict, root: Path):
-    """(a real ``BatchWriter``, its database's admin DSN, its config): the ``foreachBatch`` function
+    """(a real ``AlertPath``, its database's admin DSN, its config): the ``foreachBatch`` function
     on a database, lake and checkpoint of its own under ``root``, with the models ``config``'s
     registry holds (none: no gold). Its lake writer is flushed and closed at the end."""
     from dataclasses import replace
@@ -132,12 +132,12 @@ def real_batch_writer(spark, config: Config, stack: dict, root: Path):
     from fraud.alerts import AlertSink
     from fraud.db import NO_RETRY, make_pool
     from fraud.metrics import BatchMetrics
-    from fraud.quality.stream import StreamQuality
+    from fraud.quality.results import QualityResults
     from fraud.registry import Registry
     from fraud.score import ModelHolder
     from fraud.shadow import ShadowSink
     from fraud.lake_writer import LakeWriter
-    from fraud.sinks import BatchWriter
+    from fraud.micro_batch import AlertPath
 
     dsn = create_database(stack["postgres"]["dsn"], f"fraud_w_{uuid.uuid4().hex[:8]}")
     config = replace(config, lake_root=str(root / "lake"))
@@ -148,7 +148,7 @@ def real_batch_writer(spark, config: Config, stack: dict, root: Path):
     models, metrics = ModelHolder(Registry.for_config(config)), BatchMetrics(pool)
     try:
         with LakeWriter(spark, config, str(checkpoint), models, metrics) as lake:
-            yield (BatchWriter(config, models, AlertSink(config, pool), metrics, StreamQuality(config, pool), lake,
+            yield (AlertPath(config, models, AlertSink(config, pool), metrics, QualityResults(config, pool), lake,
                                ShadowSink(pool, NO_RETRY)), dsn, config)
     finally:
         pool.close()
@@ -238,8 +238,8 @@ def simulate_live(pipe: Pipeline, test_id: str, seconds: float = 20.0, rate: flo
     ``finish_sequences`` for a run whose recall is measured: in a 20-second run most fraud sequences
     (spread over up to a minute and a half) would be cut after their first event, and recall would
     measure the end of the run rather than detection."""
-    from fraud.simulate.__main__ import build_options
-    from fraud.simulate.run import run_simulation
+    from fraud_simulator.__main__ import build_options
+    from fraud_simulator.run import run_simulation
 
     options = build_options(pipe.config, domain="all", load_level=None, rate=rate, events=None, duration=seconds,
                             fraud_rate=None, seed=seed, test_id=test_id, pattern_weights=None, output=None,

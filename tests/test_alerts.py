@@ -69,7 +69,7 @@ def test_replayed_batch_changes_nothing_and_analyst_columns_survive(sink):
 
 def test_transient_failure_retries_then_fails_the_batch(config, caplog):
     """A database that does not answer: bounded retries with backoff, then the error fails the batch."""
-    from fraud.stack.process import free_port
+    from fraud_devstack.process import free_port
 
     quick = dataclasses.replace(config, alerts=dataclasses.replace(config.alerts, max_retries=2, retry_backoff_s=0.01))
     pool = ConnectionPool(f"postgresql://fraud@127.0.0.1:{free_port()}/fraud", min_size=1, max_size=1, timeout=0.5,

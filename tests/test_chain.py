@@ -13,13 +13,14 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 
-from fraud.classes import MODEL_CLASSES
+from fraud.model_classes import MODEL_CLASSES
 from fraud.config import QUARANTINE
 from fraud.features import with_velocity_batch
 from fraud.parse import PRODUCE_LAG, kafka_records
-from fraud.pipeline import SILVER_COLUMNS, to_bronze, to_quarantine, to_silver, with_batch_id, with_reasons
-from fraud.quality.stream import StreamQuality
-from fraud.score import GOLD_COLUMNS, LoadedModel, score_silver, with_scored_at, with_scores
+from fraud.pipeline import to_bronze, to_quarantine, to_silver, with_batch_id, with_reasons
+from fraud.schemas import SILVER_COLUMNS
+from fraud.score import LoadedModel, score_silver, with_scored_at, with_scores
+from fraud.schemas import GOLD_COLUMNS
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 WINDOW_S = 300
@@ -60,7 +61,7 @@ def records_df(spark, config):
 
 @pytest.fixture(scope="module")
 def reasons_df(config, records_df):
-    reasons_df = records_df.transform(with_reasons, config, StreamQuality(config, pool=None)).cache()
+    reasons_df = records_df.transform(with_reasons, config).cache()
     yield reasons_df
     reasons_df.unpersist()
 
@@ -91,7 +92,7 @@ def test_with_reasons_names_contract_failures_and_flags_valid_rows(spark, reason
 
 def test_with_reasons_quarantines_the_expectations_configured_so(spark, config, records_df):
     strict = replace(config, quality=replace(config.quality, actions={"payment_method_known": QUARANTINE}))
-    out_df = (records_df.transform(with_reasons, strict, StreamQuality(strict, pool=None))
+    out_df = (records_df.transform(with_reasons, strict)
               .filter(F.col("offset").isin(1, 2)).select("offset", "transaction_id", "reasons", "quality_flags"))
     expected_df = spark.createDataFrame([
         (1, "t2", ["expectation:payment_method_known"], []),

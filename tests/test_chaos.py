@@ -32,8 +32,8 @@ from confluent_kafka import Producer
 from fraud.cli import UserError
 from fraud.faults import ENV as FAULT_ENV
 from fraud.faults import POINTS
-from fraud.guard import CheckpointFiles
-from fraud.stack.process import wait_until
+from fraud.checkpoint import CheckpointFiles
+from fraud_devstack.process import wait_until
 from fraud.stream import checkpoint_location
 
 from conftest import NO_GX, ROOT
@@ -201,7 +201,7 @@ class LiveJob:
 
 def outage(stack_service: str, down_s: float, config) -> None:
     """Stop a service of the shared test stack for ``down_s`` seconds (the outage's length), then start it."""
-    from fraud.stack import default_stack
+    from fraud_devstack import default_stack
 
     stack = default_stack()
     stack.stop_service(stack_service)

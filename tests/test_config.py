@@ -95,7 +95,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
 def test_cli_reports_bad_config_in_one_line(tmp_path):
     path = write(tmp_path, local_text().replace("  partitions: 3\n", "  partitions: many\n", 1))
     result = subprocess.run(
-        [sys.executable, "-m", "fraud.stack", "status", "--config", str(path)],
+        [sys.executable, "-m", "fraud_devstack", "status", "--config", str(path)],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2

@@ -18,7 +18,7 @@ import yaml
 from dash_app.app import check_exposure, create_app
 from dash_support import TOP_FEATURES, seeded  # noqa: F401  (fixture)
 from fraud.cli import UserError
-from fraud.stack.process import free_port, wait_until
+from fraud_devstack.process import free_port, wait_until
 from pipeline_support import ROOT
 
 pytestmark = pytest.mark.integration
@@ -114,7 +114,7 @@ def test_alert_api_pages_filters_and_details(app, seeded):  # noqa: F811
     assert detail["severity"] == "critical" and detail["total_amount"] == "300.0000"
     assert [t["amount"] for t in detail["transactions"]] == ["100.0000"] * 3 and detail["actions"] == []
     assert detail["class_probabilities"]["fraud_gold_farming"] == 0.95
-    assert detail["top_features"] == TOP_FEATURES  # why it fired (fraud.trees)
+    assert detail["top_features"] == TOP_FEATURES  # why it fired (fraud.driver_scorer)
     assert [t["top_features"] for t in detail["transactions"]] == [[]] * 3  # seeded without
     assert client.get("/api/alerts/no-such-alert").status_code == 404
     # Under /api/ only the API answers (Dash serves its page for any other GET path).
@@ -212,6 +212,35 @@ def test_login_when_configured(seeded, tmp_path):  # noqa: F811
                            headers={"Authorization": f"Basic {good}"})
     assert response.status_code == 201 and response.get_json()["status_by"] == "ana"
     check_exposure("0.0.0.0", app)  # allowed: login is on
+
+
+def test_no_page_of_another_site_can_post_or_rebind_the_app(app, seeded):  # noqa: F811
+    """In local no-login mode any page the analyst visits could otherwise post verdicts or start
+    crisis-level load tests: a cross-site request is refused whatever its body, and so is a Host
+    the app does not serve (a name of another site that resolves to loopback)."""
+    client = app.server.test_client()
+    url = f"/api/alerts/{seeded.ecommerce}/actions"
+    verdict = {"action": "confirm_fraud", "analyst": "eve"}
+    run = {"domain": "gaming", "loadLevel": "crisis", "durationS": 600}
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    before = client.get(f"/api/alerts/{seeded.ecommerce}").get_json()["actions"]
+    runs = len(app.server.extensions["fraud_dash"].load_tests._procs)
+    for path, form in ((url, verdict), ("/api/test/execute", run)):
+        assert client.post(path, data=form, headers=evil).status_code == 403, "a form another site's page posts"
+        assert client.post(path, json=form, headers={"Origin": "https://evil.example"}).status_code == 403
+        assert client.post(path, json=form, headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
+    assert client.get(f"/api/alerts/{seeded.ecommerce}").get_json()["actions"] == before, "nothing was written"
+    assert len(app.server.extensions["fraud_dash"].load_tests._procs) == runs, "no load test was started"
+    rebound = client.get("/api/alerts", headers={"Host": "evil.example:8050"})
+    assert rebound.status_code == 400 and "dashboard.trusted_hosts" in rebound.get_json()["error"]
+    assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/healthz", headers={"Host": "10.0.1.7:8050"}).status_code == 200, "the load balancer's check"
+    # The app's own pages (same origin) and callers without a browser pass the guard (400: the body).
+    bad = {"domain": "crypto", "loadLevel": "mini"}
+    for headers in ({"Origin": "http://localhost"}, {"Sec-Fetch-Site": "same-origin"}, {}):
+        response = client.post("/api/test/execute", json=bad, headers=headers)
+        assert response.status_code == 400 and "domain" in response.get_json()["error"], headers
+    assert client.get("/api/alerts", headers={"Host": "[::1]:8050"}).status_code == 200
 
 
 def test_no_login_binds_loopback_only(app):

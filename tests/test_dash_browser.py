@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 from dash_app.app import create_app
 from dash_support import seeded  # noqa: F401  (fixture)
 from fraud.registry import Registry
-from fraud.stack.process import free_port, wait_until
+from fraud_devstack.process import free_port, wait_until
 from pipeline_support import ROOT
 
 pytestmark = pytest.mark.integration

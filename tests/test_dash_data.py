@@ -13,7 +13,7 @@ from dash_support import SEED_RUN, _alert, app_config, seeded  # noqa: F401  (fi
 from fraud.cli import UserError
 from fraud.labels import analyst_labels, record_action
 from fraud.registry import Registry
-from fraud.stack.process import free_port
+from fraud_devstack.process import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -69,7 +69,7 @@ def test_why_an_alert_fired_in_words():
     import math
 
     from dash_app.reasons import _PHRASES, reasons
-    from fraud.features import NUMERIC_FEATURES
+    from fraud.schemas import NUMERIC_FEATURES
 
     top = [{"feature": "v_count", "value": 12.0, "contribution": 0.31},
            {"feature": "f_near_ctr_threshold", "value": 1.0, "contribution": 0.2},

@@ -12,6 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
+import psycopg
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -33,16 +34,20 @@ class KeyEndpoint:
     """The ALB's public keys by key id, over HTTP on loopback."""
 
     def __init__(self):
-        self.keys = {kid: ec.generate_private_key(ec.SECP256R1()) for kid in ("kid-1", "kid-2")}
+        self.keys = {kid: ec.generate_private_key(ec.SECP256R1()) for kid in ("kid-1", "kid-2", "kid-slow")}
         pems = {kid: key.public_key().public_bytes(serialization.Encoding.PEM,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
                 for kid, key in self.keys.items()}
         self.requests = []
+        self.hold = {}  # kid -> threading.Event the endpoint waits for before it answers
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(handler):  # noqa: N805
                 self.requests.append(handler.path)
-                pem = pems.get(handler.path.rsplit("/", 1)[-1])
+                kid = handler.path.rsplit("/", 1)[-1]
+                if kid in self.hold:
+                    self.hold[kid].wait(timeout=60)
+                pem = pems.get(kid)
                 handler.send_response(200 if pem else 404)
                 handler.end_headers()
                 handler.wfile.write(pem or b"no such key")
@@ -55,9 +60,9 @@ class KeyEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_port}/{{region}}/{{kid}}"
 
     def token(self, *, groups=("fraud-analysts",), email="ana@example.com", expires_in=120, kid="kid-1",
-              signer=ALB, key=None, alg="ES256") -> str:
-        claims = {"sub": "u-1", "email": email, "groups": list(groups), "exp": int(time.time()) + expires_in,
-                  "iss": "https://idp.example.com"}
+              signer=ALB, key=None, alg="ES256", email_verified=True) -> str:
+        claims = {"sub": "u-1", "email": email, "email_verified": email_verified, "groups": list(groups),
+                  "exp": int(time.time()) + expires_in, "iss": "https://idp.example.com"}
         headers = {"kid": kid, "signer": signer, "iss": "https://idp.example.com", "client": "c"}
         signing_key = key or self.keys[kid]
         forger_key = "a-key-anyone-could-pick-32-bytes+"  # the classic forgery: HS256 with a key of one's own
@@ -118,7 +123,7 @@ def test_no_forged_or_expired_token_gets_in(oidc_app, keys):
 
 def test_roles_from_the_groups_claim(oidc_app, keys, seeded):  # noqa: F811
     client = oidc_app.server.test_client()
-    viewer = signed_in(keys.token(groups=(), email="val@example.com"))
+    viewer = signed_in(keys.token(groups=("fraud-viewers",), email="val@example.com"))
     analyst = signed_in(keys.token(groups=("fraud-analysts",), kid="kid-2"))
     admin = signed_in(keys.token(groups=("staff", "fraud-admins"), email="root@example.com"))
     action = {"action": "acknowledge", "analyst": "mallory"}
@@ -144,6 +149,47 @@ def test_roles_from_the_groups_claim(oidc_app, keys, seeded):  # noqa: F811
     with oidc_app.server.test_request_context(headers=viewer):
         assert "verdicts need the analyst role" in callbacks.action_view(app_ctx, seeded.gaming, "confirm_fraud",
                                                                          "val", None)
+    # An admin's promotion is recorded with the admin's identity, not the app's.
+    with oidc_app.server.test_request_context(headers=admin):
+        assert callbacks.model_view(app_ctx, "v0002", "promote")[3] == "promote: current version is now v0002"
+    with psycopg.connect(seeded.dsn) as conn:
+        last = conn.execute("SELECT action, version, actor FROM model_pointer_changes ORDER BY id DESC LIMIT 1").fetchone()
+    assert last == ("promote", "v0002", "root@example.com")
+
+
+def test_a_user_in_no_group_or_with_an_unverified_email_is_refused(oidc_app, keys):
+    client = oidc_app.server.test_client()
+    for case, token in {"in no group of the app": keys.token(groups=("staff",), email="eve@example.com"),
+                        "no groups at all": keys.token(groups=(), email="eve@example.com"),
+                        "email not verified": keys.token(groups=("fraud-admins",), email_verified=False),
+                        "email verified as a string": keys.token(groups=("fraud-admins",), email_verified="false")}.items():
+        for path in ("/", "/api/alerts"):
+            assert client.get(path, headers=signed_in(token)).status_code == 403, (case, path)
+    verified = keys.token(groups=("fraud-viewers",), email_verified="true")  # how some providers send it
+    assert client.get("/api/alerts", headers=signed_in(verified)).status_code == 200
+
+
+def test_a_slow_or_failing_key_fetch_holds_up_no_other_login(oidc_app, keys):
+    """The fetch of an unknown key id runs outside the lock, and its failure is remembered."""
+    client = oidc_app.server.test_client()
+    known = signed_in(keys.token(kid="kid-1"))
+    assert client.get("/api/alerts", headers=known).status_code == 200  # kid-1 is cached from here on
+    keys.hold["kid-slow"] = threading.Event()
+    slow = threading.Thread(target=lambda: oidc_app.server.test_client().get(
+        "/api/alerts", headers=signed_in(keys.token(kid="kid-slow"))))
+    slow.start()
+    try:
+        done = threading.Event()
+        other = threading.Thread(target=lambda: (client.get("/api/alerts", headers=known), done.set()))
+        other.start()
+        assert done.wait(timeout=30), "a login with a cached key waited for another key's fetch"
+    finally:
+        keys.hold["kid-slow"].set()
+        slow.join(timeout=60)
+    unknown = signed_in(keys.token(kid="kid-404", key=keys.keys["kid-1"]))
+    asked = len(keys.requests)
+    assert [client.get("/api/alerts", headers=unknown).status_code for _ in range(3)] == [401] * 3
+    assert len(keys.requests) == asked + 1, "one fetch for the unknown kid, then the remembered failure"
 
 
 def test_a_malformed_load_balancer_arn_is_a_config_error(seeded, tmp_path):  # noqa: F811

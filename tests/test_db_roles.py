@@ -65,6 +65,19 @@ def test_each_role_does_its_work_and_is_refused_the_rest(dsn):
     assert refused(dsn, "dash", "UPDATE alerts SET txn_count = 0")  # the stream's figures
     assert refused(dsn, "dash", "DELETE FROM alerts")
     assert refused(dsn, "dash", "INSERT INTO sink_progress (query_id, batch_id) VALUES ('q', 1)")
+    # The model pointer: its columns of a version's row and a record of who moved it, nothing else.
+    version_row = ("INSERT INTO model_versions (version, created_at, metrics, features, training_data)"
+                   " VALUES ('v0042', now(), '{}', '[]', '{}')")
+    assert refused(dsn, "dash", version_row)
+    assert not refused(dsn, "batch", version_row)
+    with psycopg.connect(as_role(dsn, "batch")) as conn:
+        conn.execute(version_row)
+    assert not refused(dsn, "dash", "UPDATE model_versions SET is_current = true, promoted_at = now(),"
+                                    " promoted_by = 'root@example.com' WHERE version = 'v0042'")
+    assert refused(dsn, "dash", "UPDATE model_versions SET metrics = '{\"macro_f1\": 1}' WHERE version = 'v0042'")
+    assert not refused(dsn, "dash", "INSERT INTO model_pointer_changes (action, version, actor)"
+                                    " VALUES ('promote', 'v0042', 'root@example.com')")
+    assert refused(dsn, "dash", "DELETE FROM model_pointer_changes")
     # The simulator writes its ground truth and reads nothing the job or analysts wrote.
     assert not refused(dsn, "simulator", "INSERT INTO simulation_runs (test_id, started_at, domains, seed)"
                                          " VALUES ('t', now(), '{gaming}', 1)")
@@ -157,7 +170,7 @@ def test_the_admin_step_sets_up_a_fresh_database_and_the_topics_once(stack, tmp_
 
     from confluent_kafka.admin import AdminClient
 
-    from fraud.stack.process import wait_until
+    from fraud_devstack.process import wait_until
     from pipeline_support import ROOT, without_user, write_config
 
     tag = uuid.uuid4().hex[:8]
@@ -189,16 +202,16 @@ def test_the_admin_step_sets_up_a_fresh_database_and_the_topics_once(stack, tmp_
     assert "applied 0 migration(s); roles and grants set; created 0 topic(s)" in capsys.readouterr().out
 
 
-def test_migrations_work_for_an_admin_that_is_no_superuser(tmp_path):
+def test_migrations_work_for_an_admin_that_is_no_superuser(stack_home):
     """As on RDS, where the master is no superuser (rds_superuser: CREATEROLE, CREATEDB, owner of its
     database): a server of its own (roles are per cluster), a master like RDS's, and ``migrate`` as
     it creates the roles, acts as the owner, and leaves the grants exact."""
     import uuid
 
-    from fraud.stack.postgres_server import PostgresServer
+    from fraud_devstack.postgres_server import PostgresServer
 
     word = uuid.uuid4().hex  # the master's password, generated
-    server = PostgresServer(tmp_path / "rds-like")
+    server = PostgresServer(stack_home / "rds-like")
     state = server.start(None)
     try:
         with psycopg.connect(server.dsn(state, "postgres"), autocommit=True) as conn:

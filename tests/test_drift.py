@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from fraud import drift
-from fraud.features import NUMERIC_FEATURES
+from fraud.schemas import NUMERIC_FEATURES
 
 T0, T1 = datetime(2026, 12, 4, 10, tzinfo=timezone.utc), datetime(2026, 12, 4, 11, tzinfo=timezone.utc)
 EVENTS = 4000
@@ -27,7 +27,7 @@ def traffic(spark, config, tmp_path_factory):
     """Silver of three runs: the reference's profile (two seeds) and another profile."""
     from fraud.parse import kafka_records
     from fraud.pipeline import silver_from_records
-    from fraud.simulate.history import simulate_file
+    from fraud_simulator.history import simulate_file
 
     tmp = tmp_path_factory.mktemp("drift")
     runs = {"reference": ("default", 11), "same_profile": ("default", 12), "other_vocabulary": ("eu_marketplace", 13),

@@ -5,7 +5,8 @@ import math
 
 from chispa import assert_approx_df_equality
 
-from fraud.features import VELOCITY_FEATURES, with_static_features, with_velocity_batch
+from fraud.features import with_static_features, with_velocity_batch
+from fraud.schemas import VELOCITY_FEATURES
 
 T0 = dt.datetime(2026, 1, 1)
 

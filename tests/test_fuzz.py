@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pyspark.sql.types import StringType
 
-from fraud.features import NUMERIC_FEATURES
+from fraud.schemas import NUMERIC_FEATURES
 from fraud.parse import kafka_records
 from fraud.pipeline import batch_records, to_silver
 from fraud.schemas import event_schema
@@ -39,7 +39,7 @@ FREE_TEXT = {"gaming": "item_name", "fintech": "purpose", "ecommerce": "device_f
 @pytest.fixture(scope="module")
 def base_events(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "events.jsonl"
-    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", "60", "--seed", "5", "--output", str(path)],
+    subprocess.run([sys.executable, "-m", "fraud_simulator", "--events", "60", "--seed", "5", "--output", str(path)],
                    check=True, capture_output=True, cwd=ROOT, timeout=120)
     events = [json.loads(line) for line in path.read_text().splitlines()]
     return {d: next(e for e in events if e["domain"] == d) for d in FREE_TEXT}

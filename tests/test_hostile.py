@@ -35,7 +35,7 @@ from fraud.parse import kafka_records
 from fraud.pipeline import batch_records
 from fraud.quarantine import quarantined, replayable, send, summary
 from fraud.schemas import event_schema
-from fraud.simulate.run import replay_file
+from fraud_simulator.run import replay_file
 
 from conftest import NO_GX, ROOT
 from pipeline_support import alert_snapshot, check_invariants, end_offsets, make_pipeline, real_batch_writer
@@ -145,8 +145,8 @@ def hostile(draw, bases: dict, max_record_bytes: int):
 
 
 def base_events(pipe, tmp_path) -> dict:
-    from fraud.simulate.__main__ import build_options
-    from fraud.simulate.run import run_simulation
+    from fraud_simulator.__main__ import build_options
+    from fraud_simulator.run import run_simulation
 
     path = tmp_path / "bases.jsonl"
     options = build_options(pipe.config, domain="all", load_level=None, rate=None, events=60, duration=None,
@@ -159,8 +159,8 @@ def base_events(pipe, tmp_path) -> dict:
 
 def normal_traffic(pipe, tmp_path, events: int, seed_: int):
     """A simulator file of ``events`` events (its own actors), test id ``NORMAL_TEST_ID``."""
-    from fraud.simulate.__main__ import build_options
-    from fraud.simulate.run import run_simulation
+    from fraud_simulator.__main__ import build_options
+    from fraud_simulator.run import run_simulation
 
     path = tmp_path / f"normal-{seed_}.jsonl"
     options = build_options(pipe.config, domain="all", load_level=None, rate=None, events=events, duration=None,
@@ -335,16 +335,16 @@ def writer(spark, config, stack, tmp_path):
 def events(tmp_path_factory) -> list[dict]:
     """40 simulator events."""
     path = tmp_path_factory.mktemp("events") / "events.jsonl"
-    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", "40", "--seed", "5", "--output", str(path)],
+    subprocess.run([sys.executable, "-m", "fraud_simulator", "--events", "40", "--seed", "5", "--output", str(path)],
                    check=True, capture_output=True, cwd=ROOT, timeout=120)
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_records_the_stage_refuses_are_isolated(spark, writer, events, monkeypatch):
     """A stage write the Arrow/Parquet writer refuses for a row's value: that row is isolated."""
-    batch_writer, dsn, cfg = writer
+    alert_path, dsn, cfg = writer
     poisoned = {**events[3], "transaction_id": "poison-stage"}
-    stage_type = type(batch_writer.lake.stage)
+    stage_type = type(alert_path.lake.stage)
     write, probe = stage_type.write, stage_type.probe
 
     def refuse(rows):
@@ -353,8 +353,8 @@ def test_records_the_stage_refuses_are_isolated(spark, writer, events, monkeypat
 
     monkeypatch.setattr(stage_type, "write", lambda self, rows, b: (refuse(rows), write(self, rows, b)))
     monkeypatch.setattr(stage_type, "probe", staticmethod(lambda rows: (refuse(rows), probe(rows))))
-    batch_writer(batch_records(kafka_records(spark, cfg, events + [poisoned]), cfg), 0)
-    batch_writer.lake.flush()
+    alert_path(batch_records(kafka_records(spark, cfg, events + [poisoned]), cfg), 0)
+    alert_path.lake.flush()
     assert landed(spark, cfg) == ({e["transaction_id"] for e in events},
                                   {"poison-stage": ["unprocessable:ArrowInvalid"]})
 
@@ -362,11 +362,11 @@ def test_records_the_stage_refuses_are_isolated(spark, writer, events, monkeypat
 def test_a_batch_that_fails_every_attempt_isolates_the_records_behind_it(spark, writer, events, monkeypatch):
     """An error no sink isolates (here: one the scoring step raises for one record, every time): the
     batch is tried ``max_batch_attempts`` times in all, the last after that record is isolated."""
-    import fraud.sinks
+    import fraud.micro_batch
 
-    batch_writer, dsn, cfg = writer
+    alert_path, dsn, cfg = writer
     poisoned = {**events[5], "transaction_id": "poison-score"}
-    silver_and_gold = fraud.sinks.silver_and_gold
+    silver_and_gold = fraud.micro_batch.silver_and_gold
 
     def fail_on_poison(rows_df, model, config):
         silver, gold = silver_and_gold(rows_df, model, config)
@@ -374,9 +374,9 @@ def test_a_batch_that_fails_every_attempt_isolates_the_records_behind_it(spark, 
             raise ZeroDivisionError("a defect that one record triggers")
         return silver, gold
 
-    monkeypatch.setattr(fraud.sinks, "silver_and_gold", fail_on_poison)
-    batch_writer(batch_records(kafka_records(spark, cfg, events + [poisoned]), cfg), 0)
-    batch_writer.lake.flush()
+    monkeypatch.setattr(fraud.micro_batch, "silver_and_gold", fail_on_poison)
+    alert_path(batch_records(kafka_records(spark, cfg, events + [poisoned]), cfg), 0)
+    alert_path.lake.flush()
     assert landed(spark, cfg) == ({e["transaction_id"] for e in events},
                                   {"poison-score": ["unprocessable:ZeroDivisionError"]})
     with psycopg.connect(dsn) as conn:

@@ -2,11 +2,11 @@
 
 import dataclasses
 
-from fraud.lake import LakeAppender, commit_marker, parse_marker, stream_commits
+from fraud.lake import IdempotentAppender, commit_marker, parse_marker, stream_commits
 
 
 def appender(spark, config, tmp_path):
-    return LakeAppender(spark, dataclasses.replace(config, lake_root=str(tmp_path / "lake")))
+    return IdempotentAppender(spark, dataclasses.replace(config, lake_root=str(tmp_path / "lake")))
 
 
 def rows(spark, n, start=0):
@@ -36,10 +36,10 @@ def test_the_newest_batch_is_the_querys_own_past_other_writers(spark, config, tm
     lake.append(rows(spark, 1), "silver", "q1", 4, ["domain"], 1)
     rows(spark, 1, 10).write.format("delta").mode("append").save(path)  # someone else's commit, no marker
     lake.append(rows(spark, 1, 20), "silver", "other-query", 5, ["domain"], 1)
-    assert LakeAppender.newest_batch(path, "q1") == 4, "another query's batch 5 is not ours"
-    assert LakeAppender.newest_batch(path, "other-query") == 5
-    assert LakeAppender.newest_batch(path, "q3") == -1
-    assert LakeAppender.newest_batch(str(tmp_path / "no-table"), "q1") == -1
+    assert IdempotentAppender.newest_batch(path, "q1") == 4, "another query's batch 5 is not ours"
+    assert IdempotentAppender.newest_batch(path, "other-query") == 5
+    assert IdempotentAppender.newest_batch(path, "q3") == -1
+    assert IdempotentAppender.newest_batch(str(tmp_path / "no-table"), "q1") == -1
 
 
 def test_markers_round_trip_and_foreign_metadata_is_not_a_marker():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from chispa import assert_df_equality
 from psycopg import sql
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -17,7 +18,7 @@ from pyspark.sql import types as T
 from fraud import maintenance
 from fraud.cli import UserError
 from fraud.config import PostgresRetention
-from fraud.lake import LakeAppender, stream_commits
+from fraud.lake import IdempotentAppender, stream_commits
 from fraud.maintenance import EXPIRING_ROWS, data_files_on_disk, expire_rows, maintain_lake, maintain_table
 from fraud.project import ROOT
 
@@ -30,7 +31,7 @@ APPENDS = 12
 def small_files_lake(spark, config, tmp_path):
     """A config whose lake holds a silver table of ``APPENDS`` one-batch commits over 2 domains x 2 days."""
     lake_config = replace(config, lake_root=str(tmp_path / "lake"))
-    appender = LakeAppender(spark, lake_config)
+    appender = IdempotentAppender(spark, lake_config)
     for batch in range(APPENDS):
         df = (spark.range(batch * 10, batch * 10 + 10)
               .select(F.col("id").cast("string").alias("transaction_id"),
@@ -43,7 +44,7 @@ def small_files_lake(spark, config, tmp_path):
 def test_compaction_leaves_fewer_files_the_same_rows_and_time_travel(spark, small_files_lake):
     path = small_files_lake.table_path("silver")
     before = spark.read.format("delta").load(path)
-    rows_before = sorted(r.transaction_id for r in before.collect())
+    rows_before = spark.createDataFrame(before.collect(), before.schema).orderBy("transaction_id").cache()
 
     [report] = maintain_lake(spark, small_files_lake, retention_hours=168)
 
@@ -53,13 +54,13 @@ def test_compaction_leaves_fewer_files_the_same_rows_and_time_travel(spark, smal
     # Inside the retention nothing is deleted: the compacted files come on top of the small ones.
     assert report.files_on_disk_after == report.files_on_disk_before + report.live_files_after
     after = spark.read.format("delta").load(path)
-    assert sorted(r.transaction_id for r in after.collect()) == rows_before
+    assert_df_equality(after.orderBy("transaction_id"), rows_before)
     # A version from before the compaction still reads, from the files VACUUM kept.
     old = spark.read.format("delta").option("versionAsOf", report.version_before).load(path)
-    assert sorted(r.transaction_id for r in old.collect()) == rows_before
+    assert_df_equality(old.orderBy("transaction_id"), rows_before)
     # The stream's markers survive: its next append of batch APPENDS - 1 is still seen as done.
     assert stream_commits(path)[0] == {"query_id": "query-1", "batch_id": APPENDS - 1}
-    assert LakeAppender.newest_batch(path, "query-1") == APPENDS - 1
+    assert IdempotentAppender.newest_batch(path, "query-1") == APPENDS - 1
 
 
 def test_vacuum_deletes_the_compacted_files_once_outside_the_retention(spark, small_files_lake):

@@ -1,12 +1,13 @@
 """Model: metrics arithmetic, the gate, leakage guards, the registry and hot model swaps."""
 
 import dataclasses
+import json
 
 import pytest
 from pyspark.sql import functions as F
 
 from fraud.cli import UserError
-from fraud.features import CATEGORICAL_FEATURES, NON_FEATURES, NUMERIC_FEATURES
+from fraud.schemas import CATEGORICAL_FEATURES, NON_FEATURES, NUMERIC_FEATURES
 from fraud.model.evaluation import (alerting_by_threshold, choose_threshold, classification_metrics, gate_failures,
                                    sequence_detection)
 from fraud.model.forest import FEATURE_COLUMNS, build_pipeline, with_label
@@ -14,8 +15,8 @@ from fraud.parse import kafka_records
 from fraud.pipeline import silver_from_records
 from fraud.registry import Registry
 from fraud.score import ModelHolder
-from fraud.simulate.__main__ import build_options
-from fraud.simulate.run import run_simulation
+from fraud_simulator.__main__ import build_options
+from fraud_simulator.run import run_simulation
 
 
 def test_classification_metrics_by_hand():
@@ -139,6 +140,31 @@ def test_registry_promote_rollback_and_hot_swap(small_model, tmp_path, spark):
     registry.set_challenger("v0002")
     registry.promote("v0002")
     assert registry.challenger_version() is None and holder.challenger() is None, "promoted: nothing to shadow"
+
+
+def test_a_pointer_that_names_no_version_is_refused_before_it_becomes_a_path(tmp_path):
+    """current.json and challenger.json are files anyone with the bucket's write access can edit: a
+    value that is not a version (``../``, a path, a newline) is refused in one line."""
+    root = tmp_path / "models"
+    registry = Registry(str(root))
+    (root / "versions" / "v0001").mkdir(parents=True)
+    (root / "versions" / "v0001" / "metadata.json").write_text('{"version": "v0001"}')
+    (tmp_path / "elsewhere" / "metadata.json").parent.mkdir()
+    (tmp_path / "elsewhere" / "metadata.json").write_text('{"version": "stolen"}')
+    for bad in ("../../elsewhere", "v0001/../../../elsewhere", "v0001\n", 7, "/etc"):
+        (root / "current.json").write_text(json.dumps({"version": bad, "history": ["v0001"]}))
+        with pytest.raises(UserError, match="current.json names .* not a model version"):
+            registry.current()
+        (root / "current.json").write_text(json.dumps({"version": "v0001", "history": [bad, "v0001"]}))
+        with pytest.raises(UserError, match="not a model version"):
+            registry.current_version()
+        (root / "challenger.json").write_text(json.dumps({"version": bad}))
+        with pytest.raises(UserError, match="challenger.json names .* not a model version"):
+            registry.challenger_version()
+        with pytest.raises(UserError, match="not a model version"):
+            registry.entry(bad)
+    (root / "current.json").write_text(json.dumps({"version": "v0001", "history": ["v0001"]}))
+    assert registry.current().metadata == {"version": "v0001"}
 
 
 def test_model_cli_dispatches_each_command_and_refuses_bad_arguments_in_one_line(config, tmp_path, monkeypatch):

@@ -27,8 +27,8 @@ from fraud.parse import kafka_records
 from fraud.pipeline import batch_records, to_bronze, to_quarantine, to_silver, with_batch_id
 from fraud.registry import Registry
 from fraud.score import LoadedModel, score_silver, with_scored_at
-from fraud.simulate.__main__ import build_options
-from fraud.simulate.run import run_simulation
+from fraud_simulator.__main__ import build_options
+from fraud_simulator.run import run_simulation
 
 from pipeline_support import job_env
 

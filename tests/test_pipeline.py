@@ -7,12 +7,12 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from fraud.parse import PRODUCE_LAG, RECORD_COLUMNS, kafka_records
-from fraud.pipeline import (SILVER_COLUMNS, batch_records, is_valid, to_bronze, to_quarantine, to_silver,
-                            with_reasons)
-from fraud.quality.stream import StreamQuality
-from fraud.simulate.__main__ import build_options
-from fraud.simulate.run import run_simulation
+from fraud.parse import PRODUCE_LAG, kafka_records
+from fraud.schemas import RECORD_COLUMNS
+from fraud.pipeline import batch_records, is_valid, to_bronze, to_quarantine, to_silver, with_reasons
+from fraud.schemas import SILVER_COLUMNS
+from fraud_simulator.__main__ import build_options
+from fraud_simulator.run import run_simulation
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,7 @@ def test_reasons_name_every_failure_and_nothing_on_good_records(spark, config, m
 
 
 def test_with_reasons_keeps_the_record_columns(spark, config, events):
-    reasons_df = kafka_records(spark, config, events[:5]).transform(with_reasons, config,
-                                                                   StreamQuality(config, pool=None))
+    reasons_df = kafka_records(spark, config, events[:5]).transform(with_reasons, config)
     assert reasons_df.columns == [*RECORD_COLUMNS, "quality_flags"]
 
 

@@ -44,7 +44,7 @@ def test_rows_round_trip(stack, unique_name):
 
 def test_unreachable_server_is_one_line(tmp_path):
     from fraud.cli import UserError
-    from fraud.stack.process import free_port
+    from fraud_devstack.process import free_port
 
     with pytest.raises(UserError) as err:
         connect(f"postgresql://fraud:secret-canary@127.0.0.1:{free_port()}/fraud", connect_timeout=2)

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from dash_app import data as dash_data
 from dash_app.callbacks import AppContext, quality_view
-from fraud.classes import MODEL_CLASSES
+from fraud.model_classes import MODEL_CLASSES
 from fraud.cli import UserError
 from fraud.config import ConfigError
 from fraud.model.forest import with_label
@@ -21,7 +21,8 @@ from fraud.model.training import train_and_register
 from fraud.parse import kafka_records
 from fraud.pipeline import batch_records, silver_from_records
 from fraud.quality.gate import QualityGateFailed, gate_training_set
-from fraud.quality.stream import StreamQuality
+from fraud.quality.results import QualityResults
+from fraud.quality.routing import ExpectationRouting
 from fraud.quality.suites import EVENT_SUITE
 from fraud.counts import BatchCounts
 
@@ -35,7 +36,7 @@ EVENTS = 120
 def events(tmp_path_factory):
     """Simulator events (one deterministic run) as dicts."""
     path = tmp_path_factory.mktemp("quality") / "events.jsonl"
-    subprocess.run([sys.executable, "-m", "fraud.simulate", "--events", str(EVENTS), "--seed", "11",
+    subprocess.run([sys.executable, "-m", "fraud_simulator", "--events", str(EVENTS), "--seed", "11",
                     "--output", str(path)], check=True, capture_output=True, cwd=ROOT, timeout=120)
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -67,7 +68,7 @@ def broken(events):
 
 @pytest.fixture
 def writer(spark, config, stack, tmp_path):
-    """A real BatchWriter on its own database, lake and checkpoint (no model: no gold)."""
+    """A real AlertPath on its own database, lake and checkpoint (no model: no gold)."""
     cfg = replace(config, quality=replace(config.quality, gx_every_n_batches=1, data_docs_dir=str(tmp_path / "docs"),
                                           actions={"payment_method_known": "quarantine"}))
     with real_batch_writer(spark, cfg, stack, tmp_path) as writer_dsn_config:
@@ -76,13 +77,13 @@ def writer(spark, config, stack, tmp_path):
 
 @pytest.mark.integration
 def test_unusual_rows_are_scored_and_flagged_and_only_configured_ones_quarantined(spark, events, writer):
-    batch_writer, dsn, cfg = writer
+    alert_path, dsn, cfg = writer
     bad, expected = broken(events)
     malformed = {**first(events, "fintech"), "transaction_id": "no-amount"}
     del malformed["amount"]
-    batch_writer(batch_records(kafka_records(spark, cfg, events + bad + [malformed]), cfg), 0)
-    batch_writer.lake.flush()
-    assert batch_writer.quality.drain() is None  # the GX checkpoint runs beside the stream
+    alert_path(batch_records(kafka_records(spark, cfg, events + bad + [malformed]), cfg), 0)
+    alert_path.lake.flush()
+    assert alert_path.quality.drain() is None  # the GX checkpoint runs beside the stream
 
     silver_df = spark.read.format("delta").load(cfg.table_path("silver"))
     quarantine_df = spark.read.format("delta").load(cfg.table_path("quarantine"))
@@ -117,9 +118,9 @@ def test_unusual_rows_are_scored_and_flagged_and_only_configured_ones_quarantine
     assert by_reason == {"expectation:payment_method_known", "missing_field:amount"}
 
     # A good batch (the same events, later offsets) passes both engines and quarantines nothing.
-    batch_writer(batch_records(kafka_records(spark, cfg, events[:40], first_offset=1000), cfg), 1)
-    batch_writer.lake.flush()
-    assert batch_writer.quality.drain() is None
+    alert_path(batch_records(kafka_records(spark, cfg, events[:40], first_offset=1000), cfg), 1)
+    alert_path.lake.flush()
+    assert alert_path.quality.drain() is None
     with psycopg.connect(dsn) as conn:
         good = dict(conn.execute("SELECT engine, success FROM quality_results WHERE batch_id = 1").fetchall())
     assert good == {"spark": True, "great_expectations": True}
@@ -141,24 +142,24 @@ def test_unusual_rows_are_scored_and_flagged_and_only_configured_ones_quarantine
 
 @pytest.mark.integration
 def test_failing_suite_stops_the_stream_only_when_configured(spark, events, writer):
-    batch_writer, _, cfg = writer
+    alert_path, _, cfg = writer
     bad, _ = broken(events)
-    strict = StreamQuality(replace(cfg, quality=replace(cfg.quality, fail_stream_on_failure=True,
-                                                        gx_every_n_batches=0)), batch_writer.metrics.pool)
-    routed_df = batch_records(kafka_records(spark, cfg, events[:20] + bad[:1]), cfg, strict).persist()
+    strict = QualityResults(replace(cfg, quality=replace(cfg.quality, fail_stream_on_failure=True,
+                                                         gx_every_n_batches=0)), alert_path.metrics.pool)
+    routed_df = batch_records(kafka_records(spark, cfg, events[:20] + bad[:1]), cfg).persist()
     counts = BatchCounts.of(routed_df.toArrow())
     with pytest.raises(QualityGateFailed, match="amount_range_gaming"):
         strict.after_batch("q-strict", 7, routed_df, counts.by_outcome)
-    lenient = StreamQuality(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),
-                            batch_writer.metrics.pool)
+    lenient = QualityResults(replace(cfg, quality=replace(cfg.quality, gx_every_n_batches=0)),
+                             alert_path.metrics.pool)
     summary = lenient.after_batch("q-lenient", 7, routed_df, counts.by_outcome)
     assert summary["success"] is False and summary["rows_failed"] == summary["rows_flagged"] == 1
 
 
 def test_an_action_for_no_expectation_is_a_config_error(config):
     with pytest.raises(ConfigError, match="quality.actions.payment_method_allowed: no row-level expectation"):
-        StreamQuality(replace(config, quality=replace(config.quality, actions={"payment_method_allowed": "flag"})),
-                      pool=None)
+        ExpectationRouting(replace(config, quality=replace(config.quality,
+                                                           actions={"payment_method_allowed": "flag"})))
 
 
 def test_training_gate_passes_a_good_set_and_refuses_a_bad_one(spark, config, events):

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from fraud.schemas import event_schema, contract_violations
-from fraud.simulate.patterns import PATTERNS, Actor
+from fraud_simulator.patterns import PATTERNS, Actor
 
 from conftest import ROOT
 
@@ -17,7 +17,7 @@ VPN_PREFIXES = ("185.220.101.", "104.28.14.", "45.86.200.", "193.32.126.", "89.1
 
 
 def simulate(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "fraud.simulate", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "fraud_simulator", *args], capture_output=True, text=True,
                             timeout=600, cwd=ROOT)
     if check:
         assert result.returncode == 0, result.stderr
@@ -240,7 +240,7 @@ def test_the_default_profile_file_is_the_simulator_itself(tmp_path):
 
 def test_a_profile_shifts_the_surface_and_keeps_the_patterns(tmp_path):
     from fraud.reference import currencies
-    from fraud.simulate.profile import load_profile
+    from fraud_simulator.profile import load_profile
 
     profile = load_profile("eu_marketplace")
     path = tmp_path / "eu.jsonl"
@@ -276,7 +276,7 @@ def test_a_profile_shifts_the_surface_and_keeps_the_patterns(tmp_path):
     ("gap_scale: 1.3\n", "", "gap_scale: missing"),
 ])
 def test_a_bad_profile_gives_one_line(tmp_path, old, new, message):
-    text = (ROOT / "lib" / "fraud" / "simulate" / "profiles" / "eu_marketplace.yaml").read_text()
+    text = (ROOT / "dev" / "fraud_simulator" / "profiles" / "eu_marketplace.yaml").read_text()
     assert old in text
     path = tmp_path / "p.yaml"
     path.write_text(text.replace(old, new))

@@ -10,9 +10,9 @@ from confluent_kafka import Consumer
 
 from fraud.db import connect
 from fraud.kafka import create_topics, topic_config
-from fraud.simulate import handler, run_simulation
-from fraud.simulate.__main__ import build_options
-from fraud.stack.process import free_port
+from fraud_simulator import handler, run_simulation
+from fraud_simulator.__main__ import build_options
+from fraud_devstack.process import free_port
 
 from conftest import ROOT
 
@@ -88,7 +88,7 @@ def test_handler_runs_and_rejects_bad_input(stack, unique_name, monkeypatch):
 
 def test_unreachable_broker_is_one_line():
     env = {**os.environ, "FRAUD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
-    result = subprocess.run([sys.executable, "-m", "fraud.simulate", "--duration", "1"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "fraud_simulator", "--duration", "1"], capture_output=True,
                             text=True, timeout=60, env=env, cwd=ROOT)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()

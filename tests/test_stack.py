@@ -10,8 +10,8 @@ import sys
 import psutil
 import pytest
 
-from fraud.stack import Stack
-from fraud.stack.process import wait_until
+from fraud_devstack import Stack
+from fraud_devstack.process import wait_until
 
 from conftest import ROOT
 
@@ -27,7 +27,7 @@ def listening(address: str) -> bool:
 
 def test_status_json_reports_healthy_endpoints(stack):
     result = subprocess.run(
-        [sys.executable, "-m", "fraud.stack", "status", "--json"],
+        [sys.executable, "-m", "fraud_devstack", "status", "--json"],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
@@ -41,7 +41,7 @@ def test_status_json_reports_healthy_endpoints(stack):
 
 
 def test_up_is_idempotent(stack, config):
-    from fraud.stack import default_stack
+    from fraud_devstack import default_stack
 
     # Compared with the stack as it runs now: the chaos tests restart its services on purpose.
     before = default_stack().status(config)
@@ -51,9 +51,9 @@ def test_up_is_idempotent(stack, config):
     assert again["postgres"]["pid"] == before["postgres"]["pid"]
 
 
-def test_own_stack_lifecycle(tmp_path, config):
+def test_own_stack_lifecycle(stack_home, config):
     """A second, private stack: up, crash the broker, up restarts it, down leaves nothing."""
-    own = Stack(tmp_path / "stack")
+    own = Stack(stack_home / "stack")
     try:
         status = own.up(config)
         bootstrap, dsn_port = status["kafka"]["bootstrap"], status["postgres"]["dsn"].split(":")[2].split("/")[0]

@@ -263,6 +263,44 @@ def test_dash_app_is_deployable_behind_a_rate_limit_with_access_logs():
     assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile
 
 
+# What the EC2 API accepts in a security group's or a rule's description: an apostrophe there failed
+# the first emulated apply once the VPC existed, and every plan and destroy after it.
+EC2_DESCRIPTION = re.compile(r"^[0-9A-Za-z_ .:/()#,@\[\]+=&;{}!$*-]*$")
+# Rules of a security group, inline or as resources of their own.
+_GROUP_RULES = ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule", "aws_security_group_rule")
+
+
+def security_group_descriptions():
+    """(where, description) of every security group and rule, interpolations read as one letter."""
+    for folder in ROOTS:
+        for name, body in blocks(folder, "resource").items():
+            kind = name.split(".")[0]
+            if kind != "aws_security_group" and kind not in _GROUP_RULES:
+                continue
+            nested = [rule for side in ("ingress", "egress") for rule in body.get(side, [])
+                      for rule in (rule.get("content", [rule]) if "content" in rule else [rule])]
+            nested += [c for d in body.get("dynamic", []) for inner in d.values() for c in inner.get("content", [])]
+            for entry in [body, *nested]:
+                if "description" in entry:
+                    yield f"{folder.name}/{name}", re.sub(r"\$\{[^}]*\}", "x", entry["description"])
+
+
+def test_every_security_group_description_is_one_the_ec2_api_accepts():
+    assert not EC2_DESCRIPTION.match("MSK brokers inside the VPC: the load tests' simulator")
+    found = list(security_group_descriptions())
+    assert len(found) > 20, "the walk reaches the groups' inline and dynamic rules"
+    assert [(where, text) for where, text in found if not EC2_DESCRIPTION.match(text)] == []
+
+
+def test_logging_is_turned_on_only_once_the_logs_bucket_lets_the_services_write():
+    """S3 and the load balancer check their write permission on the logs bucket when logging is turned
+    on: the bucket's policy comes first (a race the emulated apply found, make aws-sim)."""
+    storage = TERRAFORM / "modules" / "storage"
+    logging = blocks(storage, "resource")["aws_s3_bucket_logging.this"]
+    assert "${aws_s3_bucket_policy.logs}" in logging.get("depends_on", [])
+    assert "${aws_s3_bucket_policy.logs}" in blocks(storage, "output")["logs_bucket"].get("depends_on", [])
+
+
 def _statements(folder: Path):
     for name, doc in blocks(folder, "data").items():
         if name.startswith("aws_iam_policy_document."):
@@ -357,6 +395,8 @@ def test_cost_model_describes_the_dev_defaults():
     assert dev["rds_instance_class"]["default"] == "db.t4g.micro"
     assert shape["rds_storage_gb"] == rds["allocated_storage_gb"]["default"]
     assert shape["interface_endpoints"] == len(dev["interface_endpoints"]["default"])
+    network = blocks(TERRAFORM / "modules" / "network", "variable")
+    assert shape["nat_gateways"] == (1 if network["nat_gateway"]["default"] else 0)
     assert shape["availability_zones"] == len(dev["availability_zones"]["default"])
     assert shape["dash_task_vcpu"] * 1024 == dash["task_cpu"]["default"]
     assert shape["dash_task_gb"] * 1024 == dash["task_memory"]["default"]

@@ -35,10 +35,13 @@ ENV_OVERRIDES = {
     "FRAUD_POSTGRES_ADMIN_SECRET_ARN": "postgres.admin_secret_arn",
     "FRAUD_POSTGRES_SSL_ROOT_CERT": "postgres.ssl_root_cert",
     "FRAUD_DASH_ALB_ARN": "dashboard.oidc.alb_arn",
+    "FRAUD_DASH_TRUSTED_HOSTS": "dashboard.trusted_hosts",  # comma-separated
     "FRAUD_LAKE_ROOT": "lake_root",
     "FRAUD_CHECKPOINT_ROOT": "checkpoint_root",
     "FRAUD_MODELS_ROOT": "models_root",
 }
+
+_LIST_OVERRIDES = {"dashboard.trusted_hosts"}
 
 # A value of kafka.bootstrap_servers / postgres.dsn meaning "ask the local stack".
 LOCAL_STACK = "local-stack"
@@ -54,7 +57,7 @@ def endpoint(value: str, service: str) -> str:
         return value
     address = local_endpoint(service)
     if address is None:
-        raise UserError(f"the local stack's {service} is not running: run `python -m fraud.stack up` (or make up)")
+        raise UserError(f"the local stack's {service} is not running: run `python -m fraud_devstack up` (or make up)")
     return address
 
 
@@ -158,7 +161,7 @@ class AlertsConfig:
     # Rows of one actor and type further apart than this start a new episode (alert).
     episode_gap_s: int
     # Each alerted transaction carries the inputs that raised its predicted class's probability
-    # the most (fraud.trees: tree-path contributions), this many, largest first.
+    # the most (fraud.driver_scorer: tree-path contributions), this many, largest first.
     top_features: int
     max_retries: int
     retry_backoff_s: float
@@ -166,11 +169,12 @@ class AlertsConfig:
 
 @dataclass(frozen=True)
 class OutOfProfileGate:
-    """Traffic the model never trained on: a simulator profile and seed, simulated at training time
-    and put through the stream's chain in batch. Per domain, sequence recall and alert precision at
-    the model's threshold must reach the floors."""
+    """Traffic the model never trained on: events of a simulator profile no training run uses, kept
+    as data in the model registry (``fraud.registry``: written by ``python -m fraud_simulator.history``)
+    and put through the stream's chain in batch at training time. Per domain, sequence recall and
+    alert precision at the model's threshold must reach the floors."""
 
-    profile: str  # a packaged profile name or a profile file
+    profile: str  # what the history writer generates: a packaged profile name or a profile file
     seed: int
     events: int
     min_recall: float
@@ -212,12 +216,16 @@ class OidcConfig:
     alb_arn: str  # every token's ``signer`` (its region is the key endpoint's)
     # Where the ALB's public key for a key id is (PEM); {region} and {kid} are filled in.
     public_keys_url: str = "https://public-keys.auth.elb.{region}.amazonaws.com/{kid}"
-    # The claim listing the user's groups, and the groups that make an analyst or an admin (any
-    # other signed-in user is a viewer).
+    # The claim listing the user's groups, and the groups that make a viewer, an analyst or an admin:
+    # a signed-in user in none of them is refused (403), whoever the identity provider lets sign in.
     groups_claim: str = "groups"
+    viewer_groups: tuple[str, ...] = ("fraud-viewers",)
     analyst_groups: tuple[str, ...] = ("fraud-analysts",)
     admin_groups: tuple[str, ...] = ("fraud-admins",)
     max_clock_skew_s: int = 60
+    # A key id the endpoint did not serve is not asked for again for this long: one bad token must
+    # not make every login wait for the endpoint.
+    key_failure_ttl_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -237,6 +245,9 @@ class DashboardConfig:
     oidc: OidcConfig | None = None
     # Simulator runs the app may have going at once (a load test is a process at up to crisis load).
     max_concurrent_load_tests: int = 2
+    # The host names the app answers to (the Host header); any other gets 400. A page of another
+    # site whose name resolves to this address (DNS rebinding) is refused by it.
+    trusted_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -365,7 +376,7 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for var, key in ENV_OVERRIDES.items():
         if environ.get(var):
-            _set_dotted(raw, key, environ[var])
+            _set_dotted(raw, key, environ[var].split(",") if key in _LIST_OVERRIDES else environ[var])
     config = _build(Config, {**raw, "source_path": str(path)}, str(path), "")
     _check_values(config, str(path))
     base = path.resolve().parent

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from fraud.isolation import UNPROCESSABLE
 
 
@@ -17,7 +19,7 @@ class BatchCounts:
     by_outcome: dict[tuple[tuple[str, ...], tuple[str, ...]], int]
 
     @classmethod
-    def of(cls, rows) -> "BatchCounts":
+    def of(cls, rows: pa.Table) -> "BatchCounts":
         """From the batch's rows as an Arrow table (the stage's copy, in the driver already): no Spark job."""
         by_topic: Counter = Counter()
         by_outcome: Counter = Counter()

@@ -63,7 +63,7 @@ def reference(silver_df: DataFrame, scored_df: DataFrame) -> dict:
     (held-out rows scored by the new model)."""
     from pyspark.sql import functions as F
 
-    from fraud.features import NUMERIC_FEATURES
+    from fraud.schemas import NUMERIC_FEATURES
 
     edges = {}
     for df, columns in ((silver_df, NUMERIC_FEATURES), (scored_df, [SCORE])):

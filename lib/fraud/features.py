@@ -25,28 +25,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from fraud.reference import CTR_THRESHOLD_USD, HIGH_RISK_COUNTRIES, VPN_IP_PREFIXES
+from fraud.schemas import VELOCITY_FEATURES
 
 # --- static features -----------------------------------------------------------
 
-# Behaviour, not vocabulary: the names a platform gives payment methods, item types, categories,
-# transfer types and purposes (and its currencies) are not model inputs. Trained on three simulator
-# profiles with them, the model caught 0-16 % of e-commerce and gaming fraud sequences on a profile
-# with other names; without them, 96-100 % (benchmarks/generalisation.py, docs/model.md).
-CATEGORICAL_FEATURES = ["domain"]
-STATIC_NUMERIC_FEATURES = [
-    "f_log_amount", "f_amount_to_mean", "f_is_vpn_ip", "f_session_s", "f_n_items", "f_total_quantity", "f_max_item_price",
-    "f_n_categories", "f_ship_ne_bill", "f_is_cross_border", "f_to_high_risk_country", "f_near_ctr_threshold",
-]
-VELOCITY_FEATURES = [
-    "v_count", "v_amount_sum", "v_amount_max", "v_amount_mean", "v_secs_since_prev", "v_distinct_dest",
-    "v_distinct_users", "v_distinct_devices", "v_distinct_ips", "v_distinct_ship", "v_chain_hops",
-]
-NUMERIC_FEATURES = STATIC_NUMERIC_FEATURES + VELOCITY_FEATURES
-# What ``with_static_features`` appends, in order (``top_category``, the priciest item's category, is
-# kept in silver for analysts, not fed to the model).
-STATIC_FEATURE_COLUMNS = [*STATIC_NUMERIC_FEATURES, "top_category"]
-# Never model inputs: ground truth and run bookkeeping (the leakage guard tests this).
-NON_FEATURES = ["pattern", "is_fraud", "test_id", "sequence_position"]
 
 
 def _flag(condition: Column) -> Column:

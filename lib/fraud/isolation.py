@@ -12,7 +12,7 @@ A micro-batch's error is one of two kinds:
   as ``unprocessable:<error class>`` (``isolate``), and the rest of the batch goes on.
 
 Each sink isolates what it refuses where it writes (``fraud.alerts``, the stage, ``fraud.lake``);
-``fraud.sinks.BatchWriter`` retries a batch that fails all the same ``stream.max_batch_attempts``
+``fraud.micro_batch.AlertPath`` retries a batch that fails all the same ``stream.max_batch_attempts``
 times, then isolates its records with a probe that writes nothing.
 """
 

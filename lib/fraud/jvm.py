@@ -7,7 +7,7 @@ Measured on 2 cores, side by side, spark-submit of the job (``--once``, 1,500 re
 restarts each, with the archive this module makes): launch -> first batch committed 36.1 -> 29.9 s
 median, session built 7.9 -> 5.1 s.
 
-The archive is made once by ``scripts/setup.sh`` (``python -m fraud.stack.jvm_archive``: a small run
+The archive is made once by ``scripts/setup.sh`` (``python -m fraud_devstack.jvm_archive``: a small run
 of the pipeline's own code that loads what the job loads), named after the jars it was made with, so
 an upgrade makes a new one. The JVM checks it against its class path and JDK and, should they differ,
 starts without it, silently (``-Xlog:cds=off``): a stale archive costs speed, never a failure.

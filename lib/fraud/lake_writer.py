@@ -17,14 +17,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from fraud.config import Config
 from fraud.counts import BatchCounts
 from fraud.faults import crash_point
-from fraud.guard import CheckpointFiles
+from fraud.checkpoint import CheckpointFiles
 from fraud.isolation import UNPROCESSABLE, is_transient, isolate, reason
-from fraud.lake import LakeAppender
+from fraud.lake import IdempotentAppender
 from fraud.metrics import BatchMetrics
 from fraud.pipeline import silver_and_gold, to_bronze, to_quarantine, with_batch_id
 from fraud.score import ModelHolder, with_scored_at
@@ -38,13 +39,13 @@ class StagedBatch:
     batch_id: int
     rows_df: DataFrame
     counts: BatchCounts
-    silver: object  # Arrow tables
-    gold: object | None  # None: no model yet
+    silver: pa.Table
+    gold: pa.Table | None  # None: no model yet
 
 
 class LakeWriter:
     """Appends staged batches to bronze, silver, gold and quarantine, one batch after another in batch
-    order (a table's markers then come in batch order, which ``LakeAppender`` relies on), in a thread
+    order (a table's markers then come in batch order, which ``IdempotentAppender`` relies on), in a thread
     beside the stream. At most ``stream.lake_max_pending_batches`` wait: beyond that the alert path
     waits too (back-pressure, shown as its ``lake_wait`` step). After a failure it writes nothing more
     and the next batch fails with that error: the job stops, and its next start resumes from the stages."""
@@ -56,7 +57,7 @@ class LakeWriter:
         self.models = models
         self.metrics = metrics
         self.stage = Stage(spark, checkpoint)
-        self.appender = LakeAppender(spark, config)
+        self.appender = IdempotentAppender(spark, config)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake")
         self._tables = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lake-table")
         self._pending: list[tuple[int, Future]] = []
@@ -220,7 +221,7 @@ class LakeWriter:
         rows = isolate(rows, {i: reason(err) for i, key in enumerate(keys) if key in positions})
         self.stage.write(rows, b)
         rows_df = spark.createDataFrame(rows, schema=batch.rows_df.schema)
-        self.stage.seal(b, rows_df, model_version)
+        self.stage.write_manifest(b, rows_df, model_version)
         model = self.models.version(model_version) if model_version else None
         return StagedBatch(b, rows_df, BatchCounts.of(rows), *silver_and_gold(rows_df, model, self.config))
 

@@ -48,28 +48,12 @@ from pyspark.sql import types as T
 
 from fraud.config import DOMAINS, Config, StreamConfig
 from fraud.reference import currencies
-from fraud.schemas import ADDRESS, COMMON_FIELDS, DOMAIN_FIELDS
+from fraud.schemas import ADDRESS_PARTS, COMMON_FIELDS, CONTRACT_FIELDS, DOMAIN_FIELDS, EVENT_COLUMNS
 
 _CORRUPT = "_corrupt_record"
-
-
-def _superset_schema() -> T.StructType:
-    """Every contract field of every domain in one struct (shared names have one type)."""
-    fields: dict[str, T.StructField] = {f.name: f for f in COMMON_FIELDS.fields}
-    for schema in DOMAIN_FIELDS.values():
-        for field in schema.fields:
-            existing = fields.setdefault(field.name, field)
-            assert existing.dataType == field.dataType, f"{field.name} typed differently across domains"
-    return T.StructType([*fields.values(), T.StructField(_CORRUPT, T.StringType())])
-
-
-EVENT_SCHEMA = _superset_schema()
-KNOWN_FIELDS = [f.name for f in EVENT_SCHEMA.fields if f.name != _CORRUPT]
-_ADDRESS_PARTS = [(side, f.name) for side in ("shipping", "billing") for f in ADDRESS.fields]
-# The flattened event, once: its plain fields, the parsed event time and its date, the addresses'
-# parts, the amount in US dollars (``_event_columns`` gives each its expression).
-EVENT_COLUMNS = [*[n for n in KNOWN_FIELDS if n not in ("timestamp", "shipping_address", "billing_address")],
-                 "event_time", "event_date", *[f"{side}_{part}" for side, part in _ADDRESS_PARTS], "amount_usd"]
+# What ``from_json`` reads: every contract field, and the raw text of a value that is not an object.
+EVENT_SCHEMA = T.StructType([*CONTRACT_FIELDS.fields, T.StructField(_CORRUPT, T.StringType())])
+KNOWN_FIELDS = [f.name for f in CONTRACT_FIELDS.fields]
 # Timestamps must carry their offset (Z or +hh:mm): a bare local time is ambiguous.
 _ISO_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 
@@ -282,7 +266,7 @@ def _event_columns(currencies_file: str | None) -> tuple[Column, ...]:
     ``event_date`` and ``amount_usd``."""
     derived = {"event_time": F.col("event_time"), "event_date": F.to_date("event_time"),
                "amount_usd": _amount_usd(currencies_file)}
-    derived |= {f"{side}_{part}": F.col(f"event.{side}_address.{part}") for side, part in _ADDRESS_PARTS}
+    derived |= {f"{side}_{part}": F.col(f"event.{side}_address.{part}") for side, part in ADDRESS_PARTS}
     return tuple(derived.get(name, F.col(f"event.{name}")).alias(name) for name in EVENT_COLUMNS)
 
 
@@ -300,10 +284,6 @@ def _amount_usd(currencies_file: str | None) -> Column:
     return F.col("event.amount") / _per_usd(currencies_file)
 
 
-KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "kafka_timestamp"]
-RECORD_COLUMNS = [*KAFKA_COLUMNS, "reasons", *EVENT_COLUMNS, "extra_fields"]
-# Silver's event part: the flattened event, extra fields, the record's Kafka position.
-SILVER_EVENT_COLUMNS = [*EVENT_COLUMNS, "extra_fields", "topic", "partition", "offset", "kafka_timestamp"]
 
 
 # --- Kafka-shaped records built in batch (tests, notebooks, benchmarks, the quality CLI) ----------

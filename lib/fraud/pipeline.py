@@ -4,10 +4,11 @@ benchmarks) run this one chain.
 
     Kafka records (key, value, topic, partition, offset, timestamp)
       -> with_reasons       parse and contract reasons (fraud.parse: what cannot be scored), then the
-                            expectations (fraud.quality): ``quality_flags``, or reasons where configured
+                            expectations (fraud.quality.routing): ``quality_flags``, or reasons where
+                            configured
       -> velocity features  each actor's recent past (fraud.features.with_velocity_stream, state store;
                             with_velocity_batch over whole histories)
-    ---- one micro-batch (``foreachBatch``) from here on: fraud.sinks.BatchWriter ----
+    ---- one micro-batch (``foreachBatch``) from here on: fraud.micro_batch.AlertPath ----
       -> to_silver          valid rows, static features, the explicit ``SILVER_COLUMNS``
       -> scores             classes, probabilities, fraud score, severity, alert flag (fraud.score: on the
                             driver in the stream, ``score_silver`` in Spark for batch users)
@@ -24,25 +25,21 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fraud.config import Config
-from fraud.features import (STATIC_FEATURE_COLUMNS, VELOCITY_FEATURES, with_static_features, with_velocity_batch,
-                            with_velocity_stream)
-from fraud.parse import SILVER_EVENT_COLUMNS, parse_records, topic_domain
-from fraud.quality.stream import StreamQuality
+from fraud.features import with_static_features, with_velocity_batch, with_velocity_stream
+from fraud.parse import parse_records, topic_domain
+from fraud.schemas import BRONZE_COLUMNS, QUARANTINE_COLUMNS, SILVER_COLUMNS, SILVER_EVENT_COLUMNS, VELOCITY_FEATURES
+from fraud.quality.routing import ExpectationRouting
 from fraud.score import LoadedModel, score_table
 
-# Silver, as gold has ``fraud.score.GOLD_COLUMNS``: the flattened event and its Kafka position, the
-# expectations it failed, then the features (``batch_id`` is added per batch by ``with_batch_id``).
-SILVER_COLUMNS = [*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES, *STATIC_FEATURE_COLUMNS]
 
-
-def with_reasons(records_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
+def with_reasons(records_df: DataFrame, config: Config) -> DataFrame:
     """The record frame (``fraud.parse.RECORD_COLUMNS``) plus ``quality_flags``: ``reasons`` hold what
     keeps a record from being scored (a record is valid when the list is empty), ``quality_flags``
     the expectations a valid record fails (it is scored all the same)."""
-    return quality.with_expectation_checks(parse_records(records_df, config))
+    return ExpectationRouting(config).with_expectation_checks(parse_records(records_df, config))
 
 
-def stream_records(source_df: DataFrame, config: Config, quality: StreamQuality) -> DataFrame:
+def stream_records(source_df: DataFrame, config: Config) -> DataFrame:
     """The Kafka source -> what each ``foreachBatch`` call receives: reasons, then velocity features
     with each actor's window in the state store."""
     s = config.stream
@@ -52,14 +49,14 @@ def stream_records(source_df: DataFrame, config: Config, quality: StreamQuality)
     # the stage took 601 ms in 2 tasks against 975 ms in 9 (median of 7). Each Kafka partition
     # stays whole and in order inside one task, so an actor's events still reach the state in order.
     return (source_df.coalesce(config.spark.shuffle_partitions)
-            .transform(with_reasons, config, quality)
+            .transform(with_reasons, config)
             .transform(with_velocity_stream, s.velocity_window_s, s.state_ttl_s))
 
 
-def batch_records(records_df: DataFrame, config: Config, quality: StreamQuality | None = None) -> DataFrame:
+def batch_records(records_df: DataFrame, config: Config) -> DataFrame:
     """What ``foreachBatch`` would receive, computed in batch over whole actor histories from
     Kafka-shaped records (``fraud.parse.kafka_records``, or bronze)."""
-    return (records_df.transform(with_reasons, config, quality or StreamQuality(config, pool=None))
+    return (records_df.transform(with_reasons, config)
             .transform(with_velocity_batch, config.stream.velocity_window_s))
 
 
@@ -79,21 +76,19 @@ def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
     return df.withColumn("batch_id", F.lit(batch_id))
 
 
-def to_bronze(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
+def _ingested(batch_id: int) -> dict[str, F.Column]:
     now = F.current_timestamp()
-    return batch_df.select(
-        F.col("key").cast("string").alias("kafka_key"), "value", "topic", "partition", "offset", "kafka_timestamp",
-        topic_domain(config).alias("domain"), now.alias("ingest_time"), F.to_date(now).alias("ingest_date"),
-        F.lit(batch_id).alias("batch_id"),
-    )
+    return {"ingest_time": now, "ingest_date": F.to_date(now), "batch_id": F.lit(batch_id)}
+
+
+def to_bronze(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
+    derived = {"kafka_key": F.col("key").cast("string"), "domain": topic_domain(config), **_ingested(batch_id)}
+    return batch_df.select(*[derived.get(c, F.col(c)).alias(c) for c in BRONZE_COLUMNS])
 
 
 def to_quarantine(batch_df: DataFrame, batch_id: int) -> DataFrame:
-    now = F.current_timestamp()
-    return batch_df.filter(~is_valid()).select(
-        "value", "topic", "partition", "offset", "kafka_timestamp", "reasons",
-        now.alias("ingest_time"), F.to_date(now).alias("ingest_date"), F.lit(batch_id).alias("batch_id"),
-    )
+    derived = _ingested(batch_id)
+    return batch_df.filter(~is_valid()).select(*[derived.get(c, F.col(c)).alias(c) for c in QUARANTINE_COLUMNS])
 
 
 def silver_from_records(records_df: DataFrame, config: Config) -> DataFrame:

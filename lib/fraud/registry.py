@@ -6,6 +6,9 @@ Layout::
     models/challenger.json              {"version": "v0004"}: scored in shadow (fraud.shadow), never alerting
     models/versions/v0003/model/        Spark PipelineModel
     models/versions/v0003/metadata.json metrics, features, training data snapshot, code revision
+    models/gate/out-of-profile.jsonl    the gate's out-of-profile events (JSON lines): data, written by
+    models/gate/out-of-profile.json     whoever generates them (``python -m fraud_simulator.history``),
+                                        with what they are (profile, seed, events)
 
 Promotion rewrites ``current.json`` (a single small object: atomic on S3, renamed into place
 locally), and clears ``challenger.json`` when it named the promoted version; the running job
@@ -25,6 +28,7 @@ from fraud.cli import UserError
 from fraud.config import Config
 
 _VERSION = re.compile(r"^v\d{4}$")
+_GATE = "gate/out-of-profile"
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,26 @@ class Registry:
         return sorted(n for n in names if _VERSION.match(n))
 
     def pointer(self) -> dict:
-        return self._read_json("current.json") or {"version": None, "history": []}
+        pointer = self._read_json("current.json") or {"version": None, "history": []}
+        for version in [pointer.get("version"), *pointer.get("history", [])]:
+            self._checked(version, "current.json")
+        return pointer
 
     def current_version(self) -> str | None:
         return self.pointer()["version"]
 
     def challenger_version(self) -> str | None:
-        return (self._read_json("challenger.json") or {}).get("version")
+        return self._checked((self._read_json("challenger.json") or {}).get("version"), "challenger.json")
+
+    def _checked(self, version, pointer: str) -> str | None:
+        """A version a pointer names, refused unless it is one (``v0001``): a pointer is a file anyone
+        with write access to the bucket can edit, and its value becomes a path."""
+        if version is not None and not (isinstance(version, str) and _VERSION.fullmatch(version)):
+            raise UserError(f"{self.root_uri}/{pointer} names {str(version)[:40]!r}, not a model version (v0001 ...)")
+        return version
 
     def entry(self, version: str) -> ModelEntry:
+        self._checked(version, "the request")
         metadata = self._read_json(f"versions/{version}/metadata.json")
         if metadata is None:
             raise UserError(f"model version {version} is not in the registry at {self.root_uri}")
@@ -76,7 +91,29 @@ class Registry:
         version = self.current_version()
         return self.entry(version) if version else None
 
+    def gate_events(self) -> tuple[list[str], dict]:
+        """The out-of-profile gate's events (JSON lines) and what they are; a one-line error when absent."""
+        about = self._read_json(f"{_GATE}.json")
+        try:
+            with self._fs.open_input_stream(f"{self._root}/{_GATE}.jsonl") as stream:
+                lines = stream.read().decode().splitlines()
+        except FileNotFoundError:
+            lines = None
+        if about is None or lines is None:
+            raise UserError(f"the out-of-profile gate's events are not in the registry ({self.root_uri}/{_GATE}.jsonl):"
+                            " write them with `python -m fraud_simulator.history DIR` (docs/model.md)")
+        return lines, about
+
     # --- writing -----------------------------------------------------------------
+    def write_gate_events(self, lines: list[str], about: dict) -> None:
+        """Replace the gate's events: the data first, then what they are (the file training checks)."""
+        path = f"{self._root}/{_GATE}.jsonl"
+        self._fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with self._fs.open_output_stream(f"{path}.tmp") as stream:
+            stream.write("".join(f"{line}\n" for line in lines).encode())
+        self._fs.move(f"{path}.tmp", path)
+        self._write_json(f"{_GATE}.json", {**about, "events": len(lines)})
+
     def next_version(self) -> str:
         existing = self.versions()
         return f"v{int(existing[-1][1:]) + 1:04d}" if existing else "v0001"

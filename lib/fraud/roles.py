@@ -33,6 +33,8 @@ def update(*columns: str) -> str:
 ALERT_FIGURES = ("txn_count", "total_amount", "first_seen", "last_seen", "max_score", "class_probabilities",
                  "top_features", "severity", "updated_at", "model_version")
 ALERT_VERDICT = ("status", "analyst_note", "status_by", "status_at")
+# What moving the model pointer changes on a version's row (fraud.model.versions): all the Dash app may.
+MODEL_POINTER = ("is_current", "promoted_at", "promoted_by")
 
 # Table -> privileges, per component. A table a component does not list, it cannot touch.
 GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -47,7 +49,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "shadow_alerts": (I,),
         "schema_migrations": (S,),
     },
-    # Reads what the pages show; writes analysts' verdicts and the model pointer's mirror.
+    # Reads what the pages show; writes analysts' verdicts and the model pointer's mirror (with who moved it).
     "dash": {
         "alerts": (S, update(*ALERT_VERDICT)),
         "alert_transactions": (S,),
@@ -56,7 +58,8 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "quality_results": (S,),
         "maintenance_runs": (S,),
         "drift_results": (S,),
-        "model_versions": (S, I, U),
+        "model_versions": (S, update(*MODEL_POINTER)),
+        "model_pointer_changes": (S, I),
         "shadow_outcomes": (S,),
         "shadow_alerts": (S,),
         "simulation_runs": (S,),
@@ -82,6 +85,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "shadow_alerts": (S, D),
         "maintenance_runs": (S, I),
         "model_versions": (S, I, U),
+        "model_pointer_changes": (S, I),
         "simulation_runs": (S,),
         "ground_truth_sequences": (S,),
         "sink_progress": (S,),
@@ -90,7 +94,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 # Sequences behind the ``bigserial`` columns a component inserts into.
-SEQUENCES = {"alert_actions_id_seq": ("dash",)}
+SEQUENCES = {"alert_actions_id_seq": ("dash",), "model_pointer_changes_id_seq": ("dash", "batch")}
 
 
 def login(component: str) -> str:

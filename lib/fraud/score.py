@@ -13,12 +13,13 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from fraud.classes import MODEL_CLASSES
+from fraud.model_classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.registry import Registry
+from fraud.schemas import GOLD_COLUMNS
 from fraud.severity import Ladder, ladder, of_scores
 from fraud.severity import column as severity_column
-from fraud.trees import PipelineMirror
+from fraud.driver_scorer import DriverScorer
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
@@ -27,12 +28,6 @@ log = logging.getLogger(__name__)
 
 assert MODEL_CLASSES[0] == "regular", "fraud_score is 1 - P(regular), the first class"
 
-GOLD_COLUMNS = [
-    "transaction_id", "domain", "actor_id", "test_id", "event_time", "event_date", "amount", "currency",
-    "kafka_timestamp", "quality_flags",
-    "predicted_class", "class_probabilities", "fraud_score", "severity", "is_alert", "model_version",
-    "pattern", "is_fraud", "scored_at",
-]
 
 
 # What a model registered before thresholds were chosen in training alerts at (the former hand-set value).
@@ -76,8 +71,8 @@ _GOLD_SCORED = [c for c in GOLD_COLUMNS if c != "scored_at"]
 
 def score_table(silver: pa.Table, model: "LoadedModel", config: Config) -> pa.Table:
     """``score_silver`` for a micro-batch the driver holds as Arrow: the same gold columns, bit for bit
-    (``tests/test_trees.py``), from the pipeline mirrored on the driver (``fraud.trees``): no Spark job."""
-    p = model.mirror.probabilities(silver)
+    (``tests/test_driver_scorer.py``), from the pipeline on the driver (``fraud.driver_scorer``): no Spark job."""
+    p = model.scorer.probabilities(silver)
     n, k = p.shape
     fraud_score = 1.0 - p[:, 0]
     predicted = np.array(MODEL_CLASSES, dtype=object)[p.argmax(axis=1)]  # the first of equal maxima, as MLlib
@@ -104,7 +99,7 @@ class LoadedModel:
     version: str
     pipeline: PipelineModel
     threshold: float = DEFAULT_ALERT_THRESHOLD  # the fraud score from which a fraud class alerts
-    mirror: PipelineMirror | None = None  # the pipeline on the driver (``score_table``); the stream's models have it
+    scorer: DriverScorer | None = None  # the pipeline on the driver (``score_table``); the stream's models have it
 
     def transform(self, df: DataFrame) -> DataFrame:
         # PySpark's own call: calling the fitted pipeline's JVM object directly (``_to_java()``) measured
@@ -184,6 +179,6 @@ class ModelHolder:
         threshold = (self.threshold if self.threshold is not None
                      else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
         pipeline = PipelineModel.load(entry.model_path)
-        mirror = PipelineMirror.of(pipeline, entry.model_path)  # a model the stream cannot score exactly fails here
+        scorer = DriverScorer.of(pipeline, entry.model_path)  # a model the stream cannot score exactly fails here
         log.info("%s %s, alerts from fraud score %.2f", role, version, threshold)
-        return LoadedModel(version, pipeline, threshold, mirror)
+        return LoadedModel(version, pipeline, threshold, scorer)

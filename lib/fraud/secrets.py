@@ -14,6 +14,7 @@ connection never presents an expired one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -98,10 +99,7 @@ class PasswordFile:
             if password == self._password:
                 return False
             escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-            tmp = f"{self.path}.new"
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-                out.write(f"*:*:*:*:{escaped}\n")
-            os.replace(tmp, self.path)
+            write_private(self.path, f"*:*:*:*:{escaped}\n")
             changed = self._password is not None
             self._password = password
             if changed:
@@ -113,6 +111,24 @@ class PasswordFile:
             os.remove(self.path)
         except FileNotFoundError:
             pass
+
+
+def write_private(path: str | os.PathLike, text: str, owner: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only from the first byte: written to a new
+    file of a random name in the same folder (``mkstemp``: mode 0600 and ``O_EXCL``, so nothing planted
+    under a predictable name is followed), given to ``owner`` (uid, gid) if set, renamed over ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        if owner is not None:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
 
 
 _FILES: dict[str, PasswordFile] = {}

@@ -50,7 +50,7 @@ _BASE_CONF = {
     # through them grows without bound (minutes of planning per batch, seen in a jstack). The
     # plans here have no joins for inferred filters to help.
     "spark.sql.constraintPropagation.enabled": "false",
-    # Each batch's rows come back to Spark as a local relation (fraud.sinks.materialize); this rule
+    # Each batch's rows come back to Spark as a local relation (fraud.micro_batch.materialize); this rule
     # would evaluate the silver, gold and bronze projections over them in the optimizer, on the
     # driver, row by row and interpreted (InterpretedMutableProjection walks a Scala List per
     # column, so each row costs the square of its ~70 columns): 20 % of the job's CPU samples in

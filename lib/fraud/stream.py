@@ -1,8 +1,8 @@
 """The streaming job: one query over the three topics, from Kafka to Delta and PostgreSQL.
 
 Plan: the Kafka source -> ``fraud.pipeline.stream_records`` (parse, contract and expectation
-reasons, velocity features with each actor's window in RocksDB) -> ``foreachBatch``: the alert path
-(``fraud.sinks.BatchWriter``), then the lake writer behind it (``fraud.lake_writer.LakeWriter``).
+reasons, velocity features with each actor's window in RocksDB) -> ``foreachBatch``: one micro-batch
+(``fraud.micro_batch.AlertPath``), then the lake writer behind it (``fraud.lake_writer.LakeWriter``).
 Offsets live in the checkpoint; ``--once`` processes what is available and stops.
 """
 
@@ -21,17 +21,17 @@ from fraud.alerts import AlertSink
 from fraud.cli import UserError
 from fraud.config import Config
 from fraud.db import RetryPolicy, make_pool, postgres_dsn
-from fraud.guard import CheckpointLock, check_checkpoint
+from fraud.checkpoint import CheckpointLock, check_checkpoint
 from fraud.kafka import spark_source_options
 from fraud.metrics import BatchMetrics
 from fraud.pipeline import stream_records
-from fraud.quality.stream import StreamQuality
+from fraud.quality.results import QualityResults
 from fraud.registry import Registry
 from fraud.score import ModelHolder
 from fraud.secrets import reread_passwords
 from fraud.shadow import ShadowSink
 from fraud.lake_writer import LakeWriter
-from fraud.sinks import BatchWriter
+from fraud.micro_batch import AlertPath
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def source(spark: SparkSession, config: Config) -> DataFrame:
 
 def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
     """Run the query until it stops (``once``) or fails. Refuses to start beside another instance
-    on the same checkpoint, or on a checkpoint that does not match the tables (``fraud.guard``).
+    on the same checkpoint, or on a checkpoint that does not match the tables (``fraud.checkpoint``).
     A batch failed by a PostgreSQL outage longer than the in-process retries is not the end: the
     job waits for the server (``postgres.outage_wait_s``) and restarts the query from its checkpoint."""
     checkpoint = checkpoint_location(config)
@@ -65,13 +65,13 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
             models = ModelHolder(Registry.for_config(config), config.alerts.threshold)
             models.load_in_background()
             check_checkpoint(config, checkpoint)
-            quality = StreamQuality(config, pool)
-            records = source(spark, config).transform(stream_records, config, quality)
+            quality = QualityResults(config, pool)
+            records = source(spark, config).transform(stream_records, config)
             with LakeWriter(spark, config, checkpoint, models, metrics) as lake:
                 # Every batch Spark committed reaches the lake before the job ends: those a crash cut
                 # short first (``recover``), those of this run when the query stops.
                 lake.recover()
-                writer = BatchWriter(config, models, AlertSink(config, pool), metrics, quality, lake,
+                writer = AlertPath(config, models, AlertSink(config, pool), metrics, quality, lake,
                                      ShadowSink(pool, retry))
 
                 def each_batch(batch_df: DataFrame, batch_id: int) -> None:

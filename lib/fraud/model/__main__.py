@@ -11,6 +11,16 @@ from fraud.model.versions import promote_version, rollback_version, summary
 from fraud.registry import Registry
 
 
+def operator() -> str:
+    """Who runs the CLI, for the record of a moved pointer (model_pointer_changes)."""
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (cli)"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "unknown (cli)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m fraud.model",
                             description="Inspect and move the model registry; measure drift against the current model.")
@@ -46,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "promote":
         if not args.version:
             raise UserError("promote needs a version, e.g. `python -m fraud.model promote v0002`")
-        out = promote_version(config, args.version, "batch")
+        out = promote_version(config, args.version, "batch", operator())
     else:
-        out = rollback_version(config, "batch")
+        out = rollback_version(config, "batch", operator())
     report(out, args.json)
     return 0
 

@@ -11,7 +11,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fraud.classes import MODEL_CLASSES
+from fraud.model_classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.model.forest import feature_importances
 from fraud.score import with_scores
@@ -81,7 +81,7 @@ def sequence_detection(candidates, threshold: float) -> dict:
 def alerting_by_threshold(candidates) -> dict[str, dict]:
     """Per threshold and domain: sequence recall (fraud sequences with an alert of their own class)
     and alert precision (alerts, one per actor and class, whose class is the actor's truth), the
-    batch twins of ``fraud.evaluate``'s live figures."""
+    batch twins of ``fraud.detection``'s live figures."""
     fraud, rows = candidates
     by_domain_total: dict[str, int] = {}
     for (domain, _), n in fraud.items():

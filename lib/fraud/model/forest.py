@@ -14,10 +14,10 @@ from pyspark.ml.feature import IndexToString, SQLTransformer, StringIndexer, Vec
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fraud.classes import MODEL_CLASSES
+from fraud.model_classes import MODEL_CLASSES
 from fraud.cli import UserError
 from fraud.config import Config
-from fraud.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from fraud.schemas import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from fraud.quality.gate import gate_training_set
 
 FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
@@ -57,7 +57,7 @@ FILL_SQL = "SELECT *, " + ", ".join(
 # by node impurity, which cannot separate pure categories (savings vs synthetic-identity wires,
 # F1 0.87 on one seed); one-hot slots diluted feature sampling (friendly fraud F1 0.79).
 AS_NUMBERS_SQL = "SELECT *, " + ", ".join(f"i_{c} + 0.0 AS n_{c}" for c in CATEGORICAL_FEATURES) + " FROM __THIS__"
-# The forest's input vector, in order (``fraud.trees`` mirrors these stages on the driver).
+# The forest's input vector, in order (``fraud.driver_scorer`` mirrors these stages on the driver).
 ASSEMBLED_COLUMNS = [f"m_{c}" for c in NUMERIC_FEATURES] + [f"n_{c}" for c in CATEGORICAL_FEATURES]
 
 

@@ -7,16 +7,14 @@ it was trained on (Delta version and simulator runs), with which code and parame
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fraud.classes import MODEL_CLASSES
+from fraud.model_classes import MODEL_CLASSES
 from fraud.cli import UserError
 from fraud.config import Config
 from fraud.model.evaluation import evaluate, gate_failures
@@ -43,16 +41,16 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
     model, _, training_seconds = fit_model(config, train_df, progress)
     progress(f"fitted {config.model.num_trees} trees in {training_seconds} s; evaluating on the held-out set")
     metrics = evaluate(model, with_label(eval_df), config)
-    gate = config.model.gate.out_of_profile
-    progress(f"alert threshold {metrics['alert_threshold']}; evaluating out of profile ({gate.profile}, "
-             f"seed {gate.seed}, {gate.events:,} events)")
-    outside = evaluate(model, with_label(out_of_profile_silver(spark, config)), config,
+    registry = Registry.for_config(config)
+    events, about = registry.gate_events()
+    progress(f"alert threshold {metrics['alert_threshold']}; evaluating out of profile ({about['profile']}, "
+             f"seed {about['seed']}, {len(events):,} events)")
+    outside = evaluate(model, with_label(out_of_profile_silver(spark, config, events)), config,
                        threshold=metrics["alert_threshold"])
     metrics["out_of_profile"] = {
-        "profile": gate.profile, "seed": gate.seed, "events": outside["events"], "macro_f1": outside["macro_f1"],
-        "by_domain": outside["alerting"][f"{metrics['alert_threshold']:.2f}"]}
+        "profile": about["profile"], "seed": about["seed"], "events": outside["events"],
+        "macro_f1": outside["macro_f1"], "by_domain": outside["alerting"][f"{metrics['alert_threshold']:.2f}"]}
     failures = gate_failures(metrics, config)
-    registry = Registry.for_config(config)
     if failures:
         return TrainingResult(None, metrics, failures, training_seconds, 0, False)
 
@@ -82,19 +80,13 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
     return TrainingResult(version, metrics, [], training_seconds, size, do_promote)
 
 
-def out_of_profile_silver(spark, config: Config) -> DataFrame:
-    """Silver rows of the gate's out-of-profile traffic (``model.gate.out_of_profile``): simulated now,
-    deterministic for its seed, put through the stream's chain in batch."""
+def out_of_profile_silver(spark, config: Config, events: list[str]) -> DataFrame:
+    """Silver rows of the gate's out-of-profile events (JSON lines from the registry: traffic of a
+    profile no training run used), put through the stream's chain in batch."""
     from fraud.parse import kafka_records
     from fraud.pipeline import silver_from_records
-    from fraud.simulate.history import simulate_file
 
-    gate = config.model.gate.out_of_profile
-    with tempfile.TemporaryDirectory(prefix="out-of-profile-") as work:
-        path = simulate_file(config, Path(work) / "events.jsonl", profile=gate.profile, seed=gate.seed,
-                             events=gate.events, test_id=f"out-of-profile-{gate.profile}-seed{gate.seed}")
-        records_df = kafka_records(spark, config, path.read_text().splitlines())
-        return silver_from_records(records_df, config).cache()
+    return silver_from_records(kafka_records(spark, config, events), config).cache()
 
 
 def _params(config: Config) -> dict:

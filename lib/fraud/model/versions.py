@@ -28,26 +28,31 @@ def mirror_to_postgres(config: Config, metadata: dict, is_current: bool) -> None
         )
 
 
-def set_current_in_postgres(config: Config, version: str, component: str) -> None:
+def record_pointer_change(config: Config, action: str, version: str, component: str, actor: str) -> None:
+    """Mirror the moved pointer to PostgreSQL (as ``component``: the model CLI's batch role or the Dash
+    app's) with who moved it, in ``model_pointer_changes`` and on the version's row."""
     from fraud.db import connect, postgres_dsn
 
     with connect(postgres_dsn(config, component)) as conn, conn.transaction():
         conn.execute("UPDATE model_versions SET is_current = (version = %s),"
-                     " promoted_at = CASE WHEN version = %s THEN now() ELSE promoted_at END", (version, version))
+                     " promoted_at = CASE WHEN version = %s THEN now() ELSE promoted_at END,"
+                     " promoted_by = CASE WHEN version = %s THEN %s ELSE promoted_by END",
+                     (version, version, version, actor))
+        conn.execute("INSERT INTO model_pointer_changes (action, version, actor) VALUES (%s, %s, %s)",
+                     (action, version, actor))
 
 
-def promote_version(config: Config, version: str, component: str) -> dict:
-    """Move the registry's ``current`` pointer to ``version`` and mirror it to PostgreSQL (as
-    ``component``: the model CLI's batch role or the Dash app's)."""
+def promote_version(config: Config, version: str, component: str, actor: str) -> dict:
+    """Move the registry's ``current`` pointer to ``version``; PostgreSQL records that ``actor`` did."""
     pointer = Registry.for_config(config).promote(version)
-    set_current_in_postgres(config, pointer["version"], component)
+    record_pointer_change(config, "promote", pointer["version"], component, actor)
     return pointer
 
 
-def rollback_version(config: Config, component: str) -> dict:
-    """Point ``current`` back to the version promoted before it, in the registry and PostgreSQL."""
+def rollback_version(config: Config, component: str, actor: str) -> dict:
+    """Point ``current`` back to the version promoted before it; PostgreSQL records that ``actor`` did."""
     pointer = Registry.for_config(config).rollback()
-    set_current_in_postgres(config, pointer["version"], component)
+    record_pointer_change(config, "rollback", pointer["version"], component, actor)
     return pointer
 
 

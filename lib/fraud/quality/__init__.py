@@ -41,8 +41,9 @@ Modules, in the order the data meets them:
 - ``checks``: row-level expectations as Spark columns of failing rows, and the
   ``quality_flags`` / ``expectation:<name>`` reasons built from them.
 - ``validator``: the ephemeral GX context that runs a suite; plain summaries of its results.
-- ``stream``: ``StreamQuality``, what the stream calls per batch (flags and reasons, results
-  to PostgreSQL, the background GX checkpoint).
+- ``routing``: ``ExpectationRouting``, the record path's step (flags, or reasons).
+- ``results``: ``QualityResults``, what each micro-batch stores (results to PostgreSQL, the
+  background GX checkpoint).
 - ``gate``: the training-set gate and ``QualityGateFailed``.
 - ``__main__``: the CLI: ``python -m fraud.quality expectations`` lists the suite with each
   expectation's action; ``python -m fraud.quality docs --input events.jsonl`` validates a

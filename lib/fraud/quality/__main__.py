@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "event suite with Great Expectations and build the data docs "
                                         "(quality.data_docs_dir).")
     parser.add_argument("command", choices=["expectations", "docs"])
-    parser.add_argument("--input", help="docs: JSON lines, e.g. from `python -m fraud.simulate --output`")
+    parser.add_argument("--input", help="docs: JSON lines, e.g. from `python -m fraud_simulator --output`")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     args = parser.parse_args(argv)
     config = load_config(args.config)

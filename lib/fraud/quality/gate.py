@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from fraud.cli import UserError
 from fraud.config import Config
-from fraud.features import NUMERIC_FEATURES
+from fraud.schemas import NUMERIC_FEATURES
 from fraud.quality.suites import (CLASSES_SUITE, REQUIRED_CATEGORICAL, TRAINING_SUITE, input_problems,
                                   training_suites)
 from fraud.quality.validator import Validator, describe

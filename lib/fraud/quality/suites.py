@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from fraud.config import DOMAINS, Config
-from fraud.features import NUMERIC_FEATURES
+from fraud.schemas import NUMERIC_FEATURES
 from fraud.reference import currencies
 
 EVENT_SUITE = "event_expectations"

@@ -92,6 +92,7 @@ module "dash" {
   certificate_arn         = var.dash_certificate_arn
   oidc                    = var.dash_oidc
   allowed_cidrs           = var.dash_allowed_cidrs
+  host_names              = var.dash_host_names
   db_dsn                  = module.rds.dsn
   db_user_arn_prefix      = module.rds.db_user_arn_prefix
   kafka_bootstrap_servers = module.msk.bootstrap_brokers_sasl_iam

@@ -115,6 +115,12 @@ variable "dash_oidc" {
   })
 }
 
+variable "dash_host_names" {
+  description = "Names users reach the Dash app by (its certificate's); the app answers these and the load balancer's DNS name only."
+  type        = list(string)
+  default     = []
+}
+
 variable "dash_allowed_cidrs" {
   description = "Networks allowed to reach the Dash load balancer."
   type        = list(string)

@@ -256,7 +256,7 @@ resource "aws_lb_listener" "http_redirect" {
 
 resource "aws_security_group" "tasks" {
   name        = "${var.name}-dash-tasks"
-  description = "Dash tasks: from the load balancer; out to PostgreSQL and the endpoints"
+  description = "Dash tasks: from the load balancer; out to PostgreSQL, the endpoints and the key endpoint"
   vpc_id      = var.vpc_id
   tags        = var.tags
 
@@ -269,14 +269,6 @@ resource "aws_security_group" "tasks" {
   }
 
   egress {
-    description = "HTTPS endpoints (Secrets Manager, ECR, logs) inside the VPC"
-    from_port   = 443
-    to_port     = 443
-    protocol    = "tcp"
-    cidr_blocks = [var.vpc_cidr]
-  }
-
-  egress {
     description = "PostgreSQL inside the VPC"
     from_port   = 5432
     to_port     = 5432
@@ -285,7 +277,15 @@ resource "aws_security_group" "tasks" {
   }
 
   egress {
-    description = "MSK brokers (IAM over TLS) inside the VPC: the load tests' simulator"
+    description = "HTTPS: the endpoints inside the VPC, the load balancer public keys (public-keys.auth.elb.REGION.amazonaws.com) through the NAT gateway"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  egress {
+    description = "MSK brokers (IAM over TLS) inside the VPC: the simulator of the load tests"
     from_port   = 9098
     to_port     = 9098
     protocol    = "tcp"
@@ -433,6 +433,8 @@ resource "aws_ecs_task_definition" "dash" {
       { name = "FRAUD_DASH_BIND", value = "0.0.0.0:${var.container_port}" },
       # Only tokens this load balancer signed are accepted (dash_app.identity).
       { name = "FRAUD_DASH_ALB_ARN", value = aws_lb.this.arn },
+      # The Host names the app answers to (any other: 400): the load balancer's and the certificate's.
+      { name = "FRAUD_DASH_TRUSTED_HOSTS", value = join(",", concat([aws_lb.this.dns_name], var.host_names)) },
       { name = "FRAUD_DASH_RUN_DIR", value = "/tmp/load-tests" },
       { name = "FRAUD_MODELS_ROOT", value = "s3://${var.models_bucket}/${var.models_prefix}" },
       { name = "FRAUD_POSTGRES_DSN", value = var.db_dsn },

@@ -155,3 +155,9 @@ variable "access_logs_bucket" {
   description = "Bucket the load balancer writes its access logs to (SSE-S3: ALB log delivery cannot use a KMS key)."
   type        = string
 }
+
+variable "host_names" {
+  description = "Names users reach the app by (those of the certificate): with the load balancer's DNS name, the only Host headers the app answers."
+  type        = list(string)
+  default     = []
+}

@@ -1,6 +1,8 @@
 # A VPC with private subnets for EMR Serverless, MSK, RDS and the Dash tasks, public
-# subnets only for the load balancer, and no NAT gateway: AWS services are reached
-# through VPC endpoints (S3 as a free gateway endpoint, the rest as interface endpoints).
+# subnets for the load balancer and the NAT gateway: AWS services are reached through VPC
+# endpoints (S3 as a free gateway endpoint, the rest as interface endpoints); the NAT gateway
+# serves what no endpoint does (the load balancer's public keys for the Dash login), to the
+# security groups that allow it (the Dash tasks' port 443 alone).
 data "aws_region" "current" {}
 
 data "aws_caller_identity" "current" {}
@@ -62,10 +64,34 @@ resource "aws_route_table_association" "public" {
   route_table_id = aws_route_table.public.id
 }
 
-# Private subnets have no route to the internet.
+# Private subnets reach the internet only through the NAT gateway, when there is one: the Dash
+# tasks fetch the load balancer's public keys there (public-keys.auth.elb.<region>.amazonaws.com
+# has no VPC endpoint). Every other security group of the VPC allows no egress beyond it.
 resource "aws_route_table" "private" {
   vpc_id = aws_vpc.this.id
   tags   = merge(var.tags, { Name = "${var.name}-private" })
+}
+
+resource "aws_eip" "nat" {
+  count  = var.nat_gateway ? 1 : 0
+  domain = "vpc"
+  tags   = merge(var.tags, { Name = "${var.name}-nat" })
+}
+
+resource "aws_nat_gateway" "this" {
+  count         = var.nat_gateway ? 1 : 0
+  allocation_id = aws_eip.nat[0].id
+  subnet_id     = aws_subnet.public[0].id
+  tags          = merge(var.tags, { Name = var.name })
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+resource "aws_route" "private_internet" {
+  count                  = var.nat_gateway ? 1 : 0
+  route_table_id         = aws_route_table.private.id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.this[0].id
 }
 
 resource "aws_route_table_association" "private" {

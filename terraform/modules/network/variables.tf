@@ -20,7 +20,7 @@ variable "availability_zones" {
 }
 
 variable "interface_endpoints" {
-  description = "AWS services reached through interface endpoints (no NAT): secrets, logs, STS, ECR for the Dash image."
+  description = "AWS services reached through interface endpoints, not the NAT gateway: secrets, logs, STS, ECR for the Dash image."
   type        = list(string)
   default     = ["secretsmanager", "logs", "sts", "ecr.api", "ecr.dkr"]
 }
@@ -40,4 +40,10 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "nat_gateway" {
+  description = "One NAT gateway for the private subnets: the Dash tasks fetch the load balancer's public keys through it (no VPC endpoint serves them). Security groups decide who may use it."
+  type        = bool
+  default     = true
 }

@@ -257,6 +257,10 @@ resource "aws_s3_bucket_logging" "this" {
   bucket        = each.value.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/${each.key}/"
+
+  # S3 checks that the logging service may write to the target when logging is turned on: the
+  # policy first (found by the emulated apply, make aws-sim: without it, one run in two failed).
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 # Who read, wrote or deleted which object of the lake and of the model registry: CloudTrail data

@@ -1,0 +1,1 @@
+"""Distribution profiles packaged with the simulator (``fraud_simulator.profile``)."""

@@ -1,1 +1,0 @@
-"""Distribution profiles packaged with the simulator (``fraud.simulate.profile``)."""
