@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "lib"))
+sys.path[:0] = [str(ROOT / "lib"), str(ROOT / "dev")]
 from fraud_simulator.history import HISTORY  # noqa: E402
 
 TRAINING_PROFILES = [r.profile for r in HISTORY if r.role == "train"]  # the training job's history
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
     parser.add_argument("--events", type=int, default=30000, help="events per simulated run")
     parser.add_argument("--categorical", help="comma-separated categorical model inputs instead of "
-                        "fraud.features.CATEGORICAL_FEATURES (an experiment: which vocabularies generalise)")
+                        "fraud.schemas.CATEGORICAL_FEATURES (an experiment: which vocabularies generalise)")
     parser.add_argument("--name", help="results file suffix (one file per variant)")
     args = parser.parse_args()
     os.environ["TQDM_DISABLE"] = "1"  # the training gate's GX progress bars

@@ -74,7 +74,7 @@ def main() -> None:
         models, metrics = ModelHolder(Registry.for_config(config)), BatchMetrics(pool)
         with LakeWriter(spark, config, str(checkpoint), models, metrics) as lake:
             writer = AlertPath(config, models, AlertSink(config, pool), metrics, quality, lake,
-                                 ShadowSink(pool, NO_RETRY))
+                               ShadowSink(pool, NO_RETRY))
             t0 = time.perf_counter()
             writer(batch_records(records, config), batch_id)
             lake.flush()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
+import psycopg
 from dash import Input, Output, State, ctx as dash_ctx, no_update
 from dash.exceptions import PreventUpdate
 
@@ -150,6 +151,8 @@ def model_view(app_ctx: AppContext, version: str | None, action: str | None):
             message = f"{action}: current version is now {pointer['version']}"
         except (UserError, OSError) as err:
             message = f"{action} failed: {err}"
+        except psycopg.Error as err:  # nothing moved: the pointer moves only once the record is written
+            message = f"{action} failed: the database did not record it ({type(err).__name__}); nothing changed"
     try:
         registry = data.model_registry(app_ctx.config)
     except data.SourceDown as err:

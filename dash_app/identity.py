@@ -36,6 +36,9 @@ ROLES = ("viewer", "analyst", "admin")
 OIDC_HEADER = "x-amzn-oidc-data"
 _ALB_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/[\w-]+/[0-9a-f]+")
 HEALTH_PATH = "/healthz"  # the load balancer's health check: no login, no data
+_KID = re.compile(r"[A-Za-z0-9-]{1,128}")
+# A host name or an IP address as a Host header names it (no port).
+_HOST_NAME = re.compile(r"[a-z0-9.-]+|[0-9a-f]*:[0-9a-f]*:[0-9a-f:]*")
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,8 @@ class Login:
         user = claims.get("email") or claims.get("sub")
         if not user:
             raise Unauthorized("token names no user (email or sub)")
-        if claims.get("email") and claims.get("email_verified") not in (True, "true"):
+        if (claims.get("email") and oidc.require_verified_email
+                and claims.get("email_verified") not in (True, "true")):
             raise Forbidden(f"{user}: the identity provider has not verified this email address")
         groups = claims.get(oidc.groups_claim) or []
         groups = set(groups.split(",") if isinstance(groups, str) else groups)
@@ -132,13 +136,15 @@ class Login:
         failure is remembered for ``key_failure_ttl_s``."""
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        if not kid or not all(c.isalnum() or c == "-" for c in kid):
+        if not _KID.fullmatch(kid):
             raise Unauthorized("token has no usable key id")
         with self._lock:
             if kid in self._keys:
                 return self._keys[kid]
+            now = time.monotonic()
+            self._failed = {k: v for k, v in self._failed.items() if v[0] > now}  # forget the expired
             until, why = self._failed.get(kid, (0.0, ""))
-            if time.monotonic() < until:
+            if now < until:
                 raise Unauthorized(f"no public key for key id {kid}: {why}")
         region = self.oidc.alb_arn.split(":")[3]  # arn:aws:elasticloadbalancing:REGION:...
         url = self.oidc.public_keys_url.format(region=region, kid=kid)
@@ -172,6 +178,10 @@ def refuse_other_sites(server: flask.Flask, trusted_hosts: tuple[str, ...]) -> N
     form posts included, and ``Sec-Fetch-Site``; a script without either (curl, the replaced
     system's callers) is not a browser a page could drive."""
     trusted = {h.lower() for h in trusted_hosts}
+    wrong = sorted(h for h in trusted if not _HOST_NAME.fullmatch(h))
+    if not trusted or wrong:
+        raise UserError("dashboard.trusted_hosts (FRAUD_DASH_TRUSTED_HOSTS, comma-separated) must list the host names"
+                        f" the app answers to, without ports; got {list(trusted_hosts)}")
 
     @server.before_request
     def check_site():

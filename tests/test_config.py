@@ -48,6 +48,39 @@ def test_environment_overrides_deployment_settings(tmp_path):
     assert config.checkpoint_root == str(tmp_path / "ck")
 
 
+def test_trusted_hosts_come_from_a_comma_separated_variable_and_the_dash_app_refuses_none():
+    from flask import Flask
+
+    from dash_app.identity import refuse_other_sites
+    from fraud.cli import UserError
+
+    environ = {"FRAUD_DASH_TRUSTED_HOSTS": " fraud.example.com, fraud-alb-1.us-east-1.elb.amazonaws.com ,,"}
+    config = load_config(ROOT / "conf" / "aws.yaml", environ=environ)
+    assert config.dashboard.trusted_hosts == ("fraud.example.com", "fraud-alb-1.us-east-1.elb.amazonaws.com")
+    assert load_config(ROOT / "conf" / "aws.yaml", environ={}).dashboard.trusted_hosts == ()
+    for hosts in ((), ("fraud.example.com:443",), ("",)):
+        with pytest.raises(UserError, match="dashboard.trusted_hosts .* must list the host names"):
+            refuse_other_sites(Flask("t"), hosts)
+
+
+def test_training_refuses_gate_events_of_other_traffic_than_the_config_names(tmp_path):
+    from fraud.cli import UserError
+    from fraud.model.training import gate_events
+    from fraud.registry import Registry
+
+    config = load_config(ROOT / "conf" / "local.yaml")
+    registry = Registry(str(tmp_path / "models"))
+    with pytest.raises(UserError, match="out-of-profile gate's events are not in the registry"):
+        gate_events(config, registry)
+    gate = config.model.gate.out_of_profile
+    registry.write_gate_events(['{"a": 1}'], {"profile": "default", "seed": gate.seed})
+    with pytest.raises(UserError, match="'default' seed .*model.gate.out_of_profile names"):
+        gate_events(config, registry)
+    registry.write_gate_events(['{"a": 1}', '{"b": 2}'], {"profile": gate.profile, "seed": gate.seed})
+    assert gate_events(config, registry) == (['{"a": 1}', '{"b": 2}'],
+                                             {"profile": gate.profile, "seed": gate.seed, "events": 2})
+
+
 @pytest.mark.parametrize(
     "old, new, message",
     [

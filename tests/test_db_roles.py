@@ -78,6 +78,8 @@ def test_each_role_does_its_work_and_is_refused_the_rest(dsn):
     assert not refused(dsn, "dash", "INSERT INTO model_pointer_changes (action, version, actor)"
                                     " VALUES ('promote', 'v0042', 'root@example.com')")
     assert refused(dsn, "dash", "DELETE FROM model_pointer_changes")
+    assert refused(dsn, "dash", "INSERT INTO model_pointer_changes (action, version, actor, at)"
+                                " VALUES ('promote', 'v0042', 'root@example.com', now() - interval '1 year')")
     # The simulator writes its ground truth and reads nothing the job or analysts wrote.
     assert not refused(dsn, "simulator", "INSERT INTO simulation_runs (test_id, started_at, domains, seed)"
                                          " VALUES ('t', now(), '{gaming}', 1)")
@@ -106,21 +108,22 @@ def assert_grants_exact(dsn: str) -> None:
                 "SELECT grantee::text, table_name::text, privilege_type::text FROM information_schema.role_table_grants"
                 " WHERE table_schema = 'public' AND grantee = ANY(%s)", (logins,)):
             granted.setdefault(grantee, {}).setdefault(table, set()).add(privilege)
-        # Column grants (an UPDATE of some columns): those not implied by a grant on the whole table.
-        for grantee, table, columns in conn.execute(
-                "SELECT grantee::text, table_name::text, array_agg(column_name::text ORDER BY column_name)"
-                " FROM information_schema.column_privileges WHERE table_schema = 'public' AND grantee = ANY(%s)"
-                " AND privilege_type = 'UPDATE' GROUP BY 1, 2", (logins,)):
-            if "UPDATE" not in granted[grantee][table]:
-                granted[grantee][table].add(f"UPDATE ({', '.join(columns)})")
+        # Column grants (an UPDATE or INSERT of some columns): those not implied by a grant on the table.
+        for grantee, table, privilege, columns in conn.execute(
+                "SELECT grantee::text, table_name::text, privilege_type::text,"
+                " array_agg(column_name::text ORDER BY column_name) FROM information_schema.column_privileges"
+                " WHERE table_schema = 'public' AND grantee = ANY(%s) AND privilege_type IN ('UPDATE', 'INSERT')"
+                " GROUP BY 1, 2, 3", (logins,)):
+            if privilege not in granted.get(grantee, {}).get(table, set()):
+                granted.setdefault(grantee, {}).setdefault(table, set()).add(f"{privilege} ({', '.join(columns)})")
     assert owners == {OWNER}
     assert tables == {t for grants in GRANTS.values() for t in grants}, "a table no component may use, or a grant on none"
 
     def declared(privilege: str) -> str:  # column lists in name order, as the catalog gives them
         if "(" not in privilege:
             return privilege
-        columns = privilege[privilege.index("(") + 1:-1].split(", ")
-        return f"UPDATE ({', '.join(sorted(columns))})"
+        kind, columns = privilege.split(" (", 1)
+        return f"{kind} ({', '.join(sorted(columns[:-1].split(', ')))})"
 
     assert granted == {login(c): {t: {declared(p) for p in ps} for t, ps in GRANTS[c].items()} for c in COMPONENTS}
 

@@ -10,7 +10,7 @@ from fraud.schemas import VELOCITY_FEATURES
 
 T0 = dt.datetime(2026, 1, 1)
 
-# A record frame with just what the velocity operator reads (fraud.parse.RECORD_COLUMNS has more).
+# A record frame with just what the velocity operator reads (fraud.schemas.RECORD_COLUMNS has more).
 RECORD_DDL = ("key binary, topic string, partition int, offset long, reasons array<string>, transaction_id string, "
               "actor_id string, event_time timestamp, amount_usd double, account_to string, account_from string, "
               "user_id string, device_id string, device_fingerprint string, ip_address string, "

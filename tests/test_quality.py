@@ -25,6 +25,7 @@ from fraud.quality.results import QualityResults
 from fraud.quality.routing import ExpectationRouting
 from fraud.quality.suites import EVENT_SUITE
 from fraud.counts import BatchCounts
+from fraud.registry import Registry
 
 from conftest import ROOT
 from pipeline_support import real_batch_writer
@@ -175,6 +176,8 @@ def test_training_gate_passes_a_good_set_and_refuses_a_bad_one(spark, config, ev
     assert len(present) < len(MODEL_CLASSES)
     holed_df = silver_df.withColumn("v_count", F.when(F.col("domain") == "gaming", None).otherwise(F.col("v_count")))
     gaming = holed_df.filter(F.col("domain") == "gaming").count()
+    gate = config.model.gate.out_of_profile  # training reads these before anything else
+    Registry.for_config(config).write_gate_events(["{}"], {"profile": gate.profile, "seed": gate.seed})
     with pytest.raises(QualityGateFailed) as err:
         train_and_register(spark, config, holed_df, holed_df, {}, progress=lambda _: None)
     message = str(err.value)

@@ -172,10 +172,9 @@ def test_the_stream_scored_the_live_runs_as_mllib_does(scored_live, spark):
     """Gold as the stream wrote it (scored on the driver, ``fraud.driver_scorer``) and the same silver rows
     scored by the registered ``PipelineModel`` in Spark: identical in every column, the probabilities
     to the last bit."""
-    from fraud.schemas import SILVER_COLUMNS
     from fraud.registry import Registry
+    from fraud.schemas import GOLD_COLUMNS, SILVER_COLUMNS
     from fraud.score import ModelHolder, score_silver
-    from fraud.schemas import GOLD_COLUMNS
 
     live = scored_live[0]
     model = ModelHolder(Registry.for_config(live.config)).current()

@@ -8,6 +8,7 @@ where terraform or the mirror is missing, the tests skip with one line saying wh
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,8 +24,22 @@ from test_terraform import ROOTS, TERRAFORM, blocks
 
 TERRAFORM_BIN = shutil.which("terraform")
 MIRROR = provider_mirror()
+# The tests' override_resource blocks with override_during came with Terraform 1.11.
+MINIMUM = (1, 11)
+
+
+def terraform_version() -> tuple[int, ...]:
+    if TERRAFORM_BIN is None:
+        return ()
+    out = subprocess.run([TERRAFORM_BIN, "version", "-json"], capture_output=True, text=True,
+                         env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"}).stdout
+    return tuple(int(p) for p in json.loads(out)["terraform_version"].split(".")[:2])
+
+
 pytestmark = [
     pytest.mark.skipif(TERRAFORM_BIN is None, reason="no terraform binary on this machine"),
+    pytest.mark.skipif(TERRAFORM_BIN is not None and terraform_version() < MINIMUM,
+                       reason=f"terraform older than {'.'.join(map(str, MINIMUM))} (the tests' override_during)"),
     pytest.mark.skipif(MIRROR is None, reason=f"no {PROVIDER} mirror under {', '.join(MIRROR_CANDIDATES)}"),
 ]
 # No user CLI config, no checkpoint calls home: the runs see the mirror and nothing else.

@@ -93,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
                             description="Write the training history (simulator runs over several profiles) to "
                                         "DIR, the out-of-profile gate's events to the model registry, and print "
                                         "the arguments of jobs/train_model.py for the history.")
-    parser.add_argument("dir", help="folder for the JSON-lines files (existing files are kept)")
+    parser.add_argument("dir", nargs="?", help="folder for the JSON-lines files (existing files are kept)")
     parser.add_argument("--config", default="conf/local.yaml", help="config file (default: %(default)s)")
     parser.add_argument("--gate-only", action="store_true",
                         help="only the gate's events (e.g. into the AWS registry before the first training)")
     args = parser.parse_args(argv)
+    if args.dir is None and not args.gate_only:
+        parser.error("DIR is needed unless --gate-only")
     config = load_config(args.config)
     print(f"gate events in {write_gate_events(config)}", file=sys.stderr)
     if args.gate_only:

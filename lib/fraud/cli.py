@@ -14,7 +14,7 @@ class UserError(Exception):
     """
 
 
-OWN_LOGGERS = ("fraud", "emr", "dash_app", "benchmarks", "__main__")
+OWN_LOGGERS = ("fraud", "fraud_simulator", "fraud_devstack", "emr", "dash_app", "benchmarks", "__main__")
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

@@ -226,6 +226,9 @@ class OidcConfig:
     # A key id the endpoint did not serve is not asked for again for this long: one bad token must
     # not make every login wait for the endpoint.
     key_failure_ttl_s: int = 30
+    # Refuse (403) a token whose ``email`` the identity provider does not say it verified
+    # (``email_verified``); false only for a provider that never sends the claim.
+    require_verified_email: bool = True
 
 
 @dataclass(frozen=True)
@@ -376,7 +379,8 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for var, key in ENV_OVERRIDES.items():
         if environ.get(var):
-            _set_dotted(raw, key, environ[var].split(",") if key in _LIST_OVERRIDES else environ[var])
+            value = environ[var]
+            _set_dotted(raw, key, [v.strip() for v in value.split(",") if v.strip()] if key in _LIST_OVERRIDES else value)
     config = _build(Config, {**raw, "source_path": str(path)}, str(path), "")
     _check_values(config, str(path))
     base = path.resolve().parent

@@ -30,7 +30,6 @@ from fraud.schemas import VELOCITY_FEATURES
 # --- static features -----------------------------------------------------------
 
 
-
 def _flag(condition: Column) -> Column:
     return F.coalesce(condition.cast("double"), F.lit(0.0))
 

@@ -284,8 +284,6 @@ def _amount_usd(currencies_file: str | None) -> Column:
     return F.col("event.amount") / _per_usd(currencies_file)
 
 
-
-
 # --- Kafka-shaped records built in batch (tests, notebooks, benchmarks, the quality CLI) ----------
 
 KAFKA_RECORD_SCHEMA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"

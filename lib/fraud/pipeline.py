@@ -33,7 +33,7 @@ from fraud.score import LoadedModel, score_table
 
 
 def with_reasons(records_df: DataFrame, config: Config) -> DataFrame:
-    """The record frame (``fraud.parse.RECORD_COLUMNS``) plus ``quality_flags``: ``reasons`` hold what
+    """The record frame (``fraud.schemas.RECORD_COLUMNS``) plus ``quality_flags``: ``reasons`` hold what
     keeps a record from being scored (a record is valid when the list is empty), ``quality_flags``
     the expectations a valid record fails (it is scored all the same)."""
     return ExpectationRouting(config).with_expectation_checks(parse_records(records_df, config))

@@ -59,7 +59,7 @@ class Registry:
     def versions(self) -> list[str]:
         selector = fs.FileSelector(f"{self._root}/versions", allow_not_found=True)
         names = [info.base_name for info in self._fs.get_file_info(selector) if info.type == fs.FileType.Directory]
-        return sorted(n for n in names if _VERSION.match(n))
+        return sorted(n for n in names if _VERSION.fullmatch(n))
 
     def pointer(self) -> dict:
         pointer = self._read_json("current.json") or {"version": None, "history": []}
@@ -144,12 +144,17 @@ class Registry:
         self._write_json("challenger.json", new)
         return new
 
-    def rollback(self) -> dict:
-        """Point ``current`` back to the version promoted before it."""
+    def rollback_target(self) -> str:
+        """The version a rollback would make current."""
         history = self.pointer()["history"]
         if len(history) < 2:
             raise UserError("nothing to roll back to: fewer than two versions were ever promoted")
-        previous = history[-2]
+        return history[-2]
+
+    def rollback(self) -> dict:
+        """Point ``current`` back to the version promoted before it."""
+        history = self.pointer()["history"]
+        previous = self.rollback_target()
         new = {"version": previous, "history": history[:-1],
                "promoted_at": datetime.now(timezone.utc).isoformat()}
         self._write_json("current.json", new)

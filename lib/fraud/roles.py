@@ -29,12 +29,19 @@ def update(*columns: str) -> str:
     return f"UPDATE ({', '.join(columns)})"
 
 
+def insert(*columns: str) -> str:
+    """INSERT of these columns only (the others take their defaults)."""
+    return f"INSERT ({', '.join(columns)})"
+
+
 # An alert's columns the stream recomputes, and the analysts' (migration 0002): neither writes the other's.
 ALERT_FIGURES = ("txn_count", "total_amount", "first_seen", "last_seen", "max_score", "class_probabilities",
                  "top_features", "severity", "updated_at", "model_version")
 ALERT_VERDICT = ("status", "analyst_note", "status_by", "status_at")
 # What moving the model pointer changes on a version's row (fraud.model.versions): all the Dash app may.
 MODEL_POINTER = ("is_current", "promoted_at", "promoted_by")
+# What a record of a moved pointer states; its id and time are the database's (nobody backdates one).
+POINTER_CHANGE = ("action", "version", "actor")
 
 # Table -> privileges, per component. A table a component does not list, it cannot touch.
 GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -59,7 +66,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "maintenance_runs": (S,),
         "drift_results": (S,),
         "model_versions": (S, update(*MODEL_POINTER)),
-        "model_pointer_changes": (S, I),
+        "model_pointer_changes": (S, insert(*POINTER_CHANGE)),
         "shadow_outcomes": (S,),
         "shadow_alerts": (S,),
         "simulation_runs": (S,),
@@ -85,7 +92,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "shadow_alerts": (S, D),
         "maintenance_runs": (S, I),
         "model_versions": (S, I, U),
-        "model_pointer_changes": (S, I),
+        "model_pointer_changes": (S, insert(*POINTER_CHANGE)),
         "simulation_runs": (S,),
         "ground_truth_sequences": (S,),
         "sink_progress": (S,),

@@ -4,8 +4,8 @@ The contract is one StructType per domain, built from one table: the simulator w
 these fields, the stream parses with them, tests check events against them with
 ``contract_violations``. Below it, the columns of each frame and table a record passes through,
 in data order: the record frame (``fraud.parse``), the model's features (``fraud.features``),
-silver, gold, bronze and quarantine. Code that builds a layer selects these lists; nothing
-else spells a layer's columns.
+silver, gold, bronze and quarantine. Code that builds a layer selects these lists or names
+the expressions of their columns (tests check that what it builds is these lists, in order).
 """
 
 from pyspark.sql import types as T

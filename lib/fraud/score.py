@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 assert MODEL_CLASSES[0] == "regular", "fraud_score is 1 - P(regular), the first class"
 
 
-
 # What a model registered before thresholds were chosen in training alerts at (the former hand-set value).
 DEFAULT_ALERT_THRESHOLD = 0.7
 

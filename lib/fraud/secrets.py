@@ -122,8 +122,10 @@ def write_private(path: str | os.PathLike, text: str, owner: tuple[int, int] | N
     try:
         with os.fdopen(fd, "w") as out:
             out.write(text)
-        if owner is not None:
-            os.chown(tmp, *owner)
+            out.flush()
+            if owner is not None:
+                os.fchown(out.fileno(), *owner)
+            os.fsync(out.fileno())  # the file holds the only copy of generated passwords: on disk before the rename
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -72,7 +72,7 @@ def run_stream(spark: SparkSession, config: Config, once: bool = False) -> None:
                 # short first (``recover``), those of this run when the query stops.
                 lake.recover()
                 writer = AlertPath(config, models, AlertSink(config, pool), metrics, quality, lake,
-                                     ShadowSink(pool, retry))
+                                   ShadowSink(pool, retry))
 
                 def each_batch(batch_df: DataFrame, batch_id: int) -> None:
                     lock.ensure()  # its connection may have died with a database restart

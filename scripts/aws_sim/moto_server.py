@@ -1,4 +1,4 @@
-"""moto's server on loopback for `make aws-sim`, with three defects of moto 5.2 put right where they
+"""moto's server on loopback for `make aws-sim`, with four defects of moto 5.2 put right where they
 stop an apply that AWS itself accepts (each tells what AWS does):
 
 - S3 PutBucketLogging crashes on a target bucket whose policy has a statement with the string
@@ -96,6 +96,7 @@ if __name__ == "__main__":
                          request_handler=MotoRequestHandler, ssl_context=(cert, key))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("ready", flush=True)
+    sys.stdout = sys.stderr  # the runner reads one line; anything later goes to the log
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

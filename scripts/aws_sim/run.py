@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     timer = Timer()
-    moto, endpoint = timer("moto server", start_moto)
+    moto = None
     try:
+        moto, endpoint = timer("moto server", start_moto)
         # boto3 and the provider (Go) trust the emulator's certificate, and only it.
         env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_CA_BUNDLE": str(CERT), "SSL_CERT_FILE": str(CERT),
                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -92,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         report(planned, created, release, job_run_id, before, after, timer)
         return 0 if after.get("state") == "CANCELLED" else 1
     finally:
-        moto.terminate()
-        moto.wait(timeout=30)
+        if moto is not None:
+            moto.terminate()
+            try:
+                moto.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                moto.kill()
 
 
 def start_moto() -> tuple[subprocess.Popen, str]:
@@ -106,7 +111,9 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     moto = subprocess.Popen([str(MOTO_PYTHON), str(ROOT / "scripts" / "aws_sim" / "moto_server.py"), str(port),
                              str(CERT), str(KEY)], stdout=subprocess.PIPE, stderr=log, text=True)
     if moto.stdout.readline().strip() != "ready":
+        moto.kill()
         raise UserError(f"moto did not start (see {WORK / 'moto.log'})")
+    moto.stdout.close()  # it prints nothing more: its requests go to the log
     return moto, f"https://127.0.0.1:{port}"
 
 
@@ -129,10 +136,11 @@ def write_certificate(cert: Path, key: Path) -> None:
                                   critical=False)
                    .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                    .sign(private, hashes.SHA256()))
+    from fraud.secrets import write_private
+
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    key.chmod(0o600)
+    write_private(key, private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode())
 
 
 def prerequisites(env: dict) -> tuple[str, str]:

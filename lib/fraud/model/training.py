@@ -38,11 +38,11 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
     """Fit on ``train_df``; evaluate on ``eval_df``, which also chooses the alert threshold; evaluate
     on out-of-profile traffic at that threshold; register if the gate passes, promote if asked (or if
     no version is current yet)."""
+    registry = Registry.for_config(config)
+    events, about = gate_events(config, registry)  # before the fit: a missing set fails in seconds, not after it
     model, _, training_seconds = fit_model(config, train_df, progress)
     progress(f"fitted {config.model.num_trees} trees in {training_seconds} s; evaluating on the held-out set")
     metrics = evaluate(model, with_label(eval_df), config)
-    registry = Registry.for_config(config)
-    events, about = registry.gate_events()
     progress(f"alert threshold {metrics['alert_threshold']}; evaluating out of profile ({about['profile']}, "
              f"seed {about['seed']}, {len(events):,} events)")
     outside = evaluate(model, with_label(out_of_profile_silver(spark, config, events)), config,
@@ -74,10 +74,21 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
     }
     registry.write_metadata(version, metadata)
     do_promote = promote if promote is not None else registry.current_version() is None
-    if do_promote:
-        registry.promote(version)
-    mirror_to_postgres(config, metadata, do_promote)
+    # Who promotes: the job, asked to (--promote) or because no version was current yet.
+    actor = None if not do_promote else "training job (--promote)" if promote else "training job (first model)"
+    mirror_to_postgres(config, metadata, actor, lambda: registry.promote(version))
     return TrainingResult(version, metrics, [], training_seconds, size, do_promote)
+
+
+def gate_events(config: Config, registry: Registry) -> tuple[list[str], dict]:
+    """The registry's out-of-profile events, refused unless they are the traffic the config names."""
+    events, about = registry.gate_events()
+    gate = config.model.gate.out_of_profile
+    if (about.get("profile"), about.get("seed")) != (gate.profile, gate.seed):
+        raise UserError(f"the registry's out-of-profile events are {about.get('profile')!r} seed {about.get('seed')};"
+                        f" model.gate.out_of_profile names {gate.profile!r} seed {gate.seed}: write them again with"
+                        " `python -m fraud_simulator.history DIR --gate-only`")
+    return events, about
 
 
 def out_of_profile_silver(spark, config: Config, events: list[str]) -> DataFrame:

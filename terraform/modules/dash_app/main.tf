@@ -256,7 +256,7 @@ resource "aws_lb_listener" "http_redirect" {
 
 resource "aws_security_group" "tasks" {
   name        = "${var.name}-dash-tasks"
-  description = "Dash tasks: from the load balancer; out to PostgreSQL, the endpoints and the key endpoint"
+  description = "Dash tasks: from the load balancer; out to PostgreSQL and the endpoints" # ForceNew: kept
   vpc_id      = var.vpc_id
   tags        = var.tags
 

@@ -66,6 +66,10 @@ run "the_app_is_behind_tls_an_oidc_login_and_the_waf" {
     error_message = "the WAF is associated with the load balancer"
   }
   assert {
+    condition     = alltrue([for e in aws_security_group.tasks.egress : length(coalesce(e.ipv6_cidr_blocks, [])) == 0])
+    error_message = "no IPv6 egress at all"
+  }
+  assert {
     condition = alltrue([for e in aws_security_group.tasks.egress : e.from_port == 443 && e.to_port == 443
     || alltrue([for c in coalesce(e.cidr_blocks, []) : c == var.vpc_cidr])])
     error_message = "beyond the VPC and S3, the tasks reach HTTPS only"

@@ -29,6 +29,10 @@ run "spark_8_in_private_subnets_with_a_ceiling_and_no_egress_beyond_the_vpc_and_
     condition     = alltrue([for e in aws_security_group.emr.egress : alltrue([for c in coalesce(e.cidr_blocks, []) : c == var.vpc_cidr])])
     error_message = "egress to the workers themselves, the VPC and S3 only: no 0.0.0.0/0"
   }
+  assert {
+    condition     = alltrue([for e in aws_security_group.emr.egress : length(coalesce(e.ipv6_cidr_blocks, [])) == 0])
+    error_message = "no IPv6 egress at all"
+  }
 }
 
 run "an_unknown_architecture_is_refused" {

@@ -36,7 +36,8 @@ run "no_role_has_a_wildcard_action_and_only_migrate_reads_the_master_secret" {
   }
   assert {
     condition = (anytrue([for s in data.aws_iam_policy_document.migrate.statement : contains(s.actions, "secretsmanager:GetSecretValue")])
-      && !anytrue(flatten([for d in [data.aws_iam_policy_document.common, data.aws_iam_policy_document.stream, data.aws_iam_policy_document.batch] :
+      && !anytrue(flatten([for d in [data.aws_iam_policy_document.common, data.aws_iam_policy_document.stream,
+        data.aws_iam_policy_document.batch, data.aws_iam_policy_document.producer] :
     [for s in d.statement : contains(s.actions, "secretsmanager:GetSecretValue")]])))
     error_message = "the master secret is migrate's alone"
   }
