@@ -40,12 +40,14 @@ class KeyEndpoint:
                 for kid, key in self.keys.items()}
         self.requests = []
         self.hold = {}  # kid -> threading.Event the endpoint waits for before it answers
+        self.arrived = threading.Event()  # a held request has come in
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(handler):  # noqa: N805
                 self.requests.append(handler.path)
                 kid = handler.path.rsplit("/", 1)[-1]
                 if kid in self.hold:
+                    self.arrived.set()
                     self.hold[kid].wait(timeout=60)
                 pem = pems.get(kid)
                 handler.send_response(200 if pem else 404)
@@ -179,10 +181,12 @@ def test_a_slow_or_failing_key_fetch_holds_up_no_other_login(oidc_app, keys):
         "/api/alerts", headers=signed_in(keys.token(kid="kid-slow"))))
     slow.start()
     try:
+        assert keys.arrived.wait(timeout=30), "the slow fetch is under way"
         done = threading.Event()
         other = threading.Thread(target=lambda: (client.get("/api/alerts", headers=known), done.set()))
         other.start()
-        assert done.wait(timeout=30), "a login with a cached key waited for another key's fetch"
+        # Well under the fetch's own 5-s timeout, after which a login queued behind the lock would pass too.
+        assert done.wait(timeout=2.5), "a login with a cached key waited for another key's fetch"
     finally:
         keys.hold["kid-slow"].set()
         slow.join(timeout=60)
