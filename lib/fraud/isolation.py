@@ -70,7 +70,9 @@ def culprits(positions: Sequence[int], attempt: Callable[[list[int]], None]) -> 
 
     ``attempt(subset)`` must write nothing that stays (a probe). Bisection: a failing set is split in
     halves and each half tried alone, down to single rows. Rows that fail only together (both halves
-    pass alone) are all taken. A transient error propagates: the caller's retry decides."""
+    pass alone) are all taken. A transient error propagates: the caller's retry decides. No row is
+    taken when the attempt fails with no rows at all: the environment fails it (a model pointer that
+    names no version, a registry it cannot read), and quarantining every record would hide that."""
     def search(subset: list[int], err: BaseException) -> dict[int, str]:
         if len(subset) == 1:
             return {subset[0]: reason(err)}
@@ -83,7 +85,9 @@ def culprits(positions: Sequence[int], attempt: Callable[[list[int]], None]) -> 
         return found or {p: reason(err) for p in subset}
 
     err = _failure(list(positions), attempt)
-    return {} if err is None else search(list(positions), err)
+    if err is None or _failure([], attempt) is not None:
+        return {}
+    return search(list(positions), err)
 
 
 def _failure(subset: list[int], attempt: Callable[[list[int]], None]) -> BaseException | None:

@@ -132,7 +132,7 @@ class AlertPath:
         except Exception as err:
             if is_transient(err):
                 raise
-            batch.isolate(culprits(range(batch.rows.num_rows), lambda subset: stage.probe(batch.rows.take(subset))))
+            batch.isolate(culprits(range(batch.rows.num_rows), lambda subset: stage.probe(take(batch.rows, subset))))
             stage.write(batch.rows, batch_id)
         counts = BatchCounts.of(batch.rows)  # all the batch's metrics and quality figures
         t = step("stage", t)
@@ -185,7 +185,7 @@ class _BatchRows:
         self.frame = spark.createDataFrame(rows, schema=schema)
 
     def subset(self, indices) -> "_BatchRows":
-        return _BatchRows(self.rows.take(list(indices)), self.schema, self.spark, self.config)
+        return _BatchRows(take(self.rows, indices), self.schema, self.spark, self.config)
 
     def score(self, model: LoadedModel | None) -> None:
         """Silver (one Spark job) and gold (on the driver); a row whose features are not all finite
@@ -214,6 +214,11 @@ class _BatchRows:
         self.frame = self.spark.createDataFrame(self.rows, schema=self.schema)
         if self.silver is not None:
             self.silver, self.gold = silver_and_gold(self.frame, self.model, self.config)
+
+
+def take(rows: pa.Table, indices) -> pa.Table:
+    """``rows`` at ``indices``, none included (pyarrow cannot type an empty list of indices)."""
+    return rows.take(pa.array(list(indices), pa.int64()))
 
 
 def non_finite_positions(silver: pa.Table) -> dict[tuple, str]:
