@@ -268,6 +268,10 @@ def _nullable(schema: dict) -> dict:
 _TIME = {"type": "string", "format": "date-time"}
 _AMOUNT = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal, as text (no float rounding)"}
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+_RAISED_BY = {"type": "array", "items": {"type": "string", "pattern": "^(model|rule:.+)$"},
+              "description": "what raised it: the model, and/or rule:<name> for each typology rule"}
+_RULE_REASONS = {"type": "array", "items": {"type": "object", "required": ["rule", "reason"], "properties": {
+    "rule": {"type": "string"}, "reason": {"type": "string"}, "source": {"type": "string"}}}}
 _ALERT_PROPERTIES = {
     "alert_id": {"type": "string"}, "domain": {"type": "string", "enum": list(DOMAINS)},
     "actor_id": {"type": "string"}, "alert_type": {"type": "string"},
@@ -280,15 +284,19 @@ _ALERT_PROPERTIES = {
     "analyst_note": _nullable({"type": "string"}), "status_by": _nullable({"type": "string"}),
     "status_at": _nullable(_TIME),
     "top_features": {"$ref": "#/components/schemas/TopFeatures"},
+    "raised_by": _RAISED_BY, "rule_reasons": _RULE_REASONS,
+    "expected_loss_usd": {"type": "number", "description": "fraud probability x amount in USD, summed: what severity ranks"},
 }
 _SUMMARY_FIELDS = ["alert_id", "domain", "actor_id", "alert_type", "severity", "status", "max_score", "txn_count",
-                   "total_amount", "first_seen", "last_seen", "model_version", "status_by", "status_at"]
+                   "total_amount", "first_seen", "last_seen", "model_version", "status_by", "status_at", "raised_by",
+                   "expected_loss_usd"]
 _TRANSACTION = {"type": "object", "required": ["transaction_id", "event_time", "amount", "fraud_score"], "properties": {
     "transaction_id": {"type": "string"}, "event_time": _TIME, "amount": _AMOUNT,
     "currency": _nullable({"type": "string"}), "fraud_score": {"type": "number"},
     "predicted_class": {"type": "string"}, "quality_flags": {"type": "array", "items": {"type": "string"}},
     "produced_at": _TIME, "batch_id": {"type": "integer"},
-    "top_features": {"$ref": "#/components/schemas/TopFeatures"}}}
+    "top_features": {"$ref": "#/components/schemas/TopFeatures"},
+    "raised_by": _RAISED_BY, "rule_reasons": _RULE_REASONS, "expected_loss_usd": {"type": "number"}}}
 _ACTION = {"type": "object", "required": ["action", "actor", "at"], "properties": {
     "action": {"type": "string", "enum": list(ACTIONS)}, "note": _nullable({"type": "string"}),
     "actor": {"type": "string"}, "at": _TIME}}

@@ -182,9 +182,11 @@ def drift_view(app_ctx: AppContext):
 
 
 def challenger_view(app_ctx: AppContext):
+    """The challenger against the champion, then the typology rules' precision: what runs in shadow."""
     try:
-        return layout.challenger_comparison(data.shadow_comparison(app_ctx.source,
-                                                                   data.model_registry(app_ctx.config)))
+        return [layout.challenger_comparison(data.shadow_comparison(app_ctx.source,
+                                                                    data.model_registry(app_ctx.config))),
+                layout.rule_figures(data.rule_figures(app_ctx.source, app_ctx.config))]
     except data.SourceDown as err:
         return layout.source_down(str(err))
 
@@ -226,10 +228,11 @@ def register(app, app_ctx: AppContext) -> None:
         Output("live-status", "children"), Output("live-kpis", "children"), Output("live-alerts-chart", "figure"),
         Output("live-events-chart", "figure"), Output("live-feed", "children"),
         Input("tick", "n_intervals"), Input("f-domain", "value"), Input("f-severity", "value"),
-        Input("f-status", "value"), Input("f-type", "value"), Input("f-range", "value"))
-    def refresh_live(_, domains, severities, statuses, types, time_range):
+        Input("f-status", "value"), Input("f-type", "value"), Input("f-range", "value"), Input("f-order", "value"))
+    def refresh_live(_, domains, severities, statuses, types, time_range, order):
         return live_view(app_ctx, data.FeedFilter(tuple(domains or ()), tuple(severities or ()),
-                                                  tuple(statuses or ()), tuple(types or ()), _window(time_range)))
+                                                  tuple(statuses or ()), tuple(types or ()), _window(time_range),
+                                                  "loss" if order == "loss" else "newest"))
 
     @app.callback(
         Output("detail-status", "children"), Output("detail-body", "children"), Output("action-result", "children"),

@@ -175,15 +175,18 @@ class FeedFilter:
     # Empty: every type.
     types: tuple[str, ...] = ()
     window_min: int = 60
+    # "newest" first, or by "loss": the expected loss that severity ranks by, highest first.
+    order: str = "newest"
 
 
 _FEED_SQL = """
-SELECT alert_id, last_seen, domain, alert_type, severity, status, max_score, txn_count, total_amount, actor_id
+SELECT alert_id, last_seen, domain, alert_type, severity, status, max_score, txn_count, total_amount, actor_id,
+       raised_by, expected_loss_usd
 FROM alerts
 WHERE last_seen >= now() - make_interval(mins => %(mins)s)
   AND domain = ANY(%(domains)s) AND severity = ANY(%(severities)s) AND status = ANY(%(statuses)s)
   AND (cardinality(%(types)s::text[]) = 0 OR alert_type = ANY(%(types)s))
-ORDER BY last_seen DESC LIMIT %(limit)s
+ORDER BY CASE WHEN %(by_loss)s THEN expected_loss_usd END DESC NULLS LAST, last_seen DESC LIMIT %(limit)s
 """
 
 
@@ -191,7 +194,7 @@ def alert_feed(src: DataSource, flt: FeedFilter, limit: int) -> list[dict]:
     """The newest alerts matching every filter (a filter with nothing selected matches nothing)."""
     return src.rows(_FEED_SQL, {"mins": flt.window_min, "domains": list(flt.domains),
                                 "severities": list(flt.severities), "statuses": list(flt.statuses),
-                                "types": list(flt.types), "limit": limit})
+                                "types": list(flt.types), "by_loss": flt.order == "loss", "limit": limit})
 
 
 # --- alert detail --------------------------------------------------------------------
@@ -217,7 +220,7 @@ def alert_detail(src: DataSource, alert_id: str) -> dict | None:
 
 _ALERTS_PAGE_SQL = """
 SELECT alert_id, domain, actor_id, alert_type, severity, status, max_score, txn_count, total_amount, first_seen,
-       last_seen, model_version, status_by, status_at
+       last_seen, model_version, status_by, status_at, raised_by, expected_loss_usd
 FROM alerts
 WHERE domain = ANY(%(domains)s) AND severity = ANY(%(severities)s) AND status = ANY(%(statuses)s)
   AND (%(since)s::timestamptz IS NULL OR last_seen >= %(since)s)
@@ -254,7 +257,8 @@ def alert_record(src: DataSource, alert_id: str, related: bool = True) -> dict |
     return found[0] | {
         "transactions": src.rows(
             "SELECT transaction_id, event_time, amount, currency, fraud_score, predicted_class, quality_flags,"
-            " produced_at, batch_id, top_features FROM alert_transactions WHERE alert_id = %s ORDER BY event_time",
+            " produced_at, batch_id, top_features, raised_by, rule_reasons, expected_loss_usd"
+            " FROM alert_transactions WHERE alert_id = %s ORDER BY event_time",
             (alert_id,)),
         "actions": src.rows("SELECT action, note, actor, at FROM alert_actions WHERE alert_id = %s ORDER BY at, id",
                             (alert_id,)),
@@ -428,6 +432,19 @@ def shadow_comparison(src: DataSource, registry: dict) -> dict | None:
 
 
 # --- pipeline page ---------------------------------------------------------------------
+
+def rule_figures(src: DataSource, config: Config) -> list[dict]:
+    """Every configured typology rule, its mode and what it raised: hits, and precision by the
+    analysts' verdicts and by ground truth (fraud.shadow.rule_precision)."""
+    from fraud.score import rules_of
+    from fraud.shadow import rule_precision
+
+    with src.connection() as conn:
+        measured = {r["rule"]: r for r in rule_precision(conn)}
+    return [{"rule": rule.name, "mode": "shadow" if rule.shadow else "alerting", "alert_type": rule.alert_type,
+             **{k: v for k, v in measured.get(rule.name, {"hits": 0}).items() if k not in ("rule", "shadow")}}
+            for rule in rules_of(config).rules]
+
 
 def latest_drift(src: DataSource) -> list[dict]:
     """The last drift run (fraud.drift): PSI per model input and for the fraud score."""

@@ -85,6 +85,10 @@ def live_page() -> html.Div:
             html.Div([html.Label("Type (empty: all)"),
                       dcc.Dropdown(id="f-type", options=list(FRAUD_CLASSES), multi=True, placeholder="all types")]),
             html.Div([html.Label("Time range"), _time_range("f-range")]),
+            html.Div([html.Label("Order"),
+                      dcc.RadioItems(id="f-order", options=[{"label": "newest", "value": "newest"},
+                                                            {"label": "money at risk", "value": "loss"}],
+                                     value="newest", inline=True)]),
         ], className="filters"),
         html.Div(id="live-status"),
         html.Div(id="live-kpis", className="kpis"),
@@ -122,10 +126,12 @@ def kpi_cards(kpis: dict) -> list:
 
 
 def alert_feed(rows: list[dict]) -> html.Table:
-    header = ["last seen", "domain", "type", "severity", "status", "score", "txns", "amount", "actor", ""]
+    header = ["last seen", "domain", "type", "severity", "expected loss $", "raised by", "status", "score", "txns",
+              "amount", "actor", ""]
     body = [html.Tr([
         html.Td(_fmt(r["last_seen"])), html.Td(r["domain"]), html.Td(r["alert_type"]),
-        html.Td(severity_badge(r["severity"])), html.Td(r["status"]), html.Td(f"{r['max_score']:.2f}"),
+        html.Td(severity_badge(r["severity"])), html.Td(f"{r.get('expected_loss_usd') or 0:,.0f}"),
+        html.Td(", ".join(r.get("raised_by") or ())), html.Td(r["status"]), html.Td(f"{r['max_score']:.2f}"),
         html.Td(r["txn_count"]), html.Td(f"{r['total_amount']:,.2f}"), html.Td(r["actor_id"]),
         html.Td(dcc.Link("details", href=f"/alerts/{r['alert_id']}")),
     ], className="feed-row", **{"data-alert-id": r["alert_id"], "data-domain": r["domain"]}) for r in rows]
@@ -157,9 +163,11 @@ def detail_page(alert_id: str, analyst_default: str, analyst_locked: bool) -> ht
 
 def detail_body(detail: dict, probabilities_fig, timeline_fig, window_s: int) -> list:
     alert = detail["alert"]
-    fields = [html.Tr([html.Th(k), html.Td(severity_badge(v) if k == "severity" else _fmt(v, 3))])
-              for k, v in alert.items() if k not in ("class_probabilities", "top_features")]
-    why = reasons(alert["top_features"], window_s)
+    fields = [html.Tr([html.Th(k), html.Td(severity_badge(v) if k == "severity" else
+                                           ", ".join(v) if k == "raised_by" else _fmt(v, 3))])
+              for k, v in alert.items() if k not in ("class_probabilities", "top_features", "rule_reasons")]
+    rules = [f"rule {r['rule']}: {r['reason']}" for r in alert.get("rule_reasons") or ()]
+    why = rules + [f"model: {w}" if rules else w for w in reasons(alert["top_features"], window_s)]
     txns = _table("related-transactions",
                   ["transaction", "event time", "amount", "fraud score", "predicted class", "quality flags", "produced",
                    "batch"],
@@ -338,6 +346,19 @@ def challenger_comparison(compared: dict | None) -> html.Div:
         _table("model-challenger-table", ["", f"champion {compared['champion']}",
                                           f"challenger {compared['challenger']} (shadow)"], rows),
     ])
+
+
+def rule_figures(rules: list[dict]) -> html.Div:
+    """The typology rules beside the model: mode, hits, precision by verdicts and by ground truth."""
+    def share(value, n):
+        return "n/a" if value is None else f"{value:.0%} of {n:,}"
+
+    return html.Div([html.H3("Typology rules"), _table(
+        "rule-figures", ["rule", "mode", "alert type", "hits", "alerted", "precision (verdicts)",
+                         "precision (ground truth)"],
+        [[r["rule"], r["mode"], r["alert_type"], f"{r['hits']:,}", f"{r.get('alerted', 0):,}",
+          share(r.get("precision_by_verdicts"), r.get("judged", 0)), share(r.get("precision_by_truth"), r.get("known", 0))]
+         for r in rules], row_class="rule-row", empty_text="no rules configured")])
 
 
 def _out_of_profile_rows(oop: dict | None) -> list[list]:

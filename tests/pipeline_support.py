@@ -145,7 +145,7 @@ def real_batch_writer(spark, config: Config, stack: dict, root: Path):
     checkpoint.mkdir()
     (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}))
     pool = make_pool(config, as_role(dsn, "stream"))
-    models, metrics = ModelHolder(Registry.for_config(config)), BatchMetrics(pool)
+    models, metrics = ModelHolder(Registry.for_config(config), config.alerts.threshold), BatchMetrics(pool)
     try:
         with LakeWriter(spark, config, str(checkpoint), models, metrics) as lake:
             yield (AlertPath(config, models, AlertSink(config, pool), metrics, QualityResults(config, pool), lake,

@@ -20,6 +20,7 @@ from fraud.parse import PRODUCE_LAG, kafka_records
 from fraud.pipeline import to_bronze, to_quarantine, to_silver, with_batch_id, with_reasons
 from fraud.schemas import SILVER_COLUMNS
 from fraud.score import LoadedModel, score_silver, with_scored_at, with_scores
+from fraud.rules import rule_book
 from fraud.schemas import GOLD_COLUMNS
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -171,22 +172,27 @@ def probability(**by_class):
 
 
 def test_with_scores_turns_probabilities_into_score_severity_and_alert(spark, config):
-    assert config.alerts.severity == {"critical": 0.90, "high": 0.75, "medium": 0.60}, "the floors below"
+    """Severity from the expected loss (fraud score x dollars, the model registered without
+    calibration knots); the rules are off here (fraud.rules has its own tests)."""
+    assert config.alerts.severity == {"critical": 10000, "high": 1000, "medium": 100}, "the floors below"
+    no_rules = replace(config, rules=replace(config.rules, disabled=tuple(r.name for r in rule_book().rules)))
     spread = {c: 0.125 for c in MODEL_CLASSES[1:7]}
-    # Dyadic probabilities: 1 - P(regular) is exact, so scores land exactly on the floors.
-    predictions = [  # (transaction, predicted class, probability, severity, is_alert at threshold 0.75)
-        ("a", "regular", probability(regular=0.9375, fraud_card_testing=0.0625), "low", False),
-        ("b", "fraud_card_testing", probability(regular=0.0625, fraud_card_testing=0.9375), "critical", True),
-        ("c", "fraud_structuring", probability(regular=0.25, fraud_structuring=0.75), "high", True),  # on both floors
-        ("d", "fraud_promo_abuse", probability(regular=0.375, fraud_promo_abuse=0.625), "medium", False),
-        ("e", "regular", probability(regular=0.25, **spread), "high", False),  # "regular" never alerts
+    # Dyadic probabilities and amounts: scores and losses are exact, so losses land exactly on the floors.
+    predictions = [  # (transaction, class, probability, amount, loss, severity, is_alert at threshold 0.75)
+        ("a", "regular", probability(regular=0.9375, fraud_card_testing=0.0625), 1600.0, 100.0, "medium", False),
+        ("b", "fraud_card_testing", probability(regular=0.0625, fraud_card_testing=0.9375), 16000.0, 15000.0,
+         "critical", True),
+        ("c", "fraud_structuring", probability(regular=0.25, fraud_structuring=0.75), 1600.0, 1200.0, "high", True),
+        ("d", "fraud_promo_abuse", probability(regular=0.375, fraud_promo_abuse=0.625), 80.0, 50.0, "low", False),
+        ("e", "regular", probability(regular=0.25, **spread), 16.0, 12.0, "low", False),  # "regular" never alerts
     ]
-    predictions_df = spark.createDataFrame([p[:3] for p in predictions],
-                                           ["transaction_id", "predicted_class", "probability"])
-    out_df = with_scores(predictions_df, config, "v-test", 0.75).drop("probability")
+    predictions_df = spark.createDataFrame([(*p[:3], p[3]) for p in predictions],
+                                           ["transaction_id", "predicted_class", "probability", "amount_usd"])
+    out_df = with_scores(predictions_df, no_rules, "v-test", 0.75).drop("probability")
     expected_df = spark.createDataFrame(
-        [(txn, cls, dict(zip(MODEL_CLASSES, p.toArray().tolist())), 1.0 - float(p[0]), severity, alert, "v-test")
-         for txn, cls, p, severity, alert in predictions], out_df.schema)
+        [(txn, cls, amount, dict(zip(MODEL_CLASSES, p.toArray().tolist())), 1.0 - float(p[0]), 1.0 - float(p[0]),
+          loss, severity, [], ["model"] if alert else [], alert, "v-test")
+         for txn, cls, p, amount, loss, severity, alert in predictions], out_df.schema)
     assert_df_equality(out_df, expected_df, ignore_nullable=True)
 
 
@@ -208,13 +214,13 @@ def test_score_silver_gives_gold_rows_with_the_models_version_and_threshold(spar
     gold_df = score_silver(to_silver(batch_df), model, config)
     assert gold_df.columns == [c for c in GOLD_COLUMNS if c != "scored_at"]
     assert gold_df.transform(with_scored_at).columns == GOLD_COLUMNS
-    out_df = gold_df.select("transaction_id", "quality_flags", "predicted_class", "fraud_score", "severity",
-                            "is_alert", "model_version")
-    regular = ("regular", 0.0625, "low", False, "v-chain")
+    out_df = gold_df.select("transaction_id", "quality_flags", "predicted_class", "fraud_score", "is_alert",
+                            "model_version")
+    regular = ("regular", 0.0625, False, "v-chain")
     expected_df = spark.createDataFrame([
         ("t1", [], *regular),
         ("t2", ["payment_method_known"], *regular),
-        ("u1", ["amount_range_gaming"], "fraud_card_testing", 0.9375, "critical", True, "v-chain"),
+        ("u1", ["amount_range_gaming"], "fraud_card_testing", 0.9375, True, "v-chain"),
         ("t3", [], *regular),
         ("t4", [], *regular),
     ], out_df.schema)

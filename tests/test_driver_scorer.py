@@ -66,13 +66,17 @@ def test_score_table_gives_score_silvers_gold_rows(spark, config, fitted):
                          F.lit(None).cast("date").alias("event_date"), F.col("f_log_amount").alias("amount"),
                          F.lit("USD").alias("currency"), F.lit(None).cast("timestamp").alias("kafka_timestamp"),
                          F.array().cast("array<string>").alias("quality_flags"),
-                         F.lit(False).alias("is_fraud")))
+                         F.lit(False).alias("is_fraud"),
+                         # What the typology rules read beyond the features: a high-risk destination
+                         # (fraud.rules' catalogue) alerts on the fintech rows from $10,000.
+                         (F.col("f_log_amount") * 8000).alias("amount_usd"), F.lit("IR").alias("country_to")))
     spark_rows = [r.asDict() for r in score_silver(silver_df, model, config).collect()]
     driver_rows = score_table(silver_df.toArrow(), model, config).to_pylist()
     for row in driver_rows:
         row["class_probabilities"] = dict(row["class_probabilities"])
     assert driver_rows == spark_rows
     assert len({(r["severity"], r["is_alert"]) for r in driver_rows}) > 1, "one outcome would prove little"
+    assert {tuple(r["raised_by"]) for r in driver_rows} >= {(), ("rule:high_risk_jurisdiction",)}, "rules too"
 
 
 def test_a_model_that_is_not_the_mirrored_pipeline_is_refused(fitted):

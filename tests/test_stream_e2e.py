@@ -100,14 +100,15 @@ def alert_history_of_one_actor(pipe, spark) -> None:
     from fraud.db import make_pool
     from fraud.schemas import SILVER_COLUMNS
     from fraud.registry import Registry
-    from fraud.score import ModelHolder, score_table
+    from fraud.score import ModelHolder, rules_of, score_table
     from fraud.micro_batch import alert_rows_of
 
     silver_df = lake(spark, pipe, "silver").select(*SILVER_COLUMNS)
     actor = silver_df.filter(F.col("pattern").startswith("fraud_")).orderBy("transaction_id").first()["actor_id"]
     silver = silver_df.filter(F.col("actor_id") == actor).orderBy("event_time").toArrow()
     model = ModelHolder(Registry.for_config(pipe.config)).current()
-    rows = alert_rows_of(score_table(silver, model, pipe.config), silver, model, pipe.config.alerts.top_features)
+    rows = alert_rows_of(score_table(silver, model, pipe.config), silver, model, pipe.config.alerts.top_features,
+                         rules_of(pipe.config))
     assert rows, f"the model alerts on fraud actor {actor}"
     with make_pool(pipe.config, as_role(pipe.dsn, "stream")) as pool:
         AlertSink(pipe.config, pool).write("e2e-history-alerts", 0, rows)

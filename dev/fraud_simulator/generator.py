@@ -42,6 +42,7 @@ class SequenceRecord:
     transaction_ids: list[str] = field(default_factory=list)
     first_event_time: datetime | None = None
     last_event_time: datetime | None = None
+    variant: str = ""  # the held-out variant drawn (fraud_simulator.variants), "" for the pattern itself
 
 
 @dataclass
@@ -58,15 +59,17 @@ class Emitted:
 class QuotaPlanner:
     """Chooses the next sequence's pattern for one domain so shares track their targets."""
 
-    def __init__(self, domain: str, fraud_share: float, weights: dict[str, float], rng: random.Random):
-        patterns = [p for p in PATTERNS.values() if p.domain == domain]
+    def __init__(self, domain: str, fraud_share: float, weights: dict[str, float], rng: random.Random,
+                 catalogue: dict[str, Pattern] = PATTERNS):
+        patterns = [p for p in catalogue.values() if p.domain == domain]
+        self._catalogue = catalogue
         fraud = [p for p in patterns if p.is_fraud]
         regular = [p for p in patterns if not p.is_fraud]
         self._expected: dict[str, float] = {}
         for group, share in ((fraud, fraud_share), (regular, 1.0 - fraud_share)):
-            total = sum(weights.get(p.name, p.weight) for p in group)
+            total = sum(weights.get(p.key, p.weight) for p in group)
             for p in group:
-                self._expected[p.name] = share * weights.get(p.name, p.weight) / total if total else 0.0
+                self._expected[p.key] = share * weights.get(p.key, p.weight) / total if total else 0.0
         self._rng = rng
         self._blocks = 0
         self._queue: list[str] = []
@@ -79,7 +82,7 @@ class QuotaPlanner:
                 self._queue.extend([name] * count)
             self._rng.shuffle(self._queue)
             self._blocks += 1
-        return PATTERNS[self._queue.pop()]
+        return self._catalogue[self._queue.pop()]
 
 
 @dataclass
@@ -103,7 +106,8 @@ class EventGenerator:
 
     def __init__(self, *, domains: tuple[str, ...], rate_per_s: float, seed: int, test_id: str,
                  start_time: datetime, fraud_share: dict[str, float], pattern_weights: dict[str, float],
-                 events: int, finish_sequences: bool = False, profile: Profile = DEFAULT_PROFILE):
+                 events: int, finish_sequences: bool = False, profile: Profile = DEFAULT_PROFILE,
+                 catalogue: dict[str, Pattern] = PATTERNS):
         self.events = events
         self.finish_sequences = finish_sequences
         self.domains = domains
@@ -112,7 +116,7 @@ class EventGenerator:
         self.start_time = start_time
         self._rng = random.Random(seed)
         self._planners = {
-            d: QuotaPlanner(d, fraud_share[d], pattern_weights, random.Random(f"{seed}/{d}")) for d in domains
+            d: QuotaPlanner(d, fraud_share[d], pattern_weights, random.Random(f"{seed}/{d}"), catalogue) for d in domains
         }
         self._surface = Surface(profile, seed)
         self._tag = hashlib.sha1(test_id.encode()).hexdigest()[:6]
@@ -145,7 +149,7 @@ class EventGenerator:
         actor_id = f"{domain[:2]}-{self._tag}{self._started:08d}"
         actor = Actor(actor_id, self._rng)
         steps = self._surface.apply(domain, pattern.draw(actor), lambda: pattern.draw(actor))
-        record = SequenceRecord(self.test_id, actor_id, domain, pattern.name, pattern.is_fraud)
+        record = SequenceRecord(self.test_id, actor_id, domain, pattern.name, pattern.is_fraud, variant=pattern.variant)
         self._started += 1
         return _Active(now_s, self._started, steps, 0, domain, actor_id, record)
 
@@ -157,7 +161,7 @@ class EventGenerator:
             "domain": seq.domain,
             "test_id": self.test_id,
             "timestamp": timestamp.isoformat(timespec="milliseconds"),
-            "actor_id": seq.actor_id,
+            "actor_id": seq.steps[seq.position].actor_id or seq.actor_id,
             "sequence_position": seq.position,
             "pattern": seq.record.pattern,
             "is_fraud": seq.record.is_fraud,

@@ -52,6 +52,7 @@ class Step:
     fields: dict
     gap_s: float = 0.0
     max_amount_usd: float | None = None
+    actor_id: str | None = None  # another actor than the sequence's (a ring of accounts: fraud_simulator.variants)
 
 
 @dataclass
@@ -61,6 +62,10 @@ class Actor:
     actor_id: str
     rng: random.Random
     _counter: list = field(default_factory=lambda: [0])
+
+    def alias(self, k: int) -> str:
+        """The id of the sequence's k-th other account (a ring of accounts behind one person)."""
+        return f"{self.actor_id}-{k}"
 
     def token(self, prefix: str) -> str:
         """A fresh identifier unique within the run (device, account, product...)."""
@@ -370,6 +375,11 @@ class Pattern:
     is_fraud: bool
     draw: Callable[[Actor], list[Step]]
     weight: float = 1.0  # relative weight among the domain's fraud (or regular) patterns
+    variant: str = ""  # a held-out variant of the pattern (fraud_simulator.variants); "" for the pattern itself
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.variant}" if self.variant else self.name
 
 
 PATTERNS: dict[str, Pattern] = {

@@ -1,6 +1,8 @@
 """Alerts in PostgreSQL: episodes of suspected fraud, upserted exactly once per micro-batch.
 
-An alert is one actor's episode of one predicted fraud type. Gold rows flagged
+An alert is one actor's episode of one fraud type: the model's predicted class, or the type of the
+typology rule that raised it (``fraud.rules``); it records what raised it and the rules' reasons, and
+ranks by its expected loss in dollars (``fraud.severity``). Gold rows flagged
 ``is_alert`` join the actor's latest alert of that type when they are within
 ``alerts.episode_gap_s`` of its last row; otherwise they open a new one whose id is a
 hash of (domain, actor, type, first event time), so a replay computes the same ids.
@@ -120,7 +122,7 @@ class AlertSink:
             raise psycopg.Rollback()
 
     def _assign_episodes(self, conn: psycopg.Connection, rows: list[dict]) -> list[_Episode]:
-        keys = sorted({(r["domain"], r["actor_id"], r["predicted_class"]) for r in rows})
+        keys = sorted({(r["domain"], r["actor_id"], r["alert_type"]) for r in rows})
         latest: dict[tuple, _Episode] = {}
         if keys:
             domains, actors, types = (list(col) for col in zip(*keys))
@@ -135,9 +137,9 @@ class AlertSink:
                 latest[(domain, actor, kind)] = _Episode(aid, last_seen, is_new=False)
         gap = timedelta(seconds=self.config.alerts.episode_gap_s)
         touched: dict[str, _Episode] = {}
-        for row in sorted(rows, key=lambda r: (r["domain"], r["actor_id"], r["predicted_class"], r["event_time"],
+        for row in sorted(rows, key=lambda r: (r["domain"], r["actor_id"], r["alert_type"], r["event_time"],
                                                r["transaction_id"])):
-            key = (row["domain"], row["actor_id"], row["predicted_class"])
+            key = (row["domain"], row["actor_id"], row["alert_type"])
             episode = latest.get(key)
             if episode is None or row["event_time"] - episode.last_seen > gap:
                 episode = _Episode(alert_id(*key, row["event_time"]), row["event_time"], True, first_row=row)
@@ -156,34 +158,41 @@ class AlertSink:
                 " txn_count, total_amount, max_score, severity, class_probabilities, model_version, test_id)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 'low', '{}', %s, %s)"
                 " ON CONFLICT (alert_id) DO UPDATE SET model_version = EXCLUDED.model_version",
-                [(e.alert_id, r["domain"], r["actor_id"], r["predicted_class"], r["event_time"], r["event_time"],
+                [(e.alert_id, r["domain"], r["actor_id"], r["alert_type"], r["event_time"], r["event_time"],
                   r["event_time"], r["model_version"], r["test_id"])
                  for e in episodes for r in [e.first_row or e.rows[0]]],
             )
             related = [
                 (e.alert_id, r["transaction_id"], r["event_time"], r["amount"], r["currency"], r["fraud_score"],
                  r["predicted_class"], Jsonb(r["class_probabilities"]), r["kafka_timestamp"], r["quality_flags"],
-                 Jsonb(r.get("top_features", [])), query_id, batch_id)
+                 Jsonb(r.get("top_features", [])), query_id, batch_id, r["raised_by"], Jsonb(r["rule_reasons"]),
+                 r["expected_loss_usd"])
                 for e in episodes for r in e.rows
             ]
             cur.executemany(
                 "INSERT INTO alert_transactions (alert_id, transaction_id, event_time, amount, currency, fraud_score,"
-                " predicted_class, class_probabilities, produced_at, quality_flags, top_features, query_id, batch_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                " predicted_class, class_probabilities, produced_at, quality_flags, top_features, query_id, batch_id,"
+                " raised_by, rule_reasons, expected_loss_usd)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 related,
             )
             levels, floors, lowest = sql_params(ladder(self.config.alerts.severity))
             cur.execute(
                 "UPDATE alerts a SET txn_count = s.n, total_amount = s.total, first_seen = s.first,"
                 " last_seen = s.last, max_score = s.max_score, class_probabilities = s.probabilities,"
-                " top_features = s.top_features,"
+                " top_features = s.top_features, expected_loss_usd = s.loss,"
                 " severity = coalesce((SELECT l.level FROM unnest(%s::text[], %s::float8[]) AS l(level, floor)"
-                "                      WHERE s.max_score >= l.floor ORDER BY l.floor DESC LIMIT 1), %s),"
+                "                      WHERE s.loss >= l.floor ORDER BY l.floor DESC LIMIT 1), %s),"
+                " raised_by = ARRAY(SELECT DISTINCT unnest(t.raised_by) FROM alert_transactions t"
+                "                   WHERE t.alert_id = a.alert_id ORDER BY 1),"
+                " rule_reasons = coalesce(s.rule_reasons, '[]'),"
                 " updated_at = clock_timestamp()"
                 " FROM (SELECT alert_id, count(*) AS n, sum(amount) AS total, min(event_time) AS first,"
-                "       max(event_time) AS last, max(fraud_score) AS max_score,"
+                "       max(event_time) AS last, max(fraud_score) AS max_score, sum(expected_loss_usd) AS loss,"
                 "       (array_agg(class_probabilities ORDER BY fraud_score DESC))[1] AS probabilities,"
-                "       (array_agg(top_features ORDER BY fraud_score DESC))[1] AS top_features"
+                "       (array_agg(top_features ORDER BY fraud_score DESC))[1] AS top_features,"
+                "       (array_agg(rule_reasons ORDER BY event_time DESC) FILTER (WHERE rule_reasons <> '[]'))[1]"
+                "       AS rule_reasons"
                 "       FROM alert_transactions WHERE alert_id = ANY(%s) GROUP BY alert_id) s"
                 " WHERE a.alert_id = s.alert_id",
                 (levels, floors, lowest, [e.alert_id for e in episodes]),

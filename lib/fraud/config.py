@@ -27,6 +27,7 @@ import yaml
 from fraud import severity
 from fraud.cli import UserError
 from fraud.project import local_endpoint
+from fraud.rules import rule_book
 
 # Environment variable -> dotted config key it replaces.
 ENV_OVERRIDES = {
@@ -156,7 +157,8 @@ class AlertsConfig:
     # A fraud-class prediction at or above this fraud score opens or extends an alert; null: the
     # threshold each model was registered with (chosen by training on held-out data).
     threshold: float | None
-    # Severity floors by fraud score, highest first; below the last: "low".
+    # Severity floors by expected loss in US dollars (fraud.severity: the fraud probability times the
+    # amount, summed over an alert's transactions), highest first; below the last: "low".
     severity: dict[str, float]
     # Rows of one actor and type further apart than this start a new episode (alert).
     episode_gap_s: int
@@ -165,6 +167,18 @@ class AlertsConfig:
     top_features: int
     max_retries: int
     retry_backoff_s: float
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """Typology rules beside the model (fraud.rules)."""
+
+    # A rules file of your own (the packaged catalogue, fraud/reference/typologies.yaml, when null).
+    file: str | None
+    # Rules evaluated and counted but never alerting, as the challenger is.
+    shadow: tuple[str, ...]
+    # Rules not evaluated at all.
+    disabled: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -322,6 +336,7 @@ class PostgresRetention:
     drift_results: int
     shadow_outcomes: int
     shadow_alerts: int
+    rule_hits: int
 
 
 @dataclass(frozen=True)
@@ -349,6 +364,7 @@ class Config:
     simulator: SimulatorConfig
     stream: StreamConfig
     alerts: AlertsConfig
+    rules: RulesConfig
     model: ModelConfig
     dashboard: DashboardConfig
     costs: CostsConfig
@@ -382,9 +398,8 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
             value = environ[var]
             _set_dotted(raw, key, [v.strip() for v in value.split(",") if v.strip()] if key in _LIST_OVERRIDES else value)
     config = _build(Config, {**raw, "source_path": str(path)}, str(path), "")
-    _check_values(config, str(path))
     base = path.resolve().parent
-    return dataclasses.replace(
+    config = dataclasses.replace(
         config,
         lake_root=_resolve_location(config.lake_root, base),
         checkpoint_root=_resolve_location(config.checkpoint_root, base),
@@ -393,7 +408,10 @@ def load_config(path: str | os.PathLike, environ: typing.Mapping[str, str] | Non
             config.quality,
             data_docs_dir=config.quality.data_docs_dir and _resolve_location(config.quality.data_docs_dir, base),
             currencies_file=config.quality.currencies_file and _resolve_location(config.quality.currencies_file, base)),
+        rules=dataclasses.replace(config.rules, file=config.rules.file and _resolve_location(config.rules.file, base)),
     )
+    _check_values(config, str(path))
+    return config
 
 
 def load_dataclass(cls: type, path: str | os.PathLike) -> Any:
@@ -415,6 +433,10 @@ def _check_values(config: Config, source: str) -> None:
     wrong = severity.problem(config.alerts.severity)
     if wrong:
         raise ConfigError(f"{source}: alerts.severity: {wrong}")
+    try:
+        rule_book(config.rules.file, config.rules.shadow, config.rules.disabled)
+    except UserError as err:
+        raise ConfigError(f"{source}: {err}") from None
     for domain, share in config.simulator.fraud_share.items():
         if not 0.0 <= share <= 1.0:
             raise ConfigError(f"{source}: simulator.fraud_share.{domain}: must be between 0 and 1, got {share}")

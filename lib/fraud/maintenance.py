@@ -53,12 +53,12 @@ ARCHIVE_TABLE = "alerts_archive"
 TABLES = ("bronze", "silver", "gold", "quarantine", ARCHIVE_TABLE)
 # What the Dash pipeline page and the soak test follow the size of.
 POSTGRES_TABLES = ("alerts", "alert_transactions", "alert_actions", "batch_metrics", "quality_results",
-                   "sink_progress", "drift_results", "shadow_outcomes", "shadow_alerts")
+                   "sink_progress", "drift_results", "shadow_outcomes", "shadow_alerts", "rule_hits")
 
 # PostgreSQL tables whose old rows expire (``PostgresRetention``'s fields) -> the column that dates
 # a row (indexed).
 EXPIRING_ROWS = {"batch_metrics": "finished_at", "quality_results": "validated_at", "drift_results": "computed_at",
-                 "shadow_outcomes": "scored_at", "shadow_alerts": "scored_at"}
+                 "shadow_outcomes": "scored_at", "shadow_alerts": "scored_at", "rule_hits": "scored_at"}
 _CHUNK_ROWS = 10_000
 
 
@@ -180,10 +180,14 @@ ARCHIVE_SCHEMA = (
     " severity string, class_probabilities map<string,double>, model_version string, test_id string,"
     " created_at timestamp, updated_at timestamp, status string, analyst_note string, status_by string,"
     " status_at timestamp, top_features array<struct<feature string, value string, contribution double>>,"
+    " raised_by array<string>, rule_reasons array<struct<rule string, reason string, source string>>,"
+    " expected_loss_usd double,"
     " transactions array<struct<transaction_id string, event_time timestamp, amount decimal(22,4),"
     " currency string, fraud_score double, predicted_class string, class_probabilities map<string,double>,"
     " quality_flags array<string>, produced_at timestamp, query_id string, batch_id bigint,"
-    " top_features array<struct<feature string, value string, contribution double>>>>,"
+    " top_features array<struct<feature string, value string, contribution double>>,"
+    " raised_by array<string>, rule_reasons array<struct<rule string, reason string, source string>>,"
+    " expected_loss_usd double>>,"
     " actions array<struct<id bigint, action string, note string, actor string, at timestamp>>"
 )
 
@@ -222,8 +226,9 @@ def archive_closed_alerts(spark: SparkSession, conn, config: Config, after_days:
         alerts = docs.select(F.from_json("doc", ARCHIVE_SCHEMA, {"mode": "FAILFAST"}).alias("a")).select("a.*")
         if not DeltaTable.isDeltaTable(spark, path):
             alerts.limit(0).write.format("delta").save(path)
+        # Schema evolution: an archive written before alerts gained columns (migration 0011) gains them.
         (DeltaTable.forPath(spark, path).alias("archive")
-         .merge(alerts.alias("closed"), "archive.alert_id = closed.alert_id")
+         .merge(alerts.alias("closed"), "archive.alert_id = closed.alert_id").withSchemaEvolution()
          .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
         with conn.transaction():
             deleted = conn.execute(

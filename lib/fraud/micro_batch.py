@@ -39,7 +39,8 @@ from fraud.metrics import BatchMetrics
 from fraud.pipeline import silver_and_gold
 from fraud.quality.gate import QualityGateFailed
 from fraud.quality.results import QualityResults
-from fraud.score import LoadedModel, ModelHolder, score_table
+from fraud.rules import MODEL, RULE_PREFIX, RuleBook
+from fraud.score import LoadedModel, ModelHolder, rules_of, score_table
 from fraud.shadow import ShadowBatch, ShadowSink
 from fraud.stage import Stage
 
@@ -139,6 +140,9 @@ class AlertPath:
         self.quality.after_batch(self.lake.query_id, batch_id, batch.frame, counts.by_outcome)
         stage.write_manifest(batch_id, batch.frame, model.version if model else None)
         t = step("quality", t)
+        if batch.gold is not None:
+            self.shadow.write_rule_hits(batch_id, batch.gold, rules_of(self.config))
+            t = step("rule_hits", t)
         challenger = self.models.challenger() if batch.gold is not None else None
         if challenger is not None and challenger.version != model.version:
             self.shadow.write(self.lake.query_id, batch_id,
@@ -199,7 +203,7 @@ class _BatchRows:
     def alert_rows(self, model: LoadedModel | None) -> list[dict]:
         if self.gold is None:
             return []
-        return alert_rows_of(self.gold, self.silver, model, self.config.alerts.top_features)
+        return alert_rows_of(self.gold, self.silver, model, self.config.alerts.top_features, rules_of(self.config))
 
     def indices_of(self, by_position: dict[tuple, str]) -> dict[int, str]:
         if not by_position:
@@ -234,18 +238,24 @@ def non_finite_positions(silver: pa.Table) -> dict[tuple, str]:
     return {p: UNPROCESSABLE + "non_finite_features" for p in positions}
 
 
-def alert_rows_of(gold: pa.Table, silver: pa.Table, model: LoadedModel, top_n: int) -> list[dict]:
-    """The gold rows that alert, as ``fraud.alerts`` takes them: probabilities as a dict, and why
-    (``top_features``, from the same silver rows: alert rows only, the cost stays off the others)."""
+def alert_rows_of(gold: pa.Table, silver: pa.Table, model: LoadedModel, top_n: int, rules: RuleBook) -> list[dict]:
+    """The gold rows that alert, as ``fraud.alerts`` takes them: probabilities as a dict, the alert's type
+    (the model's class when the model raised it, else the first matching rule's), each raising rule's
+    reason in words, and why the model scored it so (``top_features``, from the same silver rows: alert
+    rows only, the cost stays off the others)."""
     is_alert = gold.column("is_alert")
     rows = gold.filter(is_alert).to_pylist()
     if not rows:
         return rows
     alerted = silver.filter(is_alert)
-    classes = np.array([MODEL_CLASSES.index(r["predicted_class"]) for r in rows])
-    positions = zip(*(alerted.column(c).to_pylist() for c in ("topic", "partition", "offset")))
-    for row, top, position in zip(rows, model.scorer.top_features(alerted, classes, top_n), positions):
+    for row, event in zip(rows, alerted.to_pylist()):
+        raising = [rules.by_name(r.removeprefix(RULE_PREFIX)) for r in row["raised_by"] if r != MODEL]
+        row["alert_type"] = row["predicted_class"] if MODEL in row["raised_by"] else raising[0].alert_type
+        row["rule_reasons"] = [{"rule": rule.name, "reason": rule.reason(event), "source": rule.source}
+                               for rule in raising]
+        row["position"] = (event["topic"], event["partition"], event["offset"])  # what isolation names (fraud.alerts)
+    classes = np.array([MODEL_CLASSES.index(r["alert_type"]) for r in rows])
+    for row, top in zip(rows, model.scorer.top_features(alerted, classes, top_n)):
         row["class_probabilities"] = dict(row["class_probabilities"])
         row["top_features"] = top
-        row["position"] = position  # the record's Kafka position: what isolation names (fraud.alerts)
     return rows

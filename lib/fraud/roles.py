@@ -36,7 +36,8 @@ def insert(*columns: str) -> str:
 
 # An alert's columns the stream recomputes, and the analysts' (migration 0002): neither writes the other's.
 ALERT_FIGURES = ("txn_count", "total_amount", "first_seen", "last_seen", "max_score", "class_probabilities",
-                 "top_features", "severity", "updated_at", "model_version")
+                 "top_features", "severity", "updated_at", "model_version", "raised_by", "rule_reasons",
+                 "expected_loss_usd")
 ALERT_VERDICT = ("status", "analyst_note", "status_by", "status_at")
 # What moving the model pointer changes on a version's row (fraud.model.versions): all the Dash app may.
 MODEL_POINTER = ("is_current", "promoted_at", "promoted_by")
@@ -54,6 +55,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "quality_results": (S, I, U),
         "shadow_outcomes": (I,),
         "shadow_alerts": (I,),
+        "rule_hits": (I,),
         "schema_migrations": (S,),
     },
     # Reads what the pages show; writes analysts' verdicts and the model pointer's mirror (with who moved it).
@@ -69,6 +71,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "model_pointer_changes": (S, insert(*POINTER_CHANGE)),
         "shadow_outcomes": (S,),
         "shadow_alerts": (S,),
+        "rule_hits": (S,),
         "simulation_runs": (S,),
         "ground_truth_sequences": (S,),
         "sink_progress": (S,),
@@ -90,6 +93,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "drift_results": (S, I, D),
         "shadow_outcomes": (S, D),
         "shadow_alerts": (S, D),
+        "rule_hits": (S, D),
         "maintenance_runs": (S, I),
         "model_versions": (S, I, U),
         "model_pointer_changes": (S, insert(*POINTER_CHANGE)),

@@ -116,11 +116,14 @@ NON_FEATURES = ["pattern", "is_fraud", "test_id", "sequence_position"]
 # failed, then the features; ``batch_id`` is added per batch at the write.
 SILVER_EVENT_COLUMNS = [*EVENT_COLUMNS, "extra_fields", "topic", "partition", "offset", "kafka_timestamp"]
 SILVER_COLUMNS = [*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES, *STATIC_FEATURE_COLUMNS]
-# Gold: the scored event (``fraud.score``); ``scored_at`` is set at the write.
+# Gold: the scored event (``fraud.score``): the model's classes and score, the calibrated fraud
+# probability and the expected loss in dollars that rank it (``fraud.severity``), the typology rules it
+# matched and what raised its alert (``fraud.rules``); ``scored_at`` is set at the write.
 GOLD_COLUMNS = [
     "transaction_id", "domain", "actor_id", "test_id", "event_time", "event_date", "amount", "currency",
     "kafka_timestamp", "quality_flags",
-    "predicted_class", "class_probabilities", "fraud_score", "severity", "is_alert", "model_version",
+    "predicted_class", "class_probabilities", "fraud_score", "fraud_probability", "expected_loss_usd", "severity",
+    "rule_hits", "raised_by", "is_alert", "model_version",
     "pattern", "is_fraud", "scored_at",
 ]
 # Bronze: every record as it came; quarantine: the rejected ones with their reasons (``batch_id`` last in

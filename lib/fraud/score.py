@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -17,7 +18,8 @@ from fraud.model_classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.registry import Registry
 from fraud.schemas import GOLD_COLUMNS
-from fraud.severity import Ladder, ladder, of_scores
+from fraud.rules import RuleBook, rule_book
+from fraud.severity import Calibration, Ladder, ladder, levels_of
 from fraud.severity import column as severity_column
 from fraud.driver_scorer import DriverScorer
 
@@ -33,26 +35,39 @@ assert MODEL_CLASSES[0] == "regular", "fraud_score is 1 - P(regular), the first 
 DEFAULT_ALERT_THRESHOLD = 0.7
 
 
-def with_scores(predictions_df: DataFrame, config: Config, model_version: str, threshold: float) -> DataFrame:
-    """Turn a fitted pipeline's output (``probability``, ``predicted_class``) into gold columns; a fraud
-    class at or above ``threshold`` is an alert."""
-    return predictions_df.select("*", *_score_columns(threshold, ladder(config.alerts.severity)),
-                                 F.lit(model_version).alias("model_version"))
+def rules_of(config: Config) -> RuleBook:
+    return rule_book(config.rules.file, config.rules.shadow, config.rules.disabled)
+
+
+def with_scores(predictions_df: DataFrame, config: Config, model_version: str, threshold: float,
+                calibration: Calibration = Calibration()) -> DataFrame:
+    """Turn a fitted pipeline's output (``probability``, ``predicted_class``) into gold columns: a fraud
+    class at or above ``threshold`` is the model's alert, a matching typology rule not in shadow is a
+    rule's (``fraud.rules``); severity from the expected loss (``fraud.severity``)."""
+    columns = _score_columns(threshold, ladder(config.alerts.severity), calibration, rules_of(config))
+    return predictions_df.select("*", *columns, F.lit(model_version).alias("model_version"))
 
 
 @lru_cache(maxsize=8)
-def _score_columns(threshold: float, steps: Ladder) -> tuple[Column, ...]:
+def _score_columns(threshold: float, steps: Ladder, calibration: Calibration, rules: RuleBook) -> tuple[Column, ...]:
     """Built once per process (each micro-batch would otherwise pay the Py4J calls)."""
     from pyspark.ml.functions import vector_to_array  # see ModelHolder.load_in_background
 
     probabilities = vector_to_array("probability")
     classes = F.array(*[F.lit(c) for c in MODEL_CLASSES])
     fraud_score = F.lit(1.0) - probabilities[0]
+    expected_loss = calibration.column(fraud_score) * F.col("amount_usd")
+    model_alert = (F.col("predicted_class") != "regular") & (fraud_score >= threshold)
+    raised_by = rules.raised_by_column(model_alert, rules.hits_column())
     return (
         F.map_from_arrays(classes, probabilities).alias("class_probabilities"),
         fraud_score.alias("fraud_score"),
-        severity_column(fraud_score, steps).alias("severity"),
-        ((F.col("predicted_class") != "regular") & (fraud_score >= threshold)).alias("is_alert"),
+        calibration.column(fraud_score).alias("fraud_probability"),
+        expected_loss.alias("expected_loss_usd"),
+        severity_column(expected_loss, steps).alias("severity"),
+        rules.hits_column().alias("rule_hits"),
+        raised_by.alias("raised_by"),
+        (F.size(raised_by) > 0).alias("is_alert"),
     )
 
 
@@ -62,7 +77,8 @@ def score_silver(silver_df: DataFrame, model: "LoadedModel", config: Config) -> 
     Without ``scored_at``: a timestamp literal would change the generated code of the whole
     scoring stage every batch and force a recompile; the writer adds it (``with_scored_at``).
     """
-    return with_scores(model.transform(silver_df), config, model.version, model.threshold).select(*_GOLD_SCORED)
+    return with_scores(model.transform(silver_df), config, model.version, model.threshold,
+                       model.calibration).select(*_GOLD_SCORED)
 
 
 _GOLD_SCORED = [c for c in GOLD_COLUMNS if c != "scored_at"]
@@ -75,15 +91,25 @@ def score_table(silver: pa.Table, model: "LoadedModel", config: Config) -> pa.Ta
     n, k = p.shape
     fraud_score = 1.0 - p[:, 0]
     predicted = np.array(MODEL_CLASSES, dtype=object)[p.argmax(axis=1)]  # the first of equal maxima, as MLlib
-    severity = of_scores(fraud_score, ladder(config.alerts.severity))
+    probability = model.calibration.probability(fraud_score)
+    expected_loss = pc.multiply(pa.array(probability, pa.float64()), silver.column("amount_usd"))  # null stays null
+    rules = rules_of(config)
+    hits = rules.hits(silver)
+    model_alert = (predicted != "regular") & (fraud_score >= model.threshold)
+    raised_by = [rules.raised_by(bool(m), h) for m, h in zip(model_alert, hits)]
     scores = {
         "predicted_class": pa.array(predicted, pa.string()),
         "class_probabilities": pa.MapArray.from_arrays(
             pa.array(np.arange(0, (n + 1) * k, k), pa.int32()), pa.array(list(MODEL_CLASSES) * n, pa.string()),
             pa.array(p.ravel(), pa.float64())),
         "fraud_score": pa.array(fraud_score, pa.float64()),
-        "severity": pa.array(severity, pa.string()),
-        "is_alert": pa.array((predicted != "regular") & (fraud_score >= model.threshold), pa.bool_()),
+        "fraud_probability": pa.array(probability, pa.float64()),
+        "expected_loss_usd": expected_loss,
+        "severity": pa.array(levels_of(expected_loss.to_numpy(zero_copy_only=False), ladder(config.alerts.severity)),
+                             pa.string()),
+        "rule_hits": pa.array(hits, pa.list_(pa.string())),
+        "raised_by": pa.array(raised_by, pa.list_(pa.string())),
+        "is_alert": pa.array([bool(r) for r in raised_by], pa.bool_()),
         "model_version": pa.array([model.version] * n, pa.string()),
     }
     return pa.table({c: scores[c] if c in scores else silver.column(c) for c in _GOLD_SCORED})
@@ -99,6 +125,7 @@ class LoadedModel:
     pipeline: PipelineModel
     threshold: float = DEFAULT_ALERT_THRESHOLD  # the fraud score from which a fraud class alerts
     scorer: DriverScorer | None = None  # the pipeline on the driver (``score_table``); the stream's models have it
+    calibration: Calibration = Calibration()  # fraud score -> fraud probability (fraud.severity)
 
     def transform(self, df: DataFrame) -> DataFrame:
         # PySpark's own call: calling the fitted pipeline's JVM object directly (``_to_java()``) measured
@@ -180,4 +207,4 @@ class ModelHolder:
         pipeline = PipelineModel.load(entry.model_path)
         scorer = DriverScorer.of(pipeline, entry.model_path)  # a model the stream cannot score exactly fails here
         log.info("%s %s, alerts from fraud score %.2f", role, version, threshold)
-        return LoadedModel(version, pipeline, threshold, scorer)
+        return LoadedModel(version, pipeline, threshold, scorer, Calibration.of(entry.metadata))

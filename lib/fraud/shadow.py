@@ -27,6 +27,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from fraud.db import RetryPolicy
+from fraud.rules import RuleBook
 
 UNKNOWN = "unknown"  # no ground truth recorded with the event
 
@@ -87,6 +88,55 @@ class ShadowSink:
                     alerts)
 
         self.retry.run(self.pool, insert, f"shadow scores of batch {batch_id}")
+
+    def write_rule_hits(self, batch_id: int, gold: pa.Table, rules: RuleBook) -> None:
+        """Every row a typology rule matched (shadowed rules included), with its ground truth where
+        recorded and whether it alerted: what ``rule_precision`` measures each rule by."""
+        hit = pc.greater(pc.list_value_length(gold.column("rule_hits")), 0)
+        rows = gold.filter(pc.fill_null(hit, False))
+        if rows.num_rows == 0:
+            return
+        now = datetime.now(timezone.utc)
+        shadowed = {r.name for r in rules.rules if r.shadow}
+        hits = [(name, tid, name in shadowed, alerted, true, now)
+                for names, tid, alerted, true in zip(rows.column("rule_hits").to_pylist(),
+                                                     rows.column("transaction_id").to_pylist(),
+                                                     rows.column("is_alert").to_pylist(), true_classes(rows))
+                for name in names]
+
+        def insert(conn: psycopg.Connection) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany("INSERT INTO rule_hits (rule, transaction_id, shadow, alerted, true_class, scored_at)"
+                                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", hits)
+
+        self.retry.run(self.pool, insert, f"rule hits of batch {batch_id}")
+
+
+# --- the rules' precision ------------------------------------------------------------------------
+
+_RULE_FIGURES_SQL = """
+SELECT h.rule, bool_or(h.shadow) AS shadow, count(*) AS hits, count(*) FILTER (WHERE h.alerted) AS alerted,
+       count(*) FILTER (WHERE h.true_class <> %(unknown)s) AS known,
+       count(*) FILTER (WHERE h.true_class NOT IN (%(unknown)s, 'regular')) AS known_fraud,
+       count(v.label) AS judged, count(*) FILTER (WHERE v.label <> 'regular') AS judged_fraud
+FROM rule_hits h LEFT JOIN unnest(%(tids)s::text[], %(labels)s::text[]) AS v(transaction_id, label)
+     USING (transaction_id)
+GROUP BY h.rule ORDER BY h.rule
+"""
+
+
+def rule_precision(conn: psycopg.Connection) -> list[dict]:
+    """Per typology rule: its hits, and its precision by the analysts' verdicts (hits an analyst
+    judged, the share confirmed as fraud) and by ground truth where the events recorded it."""
+    from fraud.labels import analyst_labels
+
+    labels = {r["transaction_id"]: r["label"] for r in analyst_labels(conn)}
+    rows = conn.execute(_RULE_FIGURES_SQL, {"unknown": UNKNOWN, "tids": list(labels),
+                                            "labels": list(labels.values())}).fetchall()
+    return [{"rule": rule, "shadow": shadow, "hits": hits, "alerted": alerted,
+             "judged": judged, "precision_by_verdicts": round(judged_fraud / judged, 4) if judged else None,
+             "known": known, "precision_by_truth": round(known_fraud / known, 4) if known else None}
+            for rule, shadow, hits, alerted, known, known_fraud, judged, judged_fraud in rows]
 
 
 # --- comparing --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from fraud.model_classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.model.forest import feature_importances
 from fraud.score import with_scores
+from fraud.severity import Calibration, fit
 
 
 def evaluate(model: PipelineModel, labelled_df: DataFrame, config: Config, version: str = "candidate",
@@ -44,7 +45,19 @@ def evaluate(model: PipelineModel, labelled_df: DataFrame, config: Config, versi
     metrics["alerting"] = alerting
     metrics["sequence_detection"] = sequence_detection(candidates, chosen)
     metrics["feature_importances"] = feature_importances(model)
+    metrics["calibration"] = calibration_of(by_score).as_metadata()
     return metrics
+
+
+def calibration_of(by_score: list[tuple]) -> Calibration:
+    """Fraud score -> probability of fraud on these rows (``fraud.severity.fit``), from the per-mille
+    score bins: the share of fraud events in each."""
+    bins: dict[int, list[int]] = {}
+    for label, _, milli, count in by_score:
+        counts = bins.setdefault(milli, [0, 0])
+        counts[0] += count
+        counts[1] += count if label != "regular" else 0
+    return fit([(min(1.0, (milli + 0.5) / 1000), n, fraud) for milli, (n, fraud) in bins.items()])
 
 
 # Thresholds the training job tries on held-out data (fraud score = 1 - P(regular)).
@@ -169,3 +182,52 @@ def _domain_failures(where: str, by_domain: dict, min_recall: float, min_precisi
             for domain, figures in by_domain.items()
             for name, floor in (("recall", min_recall), ("precision", min_precision))
             if (figures[name] or 0.0) < floor]
+
+
+def detection_by_source(scored: list[dict], sequences: list[dict], alert_types: dict[str, str]) -> dict:
+    """Model and typology rules together on labelled traffic: per fraud sequence, whether the model,
+    the rules, both or neither raised an alert of its type; per domain, sequence recall and alert
+    precision of all alerts and of each source's.
+
+    ``scored``: gold rows (``transaction_id``, ``domain``, ``actor_id``, ``predicted_class``,
+    ``raised_by``); ``sequences``: ``{"domain", "label", "group", "transaction_ids"}`` with ``label``
+    the sequence's model class (``regular`` for regular traffic) and ``group`` what to report it
+    under (pattern or variant); ``alert_types``: rule name -> the class its alerts have. An alert is
+    one actor's alerts of one type, as the stream's episodes are; it is right when that type is the
+    truth of a transaction it covers."""
+    truth = {t: s["label"] for s in sequences for t in s["transaction_ids"]}
+    raised: dict[str, dict[str, set]] = {}  # transaction -> source -> alert types
+    alerts: dict[tuple, dict] = {}  # (domain, actor, type) -> {"sources": set, "right": bool}
+    for row in scored:
+        for source in row["raised_by"] or ():
+            kind = "model" if source == "model" else "rules"
+            alert_type = row["predicted_class"] if kind == "model" else alert_types[source.removeprefix("rule:")]
+            raised.setdefault(row["transaction_id"], {}).setdefault(kind, set()).add(alert_type)
+            alert = alerts.setdefault((row["domain"], row["actor_id"], alert_type), {"sources": set(), "right": False})
+            alert["sources"].add(kind)
+            alert["right"] |= truth.get(row["transaction_id"]) == alert_type
+    by_group: dict[tuple, dict] = {}
+    for s in sequences:
+        if s["label"] == "regular":
+            continue
+        found = [raised.get(t, {}) for t in s["transaction_ids"]]
+        by = {kind: any(s["label"] in f.get(kind, ()) for f in found) for kind in ("model", "rules")}
+        outcome = "both" if by["model"] and by["rules"] else "model" if by["model"] else "rules" if by["rules"] else "missed"
+        counts = by_group.setdefault((s["domain"], s["group"]), {"sequences": 0, "model": 0, "rules": 0, "both": 0,
+                                                                  "missed": 0})
+        counts["sequences"] += 1
+        counts[outcome] += 1
+    domains = sorted({d for d, _ in by_group} | {d for d, _, _ in alerts})
+    by_domain = {}
+    for domain in domains:
+        groups = [c for (d, _), c in by_group.items() if d == domain]
+        total = sum(c["sequences"] for c in groups)
+        mine = [a for (d, _, _), a in alerts.items() if d == domain]
+        figures = {"sequences": total,
+                   "recall": round(sum(c["sequences"] - c["missed"] for c in groups) / total, 4) if total else None}
+        for name, chosen in (("all", mine), ("model", [a for a in mine if "model" in a["sources"]]),
+                             ("rules", [a for a in mine if "rules" in a["sources"]])):
+            figures[f"alerts_{name}"] = len(chosen)
+            figures[f"precision_{name}"] = round(sum(a["right"] for a in chosen) / len(chosen), 4) if chosen else None
+        by_domain[domain] = figures
+    return {"by_group": {f"{d}/{g}": c for (d, g), c in sorted(by_group.items())}, "by_domain": by_domain}

@@ -57,16 +57,20 @@ def train_and_register(spark, config: Config, train_df: DataFrame, eval_df: Data
     version = registry.next_version()
     from fraud.drift import reference
     from fraud.score import with_scores
+    from fraud.severity import Calibration
 
     # What live traffic is compared with for drift (fraud.drift): the training rows' inputs, the
     # held-out rows' fraud scores.
-    scored = with_scores(model.transform(eval_df), config, version, metrics["alert_threshold"])
+    scored = with_scores(model.transform(eval_df), config, version, metrics["alert_threshold"],
+                         Calibration.of(metrics))
     drift_reference = reference(train_df, scored)
     model.write().overwrite().save(registry.model_path(version))
     size = _size_bytes(registry.model_path(version))
     metadata = {
         "version": version, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "metrics": metrics, "alert_threshold": metrics["alert_threshold"], "features": FEATURE_COLUMNS,
+        # Fraud score -> fraud probability on the held-out set: severity's expected loss (fraud.severity).
+        "calibration": metrics["calibration"],
         "classes": list(MODEL_CLASSES),
         "training_data": training_data, "code_revision": _code_revision(), "params": _params(config),
         "training_seconds": training_seconds, "model_size_bytes": size, "drift_reference": drift_reference,

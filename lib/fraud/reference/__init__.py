@@ -63,3 +63,23 @@ def currencies(path: str | None = None) -> dict[str, Currency]:
         if table.setdefault(currency.code, currency) is not currency:
             raise UserError(f"currency table {source}, line {line_no}: {currency.code} listed twice")
     return table
+
+
+@lru_cache(maxsize=8)
+def _reference_codes(name: str) -> tuple[str, ...]:
+    if not name.replace("_", "").isalnum():
+        raise UserError(f"no reference list {name!r}")
+    try:
+        lines = (resources.files("fraud.reference") / f"{name}.csv").read_text().splitlines()
+    except (OSError, FileNotFoundError):
+        raise UserError(f"no reference list {name!r} in fraud.reference") from None
+    reader = csv.DictReader(lines)
+    if not reader.fieldnames or reader.fieldnames[0] != "code":
+        raise UserError(f"reference list {name}: its first column must be code")
+    return tuple(row["code"] for row in reader)
+
+
+def reference_codes(name: str) -> list[str]:
+    """The ``code`` column of a reference list packaged here (``<name>.csv``, e.g. the FATF and EU
+    high-risk jurisdictions that the typology rules read as ``@high_risk_jurisdictions``)."""
+    return list(_reference_codes(name))

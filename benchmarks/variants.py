@@ -1,0 +1,113 @@
+"""Fraud unlike the training data: the registered model and the typology rules on the held-out
+profile and on the held-out pattern variants, caught by which.
+
+    .venv/bin/python benchmarks/variants.py [--events 20000] [--seed 4242]
+
+No Kafka or PostgreSQL: events go through the stream's own chain in batch
+(``fraud.pipeline.silver_from_records``) and are scored as the stream scores them, model and rules
+(``fraud.score.score_silver``), with the model the registry's pointer names (``make demo`` trains
+one). Two sets: the gate's out-of-profile events from the registry (``eu_marketplace``, a profile no
+training run uses) and the held-out variants (``fraud_simulator.variants``: patterns drawn otherwise,
+never drawn by training). Per pattern or variant: fraud sequences caught by the model alone, the
+rules alone, both, or missed; per domain: sequence recall and alert precision, all alerts and each
+source's (``fraud.model.evaluation.detection_by_source``). Results: stdout and
+``benchmarks/results/variants.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "lib"), str(ROOT / "dev")]
+
+
+def score(spark, config, model, events: list[dict]) -> list[dict]:
+    from fraud.parse import kafka_records
+    from fraud.pipeline import silver_from_records
+    from fraud.score import score_silver
+
+    silver = silver_from_records(kafka_records(spark, config, events), config)
+    gold = score_silver(silver, model, config)
+    return [r.asDict() for r in gold.select("transaction_id", "domain", "actor_id", "predicted_class",
+                                            "raised_by").collect()]
+
+
+def profile_sequences(events: list[dict]) -> list[dict]:
+    """Ground truth of ordinary simulator traffic: one sequence per (run, actor)."""
+    sequences: dict[tuple, dict] = {}
+    for e in events:
+        label = e["pattern"] if e["pattern"].startswith("fraud_") else "regular"
+        s = sequences.setdefault((e["test_id"], e["actor_id"]), {"domain": e["domain"], "label": label,
+                                                                  "group": e["pattern"], "transaction_ids": []})
+        s["transaction_ids"].append(e["transaction_id"])
+    return list(sequences.values())
+
+
+def table(name: str, result: dict) -> str:
+    lines = [f"\n{name}", f"{'domain/pattern':<52} {'seqs':>5} {'model':>6} {'rules':>6} {'both':>5} {'missed':>6}"]
+    for group, c in result["by_group"].items():
+        lines.append(f"{group:<52} {c['sequences']:>5} {c['model']:>6} {c['rules']:>6} {c['both']:>5} {c['missed']:>6}")
+    for domain, f in result["by_domain"].items():
+        lines.append(f"{domain}: recall {f['recall']}, precision {f['precision_all']} ({f['alerts_all']} alerts);"
+                     f" model alone would give precision {f['precision_model']}, rules {f['precision_rules']}"
+                     f" ({f['alerts_rules']} rule alerts)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
+    parser.add_argument("--events", type=int, default=20000, help="variant run's events (before sequences finish)")
+    parser.add_argument("--seed", type=int, default=4242)
+    args = parser.parse_args()
+    os.environ["TQDM_DISABLE"] = "1"
+
+    from fraud.config import load_config
+    from fraud.model.evaluation import detection_by_source
+    from fraud.registry import Registry
+    from fraud.score import ModelHolder, rules_of
+    from fraud.spark import build_session
+    from fraud_simulator.variants import variant_events
+
+    config = load_config(args.config)
+    spark = build_session(config, app_name="variants-bench")
+    model = ModelHolder(Registry.for_config(config), config.alerts.threshold).current()
+    if model is None:
+        sys.exit(f"no model registered in {config.table_path('models')}: run make demo (or jobs/train_model.py) first")
+    alert_types = {r.name: r.alert_type for r in rules_of(config).rules}
+    started = time.perf_counter()
+
+    held_out, about = Registry.for_config(config).gate_events()
+    held_out = [json.loads(line) for line in held_out]
+    profile = detection_by_source(score(spark, config, model, held_out), profile_sequences(held_out), alert_types)
+
+    events, records = variant_events(config, args.seed, args.events)
+    sequences = [{"domain": r.domain, "label": r.pattern if r.is_fraud else "regular",
+                  "group": f"{r.pattern}/{r.variant}" if r.variant else r.pattern, "transaction_ids": r.transaction_ids}
+                 for r in records]
+    variants = detection_by_source(score(spark, config, model, events), sequences, alert_types)
+
+    result = {"model_version": model.version, "alert_threshold": model.threshold,
+              "rules": sorted(r.name + (" (shadow)" if r.shadow else "") for r in rules_of(config).rules),
+              "held_out_profile": {"profile": about["profile"], "seed": about["seed"], "events": len(held_out),
+                                   **profile},
+              "held_out_variants": {"seed": args.seed, "events": len(events), **variants},
+              "seconds": round(time.perf_counter() - started, 1),
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    out = ROOT / "benchmarks" / "results" / "variants.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"model {model.version}, threshold {model.threshold}")
+    print(table(f"held-out profile ({about['profile']}, {len(held_out):,} events)", profile))
+    print(table(f"held-out variants (seed {args.seed}, {len(events):,} events)", variants))
+    print(f"\n{out}")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
