@@ -10,7 +10,8 @@ one). Two sets: the gate's out-of-profile events from the registry (``eu_marketp
 training run uses) and the held-out variants (``fraud_simulator.variants``: patterns drawn otherwise,
 never drawn by training). Per pattern or variant: fraud sequences caught by the model alone, the
 rules alone, both, or missed; per domain: sequence recall and alert precision, all alerts and each
-source's (``fraud.model.evaluation.detection_by_source``). Results: stdout and
+source's (``fraud.model.evaluation.detection_by_source``); and what the rules cost per micro-batch
+on the driver. Results: stdout and
 ``benchmarks/results/variants.json``.
 """
 
@@ -27,15 +28,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "lib"), str(ROOT / "dev")]
 
 
-def score(spark, config, model, events: list[dict]) -> list[dict]:
+def score(spark, config, model, events: list[dict]):
+    """(gold rows as dicts, silver as Arrow) of ``events``, through the stream's chain in batch."""
     from fraud.parse import kafka_records
     from fraud.pipeline import silver_from_records
     from fraud.score import score_silver
 
-    silver = silver_from_records(kafka_records(spark, config, events), config)
+    silver = silver_from_records(kafka_records(spark, config, events), config).cache()
     gold = score_silver(silver, model, config)
-    return [r.asDict() for r in gold.select("transaction_id", "domain", "actor_id", "predicted_class",
+    rows = [r.asDict() for r in gold.select("transaction_id", "domain", "actor_id", "predicted_class",
                                             "raised_by").collect()]
+    return rows, silver.toArrow()
+
+
+def rules_cost(rules, silver, batch_rows: int = 5000, repeats: int = 7) -> dict:
+    """What the rules cost the alert path: ``RuleBook.hits`` over a ``batch_rows`` micro-batch of
+    silver on the driver (as ``fraud.score.score_table`` runs it), median of ``repeats``."""
+    import statistics
+
+    batch = silver.slice(0, batch_rows)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        rules.hits(batch)
+        times.append(time.perf_counter() - started)
+    median = statistics.median(times)
+    return {"rules": len(rules.rules), "batch_rows": batch.num_rows, "ms_per_batch": round(median * 1000, 2),
+            "us_per_row": round(median * 1e6 / batch.num_rows, 2)}
 
 
 def profile_sequences(events: list[dict]) -> list[dict]:
@@ -85,19 +104,23 @@ def main() -> None:
 
     held_out, about = Registry.for_config(config).gate_events()
     held_out = [json.loads(line) for line in held_out]
-    profile = detection_by_source(score(spark, config, model, held_out), profile_sequences(held_out), alert_types)
+    scored, _ = score(spark, config, model, held_out)
+    profile = detection_by_source(scored, profile_sequences(held_out), alert_types)
 
     events, records = variant_events(config, args.seed, args.events)
     sequences = [{"domain": r.domain, "label": r.pattern if r.is_fraud else "regular",
                   "group": f"{r.pattern}/{r.variant}" if r.variant else r.pattern, "transaction_ids": r.transaction_ids}
                  for r in records]
-    variants = detection_by_source(score(spark, config, model, events), sequences, alert_types)
+    scored, silver = score(spark, config, model, events)
+    variants = detection_by_source(scored, sequences, alert_types)
+    cost = rules_cost(rules_of(config), silver)
 
     result = {"model_version": model.version, "alert_threshold": model.threshold,
               "rules": sorted(r.name + (" (shadow)" if r.shadow else "") for r in rules_of(config).rules),
               "held_out_profile": {"profile": about["profile"], "seed": about["seed"], "events": len(held_out),
                                    **profile},
               "held_out_variants": {"seed": args.seed, "events": len(events), **variants},
+              "rules_cost": cost,
               "seconds": round(time.perf_counter() - started, 1),
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out = ROOT / "benchmarks" / "results" / "variants.json"
@@ -105,6 +128,8 @@ def main() -> None:
     print(f"model {model.version}, threshold {model.threshold}")
     print(table(f"held-out profile ({about['profile']}, {len(held_out):,} events)", profile))
     print(table(f"held-out variants (seed {args.seed}, {len(events):,} events)", variants))
+    print(f"\nrules: {cost['ms_per_batch']} ms per {cost['batch_rows']:,}-row batch on the driver"
+          f" ({cost['us_per_row']} us per row, {cost['rules']} rules, median of 7)")
     print(f"\n{out}")
     spark.stop()
 

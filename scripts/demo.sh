@@ -10,6 +10,10 @@ PY=.venv/bin/python
 DEMO=var/demo
 mkdir -p "$DEMO" var/history
 
+if ! shown=$($PY -m fraud.model show 2>&1 >/dev/null) && grep -q "other features" <<<"$shown"; then
+  echo "demo: ${shown#error: }" >&2  # a model (and silver) from before this code's features
+  exit 2
+fi
 if ! $PY -m fraud.model show >/dev/null 2>&1; then
   echo "demo: no model yet: simulating history and training one (first run only, a few minutes)"
   # Three simulator profiles (fraud_simulator.history): the model learns behaviour, not one surface.

@@ -22,6 +22,7 @@ def row(txn, seconds, actor="fi-1", kind="fraud_structuring", score=0.8, amount=
             "event_time": T0 + dt.timedelta(seconds=seconds), "amount": amount, "currency": "USD", "fraud_score": score,
             "class_probabilities": {kind: score, "regular": 1 - score}, "kafka_timestamp": T0,
             "model_version": "v0001", "test_id": "t", "quality_flags": [],
+            "alert_type": kind, "raised_by": ["model"], "rule_reasons": [], "expected_loss_usd": score * amount,
             "position": ("fintech-transactions", 0, seconds if offset is None else offset), **more}
 
 

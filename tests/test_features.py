@@ -92,6 +92,49 @@ def test_window_keeps_at_most_64_events(spark):
     assert rows["e063"][0]["v_count"] == 64.0
 
 
+def test_many_accounts_behind_one_address_ip_device_or_destination(spark):
+    """Shared-attribute features (SharedWindow.java): per shipping address, IP, device and destination
+    account, whoever the actor; 0 where the event has no such attribute; null on rejected records."""
+    rows = velocity(spark, [
+        record("r1", 0, 20.0, actor="acct-1", user="u1", ship="1 Oak St", ip="9.9.9.9", device="d1"),
+        record("r2", 5, 30.0, actor="acct-2", user="u2", ship="1 Oak St", ip="9.9.9.9", device="d2"),
+        record("r3", 9, 50.0, actor="acct-3", user="u3", ship="1 Oak St", ip="9.9.9.9", device="d2"),
+        record("r2", 10, 30.0, actor="acct-2", user="u2", ship="1 Oak St", ip="9.9.9.9", device="d2"),  # a retry
+        record("other", 11, 5.0, actor="acct-4", ship="7 Elm St", ip="8.8.8.8"),
+        record("late", 400, 5.0, actor="acct-5", ship="1 Oak St", ip="9.9.9.9"),
+        record("wire-1", 12, 9000.0, actor="acct-6", dest="mule", ip=None),
+        record("wire-2", 13, 9500.0, actor="acct-7", dest="mule", ip=None),
+        record("bad", 14, ship="1 Oak St", reasons=["bad_type:amount"]),
+    ])
+    third = rows["r3"][0]
+    assert (third["s_ship_events"], third["s_ship_actors"], third["s_ship_users"], third["s_ship_amount"]) == \
+        (3.0, 3.0, 3.0, 100.0), "three accounts and users behind one address"
+    assert third["s_ip_actors"] == 3.0 and third["s_device_events"] == 2.0 and third["s_device_actors"] == 2.0
+    assert third["s_dest_events"] == 0.0, "no destination account: 0, not null"
+    assert rows["other"][0]["s_ship_actors"] == 1.0 and rows["other"][0]["s_ip_events"] == 1.0
+    assert rows["late"][0]["s_ship_events"] == 1.0, "events older than the window do not count"
+    assert (rows["wire-2"][0]["s_dest_events"], rows["wire-2"][0]["s_dest_actors"],
+            rows["wire-2"][0]["s_dest_amount"]) == (2.0, 2.0, 18500.0), "two senders to one account"
+    original, retry = rows["r2"]
+    assert retry["reasons"] == ["duplicate"] and retry["s_ship_events"] is None
+    assert rows["bad"][0]["s_ship_events"] is None and original["s_ship_events"] == 2.0
+
+
+def test_the_streams_merge_on_the_driver_equals_the_batch_merge(spark):
+    """The stream gets the operator's rows (a record's own and its attribute rows) and merges them on the
+    driver (``merge_shared``); batch merges in Spark: the same rows, column for column."""
+    from fraud.features import _velocity, merge_shared
+
+    records_df = spark.createDataFrame([
+        record("a", 0, ship="1 Oak St", device="d1", actor="p"), record("b", 3, ship="1 Oak St", actor="q"),
+        record("c", 4, dest="x", actor="r"), record("d", 5, reasons=["malformed_json"], actor=None),
+        record("a", 6, ship="1 Oak St", device="d1", actor="p")], RECORD_DDL)
+    merged = merge_shared(_velocity(records_df, "batch", 300).toArrow()).sort_by("offset")
+    batch = with_velocity_batch(records_df, 300).toArrow().sort_by("offset")
+    assert merged.column_names == batch.column_names
+    assert merged.to_pylist() == batch.to_pylist()
+
+
 def test_static_features(spark):
     """Amounts count in US dollars (``amount_usd``): a JPY cart and a CHF wire look like their USD twins."""
     schema = ("domain string, amount double, amount_usd double, v_amount_mean double, ip_address string, "

@@ -109,16 +109,17 @@ def test_expired_metrics_and_quality_rows_are_deleted_in_chunks_and_recent_ones_
                 " failed_expectations) VALUES ('q', %s, 'events', 'spark', now() - make_interval(days => %s), true, 1, 0)",
                 (batch, age))
         monkeypatch.setattr(maintenance, "_CHUNK_ROWS", 3)  # 7 expired rows: three chunks
-        keep = {"drift_results": 90, "shadow_outcomes": 90, "shadow_alerts": 90}  # no rows in those
+        keep = {"drift_results": 90, "shadow_outcomes": 90, "shadow_alerts": 90, "rule_hits": 90}  # no rows in those
         deleted = expire_rows(conn, PostgresRetention(batch_metrics=30, quality_results=35, **keep))
         assert deleted == {"batch_metrics": 7, "quality_results": 7, "drift_results": 0, "shadow_outcomes": 0,
-                           "shadow_alerts": 0}
+                           "shadow_alerts": 0, "rule_hits": 0}
         left = {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
                 for t in EXPIRING_ROWS}
         assert left == {"batch_metrics": 5, "quality_results": 5, "drift_results": 0, "shadow_outcomes": 0,
-                        "shadow_alerts": 0}
+                        "shadow_alerts": 0, "rule_hits": 0}
         assert expire_rows(conn, PostgresRetention(batch_metrics=10, quality_results=35, **keep)) == {
-            "batch_metrics": 2, "quality_results": 0, "drift_results": 0, "shadow_outcomes": 0, "shadow_alerts": 0}
+            "batch_metrics": 2, "quality_results": 0, "drift_results": 0, "shadow_outcomes": 0, "shadow_alerts": 0,
+            "rule_hits": 0}
 
 
 @pytest.mark.integration

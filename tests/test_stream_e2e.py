@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from fraud.detection import evaluate_run
 from fraud.config import GateConfig
-from fraud.schemas import CATEGORICAL_FEATURES, NUMERIC_FEATURES, VELOCITY_FEATURES
+from fraud.schemas import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SHARED_FEATURES, VELOCITY_FEATURES
 from fraud.model.forest import with_label
 from fraud.pipeline import batch_records, is_valid
 from fraud_simulator.__main__ import build_options
@@ -142,6 +142,10 @@ def test_live_runs_in_profile_and_out_of_profile(scored_live, spark):
         gold = lake(spark, live, "gold").filter(F.col("test_id") == test_id)
         assert gold.count() == summary.events_sent
         assert gold.select("model_version").distinct().collect()[0][0] == "v0001"
+        # Severity ranks by the money at risk: spread over levels, the top one holding most alerted fraud.
+        levels = {level: f for level, f in result["severity"].items() if f["alerts"]}
+        assert len(levels) >= 3, (test_id, result["severity"])
+        assert result["severity"]["critical"]["share_of_fraud_amount"] > 0.5, (test_id, result["severity"])
     with live.connect() as conn:
         # Each batch's state store size, from its progress report (Dash pipeline page).
         state_rows, state_memory = conn.execute(
@@ -256,14 +260,18 @@ def test_a_retrained_challenger_scored_in_shadow_and_compared_with_the_champion(
 
 
 def test_stream_and_batch_compute_identical_features(pipeline, spark):
-    """The velocity function gives the same values in the stream (state store) and in batch."""
+    """The velocity functions give the same values in the stream (state store, shared-attribute rows
+    merged on the driver) and in batch: the actor's and what rings share (address, IP, device,
+    destination account)."""
     bronze = (lake(spark, pipeline, "bronze")
               .select(F.col("kafka_key").cast("binary").alias("key"), "value", "topic", "partition", "offset",
                       F.col("kafka_timestamp").alias("timestamp")))
     batch = batch_records(bronze, pipeline.config).filter(is_valid())
-    streamed = lake(spark, pipeline, "silver").select("transaction_id", *VELOCITY_FEATURES)
+    features = [*VELOCITY_FEATURES, *SHARED_FEATURES]
+    streamed = lake(spark, pipeline, "silver").select("transaction_id", *features)
     assert streamed.count() >= 140_000  # the history
-    assert_df_equality(batch.select("transaction_id", *VELOCITY_FEATURES).orderBy("transaction_id"),
+    assert streamed.filter(F.col("s_ip_actors") > 1).count() > 0, "shared values seen by several actors"
+    assert_df_equality(batch.select("transaction_id", *features).orderBy("transaction_id"),
                        streamed.orderBy("transaction_id"), ignore_nullable=True)
 
 

@@ -5,7 +5,10 @@
 - **precision** per domain: share of the run's alerts whose type is the pattern of the
   sequence their transactions came from;
 - **latency** percentiles: Kafka timestamp of each alerted event -> commit time of the
-  PostgreSQL transaction that stored it.
+  PostgreSQL transaction that stored it;
+- **severity**: the run's alerts per level, and the fraud they hold: the amount in US dollars of
+  their transactions that the ground truth says are fraud, and its share of all such alerted fraud
+  (whether the top level holds most of the money at risk).
 
 ``python -m fraud.detection --test-id ID [--wait SECONDS] [--json]``
 """
@@ -18,6 +21,7 @@ import time
 from fraud.cli import ArgumentParser, UserError, run
 from fraud.config import load_config
 from fraud.db import connect, postgres_dsn
+from fraud.severity import LEVELS
 
 _RECALL_SQL = """
 SELECT g.domain, count(*) AS fraud_sequences,
@@ -49,6 +53,36 @@ SELECT count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY 
 FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(t.xmin) - t.produced_at) * 1000 AS ms
       FROM alert_transactions t JOIN alerts a USING (alert_id) WHERE a.test_id = %s) AS latencies
 """
+
+
+_SEVERITY_SQL = """
+SELECT a.severity, t.currency, count(DISTINCT a.alert_id) AS alerts,
+       coalesce(sum(t.amount) FILTER (WHERE g.is_fraud), 0) AS fraud_amount
+FROM alerts a
+JOIN alert_transactions t USING (alert_id)
+LEFT JOIN ground_truth_sequences g ON g.test_id = a.test_id AND g.actor_id = a.actor_id
+                                  AND t.transaction_id = ANY (g.transaction_ids)
+WHERE a.test_id = %s
+GROUP BY a.severity, t.currency
+"""
+
+
+def severity_figures(rows: list[tuple]) -> dict:
+    """Per severity level (highest first): alerts, fraud amount in US dollars (at the currency table's
+    rates) and its share of the run's alerted fraud, from (severity, currency, alerts, fraud amount)."""
+    from fraud.reference import currencies
+
+    rates = currencies()
+    levels = {level: {"alerts": 0, "fraud_amount_usd": 0.0} for level in LEVELS}
+    for severity, currency, alerts, amount in rows:
+        levels[severity]["alerts"] += alerts
+        rate = rates[currency].per_usd if currency in rates else 1.0
+        levels[severity]["fraud_amount_usd"] += float(amount) / rate
+    total = sum(f["fraud_amount_usd"] for f in levels.values())
+    for figures in levels.values():
+        figures["fraud_amount_usd"] = round(figures["fraud_amount_usd"], 2)
+        figures["share_of_fraud_amount"] = round(figures["fraud_amount_usd"] / total, 4) if total else None
+    return levels
 
 
 def run_processed(dsn: str, test_id: str) -> bool:
@@ -83,6 +117,7 @@ def evaluate_run(dsn: str, test_id: str) -> dict:
         recall = conn.execute(_RECALL_SQL, (test_id,)).fetchall()
         precision = conn.execute(_PRECISION_SQL, (test_id,)).fetchall()
         count, quantiles, worst = conn.execute(_LATENCY_SQL, (test_id,)).fetchone()
+        severity = severity_figures(conn.execute(_SEVERITY_SQL, (test_id,)).fetchall())
     domains: dict[str, dict] = {}
     for domain, sequences, caught in recall:
         domains.setdefault(domain, {}).update(
@@ -102,6 +137,7 @@ def evaluate_run(dsn: str, test_id: str) -> dict:
         "recall": round(total_caught / total_seq, 4) if total_seq else None,
         "precision": round(total_correct / total_alerts, 4) if total_alerts else None,
         "latency_ms": {"alerted_events": count, "p50": _ms(p50), "p95": _ms(p95), "p99": _ms(p99), "max": _ms(worst)},
+        "severity": severity,
     }
 
 
@@ -131,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{domain:10} recall {d.get('recall')} ({d.get('caught', 0)}/{d.get('fraud_sequences', 0)})"
                   f"  precision {d.get('precision')} ({d.get('correct_alerts', 0)}/{d.get('alerts', 0)})")
         print(f"latency ms {result['latency_ms']}")
+        print("severity: " + ", ".join(
+            f"{level} {f['alerts']} alerts ({f['share_of_fraud_amount'] or 0:.0%} of the alerted fraud amount)"
+            for level, f in result["severity"].items()))
     return 0
 
 

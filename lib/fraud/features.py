@@ -25,7 +25,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from fraud.reference import CTR_THRESHOLD_USD, HIGH_RISK_COUNTRIES, VPN_IP_PREFIXES
-from fraud.schemas import VELOCITY_FEATURES
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fraud.schemas import SHARED_FEATURES, SHARED_KINDS, VELOCITY_FEATURES
 
 # --- static features -----------------------------------------------------------
 
@@ -79,31 +82,91 @@ def _static_feature_columns() -> tuple[Column, ...]:
 # --- velocity features ------------------------------------------------------------
 
 def with_velocity_stream(records_df: DataFrame, window_s: int, ttl_s: int) -> DataFrame:
-    """Streaming: each actor's window lives in the state store (RocksDB) between micro-batches,
-    dropped ``ttl_s`` after the actor's last event."""
+    """Streaming: each key's window lives in the state store (RocksDB) between micro-batches, dropped
+    ``ttl_s`` after its last event. The output holds the records' rows and their shared-attribute
+    rows (``KIND`` set): ``merge_shared`` makes them one row per record, on the driver."""
     return _velocity(records_df, "stream", window_s, ttl_s)
 
 
 def with_velocity_batch(records_df: DataFrame, window_s: int) -> DataFrame:
-    """Batch: every actor's whole history in one pass from an empty window (training, backfills)."""
-    return _velocity(records_df, "batch", window_s)
+    """Batch: every key's whole history in one pass from an empty window (training, backfills), one
+    row per record."""
+    out_df = _velocity(records_df, "batch", window_s)
+    position = ["topic", "partition", "offset"]
+    shared_df = (out_df.filter(F.col(KIND).isNotNull()).groupBy(*position)
+                 .agg(*[F.max(c).alias(c) for c in SHARED_FEATURES]))
+    own_df = out_df.filter(F.col(KIND).isNull()).drop(KIND, *SHARED_FEATURES)
+    valid = F.size("reasons") == 0
+    return own_df.join(shared_df, position, "left").select(
+        *own_df.columns, *[F.when(valid, F.coalesce(c, F.lit(0.0))).alias(c) for c in SHARED_FEATURES])
+
+
+KIND = "velocity_kind"  # set on the operator's shared-attribute rows (``Velocity.java``)
+
+
+def merge_shared(rows: pa.Table) -> pa.Table:
+    """The stream's velocity output (``with_velocity_stream``, collected as Arrow) as one row per
+    record, in the records' order: each record's shared features from its attribute rows (0 where it
+    has no such attribute, null on rejected records), ``KIND`` dropped. ``with_velocity_batch`` does
+    the same in Spark. Rows without ``KIND`` are merged already (a batch user's frame): as they are."""
+    if KIND not in rows.column_names:
+        return rows
+    is_shared = pc.is_valid(rows.column(KIND))
+    own = rows.filter(pc.invert(is_shared)).drop_columns([KIND])
+    shared = rows.filter(is_shared)
+    position = ["topic", "partition", "offset"]
+    index = pa.table({**{c: own.column(c) for c in position}, "_row": pa.array(range(own.num_rows), pa.int64())})
+    valid = pc.equal(pc.list_value_length(own.column("reasons")), 0)
+    found = _shared_by_row(index, shared, position)
+    for name in SHARED_FEATURES:
+        values = pc.if_else(valid, pc.fill_null(found[name], 0.0), pa.scalar(None, pa.float64()))
+        own = own.set_column(own.schema.get_field_index(name), name, values)
+    return own
+
+
+def _shared_by_row(index: pa.Table, shared: pa.Table, position: list[str]) -> dict[str, pa.Array]:
+    """Per row of ``index`` (positions and row numbers), each shared feature's value from ``shared``
+    (null where none)."""
+    if shared.num_rows == 0:
+        return {c: pa.nulls(index.num_rows, pa.float64()) for c in SHARED_FEATURES}
+    grouped = shared.select([*position, *SHARED_FEATURES]).group_by(position).aggregate(
+        [(c, "max") for c in SHARED_FEATURES])
+    joined = index.join(grouped, position, join_type="left outer").sort_by("_row")
+    return {c: joined.column(f"{c}_max").combine_chunks() for c in SHARED_FEATURES}
 
 
 def _velocity(records_df: DataFrame, mode: str, *args: int) -> DataFrame:
     """Run the JVM operator (``jvm/.../fraud/velocity``) over a record frame (``fraud.parse.parse_records``):
-    the same columns back, ``duplicate`` added to the reasons of a redelivered transaction id, and
-    ``VELOCITY_FEATURES`` appended (null on rejected records)."""
+    the same columns back, ``duplicate`` added to the reasons of a redelivered transaction id, then
+    ``VELOCITY_FEATURES`` (null on rejected records), ``SHARED_FEATURES`` and ``KIND``, on the records'
+    rows and on one more row per shared attribute of each valid record (``Velocity.java``)."""
     spark = records_df.sparkSession
     velocity = spark.sparkContext._jvm.fraud.velocity.Velocity
-    if list(velocity.featureNames()) != VELOCITY_FEATURES:
+    if list(velocity.featureNames()) != VELOCITY_FEATURES + SHARED_FEATURES:
         raise RuntimeError("fraud-jvm.jar is out of date with fraud.features: rerun scripts/setup.sh")
+    prefix = velocity.SHARED_PREFIX
     inputs_df = records_df.select("*", *_velocity_inputs())
-    return DataFrame(getattr(velocity, mode)(inputs_df._jdf, *args), spark)
+    valid = F.size("reasons") == 0
+    kinds = F.array(F.lit(None).cast("string"),
+                    *[F.when(valid & F.col(f"vin_{kind}").isNotNull(), F.lit(kind)) for kind in SHARED_KINDS])
+    exploded = (inputs_df.select("*", F.posexplode(kinds).alias("_pos", "vin_kind"))
+                .filter((F.col("_pos") == 0) | F.col("vin_kind").isNotNull()))
+    own = F.col("_pos") == 0
+    # An attribute row: the record's position, reasons and velocity inputs; no other column (nulls).
+    carried = {"topic", "partition", "offset", "reasons"}
+    shared_key = F.concat(F.lit(prefix), F.col("vin_kind"), F.lit(prefix),
+                          F.coalesce(*[F.when(F.col("vin_kind") == k, F.col(f"vin_{k}")) for k in SHARED_KINDS]))
+    operator_df = exploded.select(
+        *[F.col(c) if c in carried else F.when(own, F.col(c)).alias(c) for c in records_df.columns],
+        F.when(own, F.col("velocity_key")).otherwise(shared_key).alias("velocity_key"),
+        *[c for c in inputs_df.columns if c.startswith("vin_")], "vin_kind")
+    return DataFrame(getattr(velocity, mode)(operator_df._jdf, *args), spark)
 
 
 @lru_cache(maxsize=1)
 def _velocity_inputs() -> tuple[Column, ...]:
-    """What the velocity function reads of a record (the JVM operator drops these columns again)."""
+    """What the velocity functions read of a record (the JVM operator drops these columns again);
+    ``vin_ship``, ``vin_ip``, ``vin_device`` and ``vin_dest`` are also the shared attributes' values."""
     ship = F.struct(*[F.col(f"shipping_{p}").alias(p) for p in ("street", "city", "state", "zip", "country")])
     return (
         # Rejected records may lack an actor; they pass through without touching any state.
@@ -117,4 +180,5 @@ def _velocity_inputs() -> tuple[Column, ...]:
         F.coalesce(F.col("device_id"), F.col("device_fingerprint")).alias("vin_device"),
         F.col("ip_address").alias("vin_ip"),
         F.when(F.col("shipping_street").isNotNull(), F.to_json(ship)).alias("vin_ship"),
+        F.col("actor_id").alias("vin_actor"),
     )

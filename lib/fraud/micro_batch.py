@@ -2,7 +2,8 @@
 
 In the order it happens (``AlertPath._alert_path``):
 
-1. collect: the state operator's rows come to the driver as Arrow (``materialize``);
+1. collect: the state operator's rows come to the driver as Arrow (``materialize``), each record's
+   shared-attribute features merged into its row (``fraud.features.merge_shared``);
 2. silver: the valid rows' silver columns (``fraud.pipeline.to_silver``, one Spark job);
 3. score: gold on the driver (``fraud.score.score_table`` through ``fraud.driver_scorer``: the
    registered MLlib pipeline, bit for bit, without a Spark job);
@@ -32,6 +33,7 @@ from fraud.model_classes import MODEL_CLASSES
 from fraud.config import Config
 from fraud.counts import BatchCounts
 from fraud.faults import crash_point
+from fraud.features import KIND, merge_shared
 from fraud.schemas import NUMERIC_FEATURES
 from fraud.isolation import UNPROCESSABLE, culprits, is_transient, isolate
 from fraud.lake_writer import LakeWriter, StagedBatch
@@ -84,11 +86,12 @@ class AlertPath:
         started = datetime.now(timezone.utc)
         t = time.perf_counter()
         self.lake.wait_for(batch_id)
-        rows = materialize(batch_df)  # the one job that runs the state operator
+        rows = merge_shared(materialize(batch_df))  # the one job that runs the state operator
         state_ms = round((time.perf_counter() - t) * 1000, 1)
         if rows.num_rows == 0:  # no records: nothing to write anywhere
             return
-        batch = _BatchRows(rows, batch_df.schema, batch_df.sparkSession, self.config)
+        schema = StructType([f for f in batch_df.schema.fields if f.name != KIND])
+        batch = _BatchRows(rows, schema, batch_df.sparkSession, self.config)
         limit = self.config.stream.max_batch_attempts
         failure: Exception | None = None
         for attempt in range(1, limit + 1):

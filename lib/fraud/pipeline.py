@@ -6,8 +6,10 @@ benchmarks) run this one chain.
       -> with_reasons       parse and contract reasons (fraud.parse: what cannot be scored), then the
                             expectations (fraud.quality.routing): ``quality_flags``, or reasons where
                             configured
-      -> velocity features  each actor's recent past (fraud.features.with_velocity_stream, state store;
-                            with_velocity_batch over whole histories)
+      -> velocity features  each actor's recent past, and what rings share: per shipping address, IP,
+                            device, destination account (fraud.features.with_velocity_stream, state
+                            store, merged per record on the driver; with_velocity_batch over whole
+                            histories)
     ---- one micro-batch (``foreachBatch``) from here on: fraud.micro_batch.AlertPath ----
       -> to_silver          valid rows, static features, the explicit ``SILVER_COLUMNS``
       -> scores             classes, probabilities, fraud score, severity, alert flag (fraud.score: on the
@@ -27,7 +29,8 @@ from pyspark.sql import functions as F
 from fraud.config import Config
 from fraud.features import with_static_features, with_velocity_batch, with_velocity_stream
 from fraud.parse import parse_records, topic_domain
-from fraud.schemas import BRONZE_COLUMNS, QUARANTINE_COLUMNS, SILVER_COLUMNS, SILVER_EVENT_COLUMNS, VELOCITY_FEATURES
+from fraud.schemas import (BRONZE_COLUMNS, QUARANTINE_COLUMNS, SHARED_FEATURES, SILVER_COLUMNS, SILVER_EVENT_COLUMNS,
+                           VELOCITY_FEATURES)
 from fraud.quality.routing import ExpectationRouting
 from fraud.score import LoadedModel, score_table
 
@@ -68,7 +71,8 @@ def to_silver(batch_df: DataFrame) -> DataFrame:
     """Valid, first-seen events: typed, flattened, velocity and static features, ``SILVER_COLUMNS``
     in order. No ``batch_id``: a per-batch literal here would recompile this whole stage every
     batch; ``with_batch_id`` adds it at the write."""
-    valid_df = batch_df.filter(is_valid()).select(*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES)
+    valid_df = batch_df.filter(is_valid()).select(*SILVER_EVENT_COLUMNS, "quality_flags", *VELOCITY_FEATURES,
+                                                  *SHARED_FEATURES)
     return with_static_features(valid_df).select(*SILVER_COLUMNS)
 
 

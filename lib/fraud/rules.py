@@ -29,13 +29,14 @@ import yaml
 from fraud.cli import UserError
 from fraud.model_classes import FRAUD_CLASSES
 from fraud.reference import reference_codes
-from fraud.schemas import NUMERIC_FEATURES
+from fraud.schemas import NUMERIC_FEATURES, SHARED_FEATURES
 
 MODEL = "model"
 RULE_PREFIX = "rule:"
 
 # What a condition may read: silver's scalar columns (numbers compare with numbers, text with text).
-NUMERIC_COLUMNS = (*NUMERIC_FEATURES, "amount", "amount_usd", "session_length_sec", "session_duration_sec")
+NUMERIC_COLUMNS = tuple(dict.fromkeys((*NUMERIC_FEATURES, *SHARED_FEATURES, "amount", "amount_usd",
+                                       "session_length_sec", "session_duration_sec")))
 TEXT_COLUMNS = ("currency", "payment_method", "item_type", "transfer_type", "purpose", "country_from", "country_to",
                 "ip_address", "shipping_country", "billing_country", "top_category")
 _NUMERIC_OPS = (">=", ">", "<=", "<", "==", "!=")

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = registry.current()
         if entry is None:
             raise UserError(f"no current model in {registry.root_uri}: train one with jobs/train_model.py")
+        check_features(entry)
         out = summary(entry)
     elif args.command == "list":
         current, challenger = registry.current_version(), registry.challenger_version()
@@ -61,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
         out = rollback_version(config, "batch", operator())
     report(out, args.json)
     return 0
+
+
+def check_features(entry) -> None:
+    """A model trained on other features than this code computes cannot be scored (the driver's scorer
+    refuses it): say so, and how to get one that can."""
+    from fraud.model.forest import FEATURE_COLUMNS
+
+    features = entry.metadata.get("features")
+    if features is not None and features != FEATURE_COLUMNS:
+        raise UserError(f"the current model {entry.version} was trained on other features than this code computes"
+                        f" ({len(features)} against {len(FEATURE_COLUMNS)}): train a new one from silver this code"
+                        " wrote (locally: make clean-state, then make demo)")
 
 
 def compare(config, registry: Registry) -> dict:
