@@ -79,12 +79,57 @@ def table(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown(result: dict) -> str:
+    """The README's table: per domain and fraud pattern, sequences caught by the model alone, the rules
+    alone, both, or missed, on each held-out set (a pattern's variants summed, the weakest named);
+    then per domain, sequence recall and alert precision of model and rules together."""
+    def by_pattern(groups: dict) -> dict:
+        out: dict[tuple, dict] = {}
+        for key, c in groups.items():
+            domain, group = key.split("/", 1)
+            pattern, _, variant = group.partition("/")
+            totals = out.setdefault((domain, pattern), {"sequences": 0, "model": 0, "rules": 0, "both": 0,
+                                                        "missed": 0, "weakest": None})
+            for k in ("sequences", "model", "rules", "both", "missed"):
+                totals[k] += c[k]
+            share = c["missed"] / c["sequences"] if c["sequences"] else 0
+            if variant and share > 0 and (totals["weakest"] is None or share > totals["weakest"][1]):
+                totals["weakest"] = (variant, share)
+        return out
+
+    def cell(c: dict | None) -> str:
+        if not c:
+            return ""
+        text = f"{c['model']} / {c['rules']} / {c['both']} / **{c['missed']}** of {c['sequences']}"
+        return text + (f" (most missed: {c['weakest'][0]}, {c['weakest'][1]:.0%})" if c.get("weakest") else "")
+
+    profile = by_pattern(result["held_out_profile"]["by_group"])
+    variants = by_pattern(result["held_out_variants"]["by_group"])
+    lines = ["| domain | pattern | held-out profile: model / rules / both / **missed** | held-out variants: model / rules / both / **missed** |",
+             "|---|---|---|---|"]
+    for domain, pattern in sorted(profile.keys() | variants.keys()):
+        lines.append(f"| {domain} | {pattern.removeprefix('fraud_').replace('_', ' ')} | "
+                     f"{cell(profile.get((domain, pattern)))} | {cell(variants.get((domain, pattern)))} |")
+    for domain in sorted(result["held_out_profile"]["by_domain"]):
+        p, v = result["held_out_profile"]["by_domain"][domain], result["held_out_variants"]["by_domain"][domain]
+        lines.append(f"| {domain} | recall / precision (alerts by model, by rules) | {p['recall']} / {p['precision_all']}"
+                     f" ({p['precision_model']}, {p['precision_rules']}) | {v['recall']} / {v['precision_all']}"
+                     f" ({v['precision_model']}, {v['precision_rules']}) |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(ROOT / "conf" / "local.yaml"))
     parser.add_argument("--events", type=int, default=20000, help="variant run's events (before sequences finish)")
     parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the README's table from benchmarks/results/variants.json and stop")
     args = parser.parse_args()
+    out = ROOT / "benchmarks" / "results" / "variants.json"
+    if args.markdown:
+        print(markdown(json.loads(out.read_text())))
+        return
     os.environ["TQDM_DISABLE"] = "1"
 
     from fraud.config import load_config
@@ -123,7 +168,6 @@ def main() -> None:
               "rules_cost": cost,
               "seconds": round(time.perf_counter() - started, 1),
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = ROOT / "benchmarks" / "results" / "variants.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"model {model.version}, threshold {model.threshold}")
     print(table(f"held-out profile ({about['profile']}, {len(held_out):,} events)", profile))

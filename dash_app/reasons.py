@@ -34,12 +34,6 @@ _PHRASES: dict[str, Callable[[float], str]] = {
     "v_distinct_ship": lambda v: f"{v:.0f} different shipping addresses in {{w}}",
     "v_chain_hops": lambda v: f"{v:.0f} hops in a chain of transfers",
 }
-# What rings share (fraud.schemas.SHARED_MODEL_FEATURES): the accounts behind one value in the window.
-_SHARED = {"ship": "this shipping address", "ip": "this IP address", "device": "this device",
-           "dest": "this destination account"}
-_PHRASES.update({f"s_{kind}_actors": lambda v, where=where: f"{v:.0f} accounts behind {where} in {{w}}"
-                 for kind, where in _SHARED.items()})
-
 
 def window_words(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"

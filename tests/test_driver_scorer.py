@@ -10,7 +10,7 @@ from pyspark.ml.feature import SQLTransformer
 from pyspark.sql import functions as F
 
 from fraud.model_classes import MODEL_CLASSES
-from fraud.schemas import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from fraud.schemas import CATEGORICAL_FEATURES, NUMERIC_FEATURES, SHARED_FEATURES
 from fraud.model.forest import build_pipeline, with_label
 from fraud.score import LoadedModel, score_silver, score_table
 from fraud.driver_scorer import ModelMismatch, DriverScorer
@@ -69,7 +69,8 @@ def test_score_table_gives_score_silvers_gold_rows(spark, config, fitted):
                          F.lit(False).alias("is_fraud"),
                          # What the typology rules read beyond the features: a high-risk destination
                          # (fraud.rules' catalogue) alerts on the fintech rows from $10,000.
-                         (F.col("f_log_amount") * 8000).alias("amount_usd"), F.lit("IR").alias("country_to")))
+                         (F.col("f_log_amount") * 8000).alias("amount_usd"), F.lit("IR").alias("country_to"),
+                         *[F.lit(1.0).alias(c) for c in SHARED_FEATURES]))
     spark_rows = [r.asDict() for r in score_silver(silver_df, model, config).collect()]
     driver_rows = score_table(silver_df.toArrow(), model, config).to_pylist()
     for row in driver_rows:

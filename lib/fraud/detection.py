@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"  precision {d.get('precision')} ({d.get('correct_alerts', 0)}/{d.get('alerts', 0)})")
         print(f"latency ms {result['latency_ms']}")
         print("severity: " + ", ".join(
-            f"{level} {f['alerts']} alerts ({f['share_of_fraud_amount'] or 0:.0%} of the alerted fraud amount)"
+            f"{level} {f['alerts']} alerts ({f['share_of_fraud_amount'] or 0:.1%} of the alerted fraud amount)"
             for level, f in result["severity"].items()))
     return 0
 

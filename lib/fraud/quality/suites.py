@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from fraud.config import DOMAINS, Config
-from fraud.schemas import NUMERIC_FEATURES, SHARED_MODEL_FEATURES
+from fraud.schemas import NUMERIC_FEATURES
 from fraud.reference import currencies
 
 EVENT_SUITE = "event_expectations"
@@ -167,8 +167,6 @@ FEATURE_RANGES = {
     "v_secs_since_prev": (-1.0, None), "v_distinct_dest": (0.0, None), "v_distinct_users": (0.0, None),
     "v_distinct_devices": (0.0, None), "v_distinct_ips": (0.0, None), "v_distinct_ship": (0.0, None),
     "v_chain_hops": (0.0, None),
-    # What rings share (fraud.schemas.SHARED_FEATURES): 0 where the event has no such attribute.
-    **{f: (0.0, None) for f in SHARED_MODEL_FEATURES},
 }
 # Categorical inputs absent by design in some domains (a fintech event has no payment method)
 # are filled in the model pipeline; these two exist everywhere.
