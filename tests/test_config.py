@@ -98,6 +98,8 @@ def test_training_refuses_gate_events_of_other_traffic_than_the_config_names(tmp
          "postgres.dsn: names the user 'fraud_app'; leave it out: each component connects as its own role"),
         ("    high: 1000\n", "    high: 20000\n", "alerts.severity: needs critical >= high >= medium"),
         ("    medium: 100\n", "", "alerts.severity: needs exactly critical, high, medium, in that order"),
+        ("    critical: 10000\n    high: 1000\n    medium: 100\n", "    critical: 0.9\n    high: 0.75\n    medium: 0.6\n",
+         "alerts.severity: floors are dollars of expected loss (e.g. 10000, 1000, 100), not fraud scores: got 0.6"),
         ("  shadow: []\n", "  shadow: [no_such_rule]\n", "rules.shadow: no rule named 'no_such_rule'"),
         ("  max_batch_attempts: 3\n", "  max_batch_attempts: 1\n", "stream.max_batch_attempts: must be at least 2"),
         ("  min_amount_usd: 1.0e-6\n", "  min_amount_usd: 0\n", "stream.min_amount_usd, max_amount_usd: need 0 < min < max"),

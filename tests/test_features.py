@@ -105,6 +105,10 @@ def test_many_accounts_behind_one_address_ip_device_or_destination(spark):
         record("wire-1", 12, 9000.0, actor="acct-6", dest="mule", ip=None),
         record("wire-2", 13, 9500.0, actor="acct-7", dest="mule", ip=None),
         record("bad", 14, ship="1 Oak St", reasons=["bad_type:amount"]),
+        # Another account reusing an id already seen at the address (ids are one actor's): counted.
+        record("r1", 15, 10.0, actor="acct-8", user="u8", ship="1 Oak St", ip="9.9.9.9", device="d8"),
+        # A rejected record whose actor looks like a shared key: passes through, stops nothing.
+        record("hostile", 16, actor="\x01ship\x01x", ship="1 Oak St", reasons=["bad_chars:actor_id"]),
     ])
     third = rows["r3"][0]
     assert (third["s_ship_events"], third["s_ship_actors"], third["s_ship_users"], third["s_ship_amount"]) == \
@@ -118,6 +122,9 @@ def test_many_accounts_behind_one_address_ip_device_or_destination(spark):
     original, retry = rows["r2"]
     assert retry["reasons"] == ["duplicate"] and retry["s_ship_events"] is None
     assert rows["bad"][0]["s_ship_events"] is None and original["s_ship_events"] == 2.0
+    reused = next(r for r in rows["r1"] if r["actor_id"] == "acct-8")
+    assert reused["reasons"] == [] and reused["s_ship_actors"] == 4.0, "acct-1..3 and acct-8"
+    assert rows["hostile"][0]["reasons"] == ["bad_chars:actor_id"] and rows["hostile"][0]["s_ship_events"] is None
 
 
 def test_the_streams_merge_on_the_driver_equals_the_batch_merge(spark):

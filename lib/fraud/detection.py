@@ -55,27 +55,29 @@ FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(t.xmin) - t.produced_at
 """
 
 
-_SEVERITY_SQL = """
-SELECT a.severity, t.currency, count(DISTINCT a.alert_id) AS alerts,
-       coalesce(sum(t.amount) FILTER (WHERE g.is_fraud), 0) AS fraud_amount
+_SEVERITY_ALERTS_SQL = "SELECT severity, count(*) FROM alerts WHERE test_id = %s GROUP BY severity"
+_SEVERITY_FRAUD_SQL = """
+SELECT a.severity, t.currency, sum(t.amount) AS fraud_amount
 FROM alerts a
 JOIN alert_transactions t USING (alert_id)
-LEFT JOIN ground_truth_sequences g ON g.test_id = a.test_id AND g.actor_id = a.actor_id
-                                  AND t.transaction_id = ANY (g.transaction_ids)
+JOIN ground_truth_sequences g ON g.test_id = a.test_id AND g.actor_id = a.actor_id
+                             AND t.transaction_id = ANY (g.transaction_ids) AND g.is_fraud
 WHERE a.test_id = %s
 GROUP BY a.severity, t.currency
 """
 
 
-def severity_figures(rows: list[tuple]) -> dict:
+def severity_figures(alerts: list[tuple], fraud: list[tuple]) -> dict:
     """Per severity level (highest first): alerts, fraud amount in US dollars (at the currency table's
-    rates) and its share of the run's alerted fraud, from (severity, currency, alerts, fraud amount)."""
+    rates) and its share of the run's alerted fraud, from (severity, alerts) and (severity, currency,
+    fraud amount)."""
     from fraud.reference import currencies
 
     rates = currencies()
     levels = {level: {"alerts": 0, "fraud_amount_usd": 0.0} for level in LEVELS}
-    for severity, currency, alerts, amount in rows:
-        levels[severity]["alerts"] += alerts
+    for severity, count in alerts:
+        levels[severity]["alerts"] = count
+    for severity, currency, amount in fraud:
         rate = rates[currency].per_usd if currency in rates else 1.0
         levels[severity]["fraud_amount_usd"] += float(amount) / rate
     total = sum(f["fraud_amount_usd"] for f in levels.values())
@@ -117,7 +119,8 @@ def evaluate_run(dsn: str, test_id: str) -> dict:
         recall = conn.execute(_RECALL_SQL, (test_id,)).fetchall()
         precision = conn.execute(_PRECISION_SQL, (test_id,)).fetchall()
         count, quantiles, worst = conn.execute(_LATENCY_SQL, (test_id,)).fetchone()
-        severity = severity_figures(conn.execute(_SEVERITY_SQL, (test_id,)).fetchall())
+        severity = severity_figures(conn.execute(_SEVERITY_ALERTS_SQL, (test_id,)).fetchall(),
+                                    conn.execute(_SEVERITY_FRAUD_SQL, (test_id,)).fetchall())
     domains: dict[str, dict] = {}
     for domain, sequences, caught in recall:
         domains.setdefault(domain, {}).update(

@@ -156,9 +156,13 @@ def _velocity(records_df: DataFrame, mode: str, *args: int) -> DataFrame:
     carried = {"topic", "partition", "offset", "reasons"}
     shared_key = F.concat(F.lit(prefix), F.col("vin_kind"), F.lit(prefix),
                           F.coalesce(*[F.when(F.col("vin_kind") == k, F.col(f"vin_{k}")) for k in SHARED_KINDS]))
+    # A valid record's actor holds no control character (the contract), so its key never starts with
+    # the prefix; a rejected record's key (an actor id or a Kafka key nobody checked) might: rejected
+    # records touch no state, so they all go under "" and never reach a shared window.
+    own_key = F.when(valid, F.col("velocity_key")).otherwise(F.lit(""))
     operator_df = exploded.select(
         *[F.col(c) if c in carried else F.when(own, F.col(c)).alias(c) for c in records_df.columns],
-        F.when(own, F.col("velocity_key")).otherwise(shared_key).alias("velocity_key"),
+        F.when(own, own_key).otherwise(shared_key).alias("velocity_key"),
         *[c for c in inputs_df.columns if c.startswith("vin_")], "vin_kind")
     return DataFrame(getattr(velocity, mode)(operator_df._jdf, *args), spark)
 

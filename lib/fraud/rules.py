@@ -62,7 +62,8 @@ class Rule:
     shadow: bool = False
 
     def reason(self, row: dict) -> str:
-        """``because`` filled from ``row``; the description where a value it names is missing."""
+        """``because`` filled from ``row``; the description where a value it formats as a number is missing
+        (a missing text shows as None)."""
         try:
             return self.because.format(**row)
         except (KeyError, TypeError, ValueError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Highest first; a score under every floor is the last level.
+# Highest first; an expected loss under every floor is the last level.
 LEVELS = ("critical", "high", "medium", "low")
 FLOORED = LEVELS[:-1]
 LOWEST = LEVELS[-1]
@@ -33,6 +33,9 @@ def problem(floors: dict[str, float]) -> str | None:
     values = list(floors.values())
     if values != sorted(values, reverse=True):
         return f"needs {' >= '.join(FLOORED)}"
+    if min(values) < 1:
+        return (f"floors are dollars of expected loss (e.g. 10000, 1000, 100), not fraud scores: got {min(values)}"
+                " (see docs/model.md#severity-the-money-at-risk)")
     return None
 
 
@@ -114,6 +117,6 @@ def fit(bins: list[tuple[float, int, int]]) -> Calibration:
 
 def sql_params(steps: Ladder) -> tuple[list[str], list[float], str]:
     """The ladder as the alerts' upsert takes it: levels and floors as two arrays, and the lowest level
-    (``fraud.alerts``: ``coalesce((SELECT level FROM unnest(levels, floors) WHERE score >= floor
+    (``fraud.alerts``: ``coalesce((SELECT level FROM unnest(levels, floors) WHERE loss >= floor
     ORDER BY floor DESC LIMIT 1), lowest)``)."""
     return [level for level, _ in steps], [floor for _, floor in steps], LOWEST

@@ -21,3 +21,11 @@ CREATE TABLE rule_hits (
     PRIMARY KEY (rule, transaction_id)
 );
 CREATE INDEX rule_hits_scored ON rule_hits (scored_at);
+
+-- Alerts from before this migration: an approximate expected loss (the fraud score, uncalibrated,
+-- times the amount in its own currency), so "money at risk" does not rank them last. Their
+-- severity stays the one their scores gave.
+UPDATE alert_transactions SET expected_loss_usd = fraud_score * amount::float8;
+UPDATE alerts a SET expected_loss_usd = s.loss
+FROM (SELECT alert_id, sum(expected_loss_usd) AS loss FROM alert_transactions GROUP BY alert_id) s
+WHERE a.alert_id = s.alert_id;

@@ -196,22 +196,27 @@ def detection_by_source(scored: list[dict], sequences: list[dict], alert_types: 
     one actor's alerts of one type, as the stream's episodes are; it is right when that type is the
     truth of a transaction it covers."""
     truth = {t: s["label"] for s in sequences for t in s["transaction_ids"]}
-    raised: dict[str, dict[str, set]] = {}  # transaction -> source -> alert types
+    raised: dict[str, tuple[str, set]] = {}  # transaction -> (its alert's type, the sources that raised that type)
     alerts: dict[tuple, dict] = {}  # (domain, actor, type) -> {"sources": set, "right": bool}
     for row in scored:
-        for source in row["raised_by"] or ():
-            kind = "model" if source == "model" else "rules"
-            alert_type = row["predicted_class"] if kind == "model" else alert_types[source.removeprefix("rule:")]
-            raised.setdefault(row["transaction_id"], {}).setdefault(kind, set()).add(alert_type)
-            alert = alerts.setdefault((row["domain"], row["actor_id"], alert_type), {"sources": set(), "right": False})
-            alert["sources"].add(kind)
-            alert["right"] |= truth.get(row["transaction_id"]) == alert_type
+        if not row["raised_by"]:
+            continue
+        # As the stream types an alert (fraud.micro_batch.alert_rows_of): the model's class when the model
+        # raised it, else the first rule's type; a rule counts as a source of it when its type is that one.
+        rules = [alert_types[r.removeprefix("rule:")] for r in row["raised_by"] if r != "model"]
+        model = "model" in row["raised_by"]
+        alert_type = row["predicted_class"] if model else rules[0]
+        sources = ({"model"} if model else set()) | ({"rules"} if alert_type in rules else set())
+        raised[row["transaction_id"]] = (alert_type, sources)
+        alert = alerts.setdefault((row["domain"], row["actor_id"], alert_type), {"sources": set(), "right": False})
+        alert["sources"] |= sources
+        alert["right"] |= truth.get(row["transaction_id"]) == alert_type
     by_group: dict[tuple, dict] = {}
     for s in sequences:
         if s["label"] == "regular":
             continue
-        found = [raised.get(t, {}) for t in s["transaction_ids"]]
-        by = {kind: any(s["label"] in f.get(kind, ()) for f in found) for kind in ("model", "rules")}
+        found = [raised[t] for t in s["transaction_ids"] if t in raised]
+        by = {kind: any(t == s["label"] and kind in sources for t, sources in found) for kind in ("model", "rules")}
         outcome = "both" if by["model"] and by["rules"] else "model" if by["model"] else "rules" if by["rules"] else "missed"
         counts = by_group.setdefault((s["domain"], s["group"]), {"sequences": 0, "model": 0, "rules": 0, "both": 0,
                                                                   "missed": 0})

@@ -34,9 +34,10 @@ import scala.jdk.javaapi.CollectionConverters;
  * rejection codes, empty when valid), {@code topic}, {@code partition}, {@code offset}, and the
  * inputs {@code vin_txn, vin_time, vin_amount, vin_dest, vin_src, vin_user, vin_device, vin_ip,
  * vin_ship, vin_actor, vin_kind}. A record comes once as itself, keyed by its actor ({@code vin_kind}
- * null), and a valid one once more per shared attribute it has ({@code vin_kind} one of
- * {@link SharedWindow#KINDS}, keyed {@link #SHARED_PREFIX} + kind + {@link #SHARED_PREFIX} + value,
- * its other columns null: no contract string holds that control character).
+ * null; a rejected record keyed "", it touches no state), and a valid one once more per shared
+ * attribute it has ({@code vin_kind} one of {@link SharedWindow#KINDS}, keyed {@link #SHARED_PREFIX} +
+ * kind + {@link #SHARED_PREFIX} + value, its other columns null): a valid record's actor holds no
+ * control character (the contract), so no actor key starts with the prefix.
  *
  * <p>Output: every other input column unchanged but {@code reasons} (a redelivered transaction id
  * gets {@code "duplicate"}), then {@link Window#FEATURES} (null for rejected records), then
@@ -164,11 +165,13 @@ public final class Velocity implements Serializable {
         rows.sort(arrival());
         List<Row> out = new ArrayList<>(rows.size());
         for (Row r : rows) {
-            String txn = r.getString(inputs[0]);
-            if (window.contains(txn)) {
+            // A transaction id is one actor's: another account may send the same id (a ring could, to
+            // hide), so the window knows an event by actor and id.
+            String id = r.getString(inputs[9]) + SHARED_PREFIX + r.getString(inputs[0]);
+            if (window.contains(id)) {
                 continue;  // a redelivery: the record's own row says so
             }
-            double[] measures = window.add(txn, millis(r.get(inputs[1])), r.getDouble(inputs[2]),
+            double[] measures = window.add(id, millis(r.get(inputs[1])), r.getDouble(inputs[2]),
                     r.getString(inputs[9]), r.getString(inputs[5]), windowMs);
             String kind = r.getString(inputs[10]);
             Object[] values = new Object[kept.length + FEATURE_COUNT + 1];
