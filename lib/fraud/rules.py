@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -89,9 +89,13 @@ class RuleBook:
                 out[i].append(rule.name)
         return out
 
+    @cached_property
+    def _alerting_names(self) -> frozenset[str]:
+        return frozenset(r.name for r in self.alerting)
+
     def raised_by(self, model_alert: bool, hits: list[str]) -> list[str]:
-        alerting = {r.name for r in self.alerting}
-        return [MODEL] * model_alert + [RULE_PREFIX + name for name in hits if name in alerting]
+        """What raised a row's alert (called per scored row: the alerting names are worked out once)."""
+        return [MODEL] * model_alert + [RULE_PREFIX + name for name in hits if name in self._alerting_names]
 
     def hits_column(self):
         """``hits`` as a Spark column (array<string>) over a silver frame."""
