@@ -115,11 +115,16 @@ def trained_pipeline(stack, spark, live_traffic, tmp_path_factory):
 def pytest_collection_modifyitems(config, items):
     """Every test that reaches the local stack (Kafka, PostgreSQL) carries the ``integration`` marker,
     so ``make test-fast`` (``-m "not integration"``) never starts it: a test that uses the ``stack``
-    fixture, directly or through another fixture, without the marker stops the run at collection."""
+    fixture, directly or through another fixture, without the marker stops the run at collection.
+
+    Tests marked ``stops_services`` run last: they stop the shared stack's broker or server, so every
+    other user of it (the end-to-end live runs, which send for minutes from the start of the session)
+    must be done by then. Run in file order, such a test waited ~100 s for the live runs to end."""
     unmarked = [item.nodeid for item in items
                 if "stack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None]
     if unmarked:
         raise pytest.UsageError("tests that use the local stack need @pytest.mark.integration: " + ", ".join(unmarked))
+    items.sort(key=lambda item: item.get_closest_marker("stops_services") is not None)  # stable: file order otherwise
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 One chaos pipeline (own topics, lake, checkpoint, database; the trained model copied in) takes
 every fault in turn, and after each campaign the invariants are checked against a reference
 pipeline that reads the same topics without ever being interrupted
-(``pipeline_support.check_invariants``).
+(``pipeline_support.check_invariants``). The campaign that stops the broker and the server
+(``stops_services``) runs at the end of the session, so on a chaos pipeline and reference of its own.
 
 ``FRAUD_CHAOS_KILLS`` sets the number of random SIGKILLs (1 in ``make test``, 50 in
 ``make chaos``). Figures are printed (``-s``) and appended to ``var/chaos/results.jsonl``.
@@ -151,7 +152,7 @@ def test_sigkills_at_each_named_point_then_at_random_under_load(spark, chaos):
 
 def test_checkpoint_deleted_or_behind_is_refused(spark, chaos, tmp_path):
     """Refused as a user meets it; the documented recovery is then checked by the next campaign's
-    comparison with the reference (``test_faults_while_the_job_runs``)."""
+    comparison with the reference (``test_an_executor_killed_mid_batch_on_a_cluster``)."""
     pipe, whole_batches = chaos[:2]
     checkpoint = Path(checkpoint_location(pipe.config))
     if not checkpoint.exists():  # run alone (-k): no earlier test made one
@@ -211,6 +212,7 @@ def outage(stack_service: str, down_s: float, config) -> None:
         stack.start_service(stack_service, config)
 
 
+@pytest.mark.stops_services
 def test_faults_while_the_job_runs(spark, chaos, config, live_traffic):
     """One running job takes, in turn: a second instance started beside it (refused), every database
     connection killed, the server down briefly and then past the retries, a model promoted, and the
@@ -219,9 +221,8 @@ def test_faults_while_the_job_runs(spark, chaos, config, live_traffic):
 
     from fraud.registry import Registry
 
-    # The end-to-end tests' live runs may still be sending (in the background since the model's
-    # training): their ground truth goes to this server, whose connections step 2 kills. They end
-    # on their own; the faults start after them (normally already the case by the time we get here).
+    # The end-to-end tests' live runs send their ground truth to this server, which the steps below
+    # stop: the faults start after them (``stops_services`` runs this test last, so they are done).
     wait(live_traffic[1].values())
     pipe = chaos[0]
     registry = Registry.for_config(pipe.config)
