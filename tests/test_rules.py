@@ -74,6 +74,14 @@ def _rows() -> pa.Table:
         {"domain": "ecommerce", "amount_usd": 3.0, "v_count": 6.0, "v_amount_max": 9.0, "v_secs_since_prev": 4.0},
         {"domain": "gaming", "amount_usd": 3.0, "v_count": 6.0, "v_amount_max": 9.0, "v_secs_since_prev": 4.0},
         {"domain": "ecommerce", "amount_usd": 3.0, "v_count": 6.0, "v_amount_max": 9.0, "v_secs_since_prev": None},
+        # a domestic fan-out to three payees; the same transfer sent abroad (no match)
+        {"domain": "fintech", "amount_usd": 3_000.0, "v_count": 3.0, "v_distinct_dest": 3.0, "v_amount_sum": 9_000.0,
+         "f_is_cross_border": 0.0},
+        {"domain": "fintech", "amount_usd": 3_000.0, "v_count": 3.0, "v_distinct_dest": 3.0, "v_amount_sum": 9_000.0,
+         "f_is_cross_border": 1.0},
+        # a burst of purchases in a short session; the same over a long session (no match)
+        {"domain": "gaming", "amount_usd": 60.0, "v_count": 6.0, "v_amount_sum": 360.0, "f_session_s": 200.0},
+        {"domain": "gaming", "amount_usd": 60.0, "v_count": 6.0, "v_amount_sum": 360.0, "f_session_s": 2_400.0},
     ]
     columns = {c: pa.array([r.get(c) for r in rows], pa.float64()) for c in NUMERIC_COLUMNS}
     return pa.table({"domain": pa.array([r["domain"] for r in rows]),
@@ -84,7 +92,8 @@ def test_rules_match_on_the_driver_as_in_spark(spark):
     book = rule_book(shadow=("card_testing",))
     table = _rows()
     on_driver = book.hits(table)
-    assert on_driver == [["structuring"], [], [], ["high_risk_jurisdiction"], [], ["card_testing"], [], []]
+    assert on_driver == [["structuring"], [], [], ["high_risk_jurisdiction"], [], ["card_testing"], [], [],
+                         ["payee_fan_out"], [], ["spending_burst"], []]
     assert book.raised_by(False, ["card_testing"]) == [], "a shadowed rule raises nothing"
     assert book.raised_by(True, ["structuring"]) == [MODEL, "rule:structuring"]
 
