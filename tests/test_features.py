@@ -127,6 +127,26 @@ def test_many_accounts_behind_one_address_ip_device_or_destination(spark):
     assert rows["hostile"][0]["reasons"] == ["bad_chars:actor_id"] and rows["hostile"][0]["s_ship_events"] is None
 
 
+def test_shared_values_are_compared_as_one_whatever_their_spelling(spark):
+    """Three accounts write one address, IP, device and destination account each their own way: one
+    value each (case, spacing, punctuation, an IPv4-mapped IPv6 address, an IBAN in groups); another
+    street number, IP, device or account is another value."""
+    rows = velocity(spark, [
+        record("a", 0, actor="acct-1", ship="1 Oak St", ip="::FFFF:9.9.9.9", device="AB-12",
+               dest="DE89 3704 0044 0532 0130 00"),
+        record("b", 1, actor="acct-2", ship="1 OAK ST.", ip=" 9.9.9.9", device="ab-12", dest="de89370400440532013000"),
+        record("c", 2, actor="acct-3", ship="  1, oak   st ", ip="9.9.9.9", device=" Ab-12 ",
+               dest="DE89-3704-0044-0532-0130-00"),
+        record("d", 3, actor="acct-4", ship="11 Oak St", ip="9.9.9.90", device="ab-120", dest="DE89370400440532013001"),
+    ])
+    third = rows["c"][0]
+    assert (third["s_ship_actors"], third["s_ip_actors"], third["s_device_actors"], third["s_dest_actors"]) == \
+        (3.0, 3.0, 3.0, 3.0)
+    other = rows["d"][0]
+    assert (other["s_ship_actors"], other["s_ip_actors"], other["s_device_actors"], other["s_dest_actors"]) == \
+        (1.0, 1.0, 1.0, 1.0)
+
+
 def test_the_streams_merge_on_the_driver_equals_the_batch_merge(spark):
     """The stream gets the operator's rows (a record's own and its attribute rows) and merges them on the
     driver (``merge_shared``); batch merges in Spark: the same rows, column for column."""

@@ -170,19 +170,49 @@ def _velocity(records_df: DataFrame, mode: str, *args: int) -> DataFrame:
 @lru_cache(maxsize=1)
 def _velocity_inputs() -> tuple[Column, ...]:
     """What the velocity functions read of a record (the JVM operator drops these columns again);
-    ``vin_ship``, ``vin_ip``, ``vin_device`` and ``vin_dest`` are also the shared attributes' values."""
-    ship = F.struct(*[F.col(f"shipping_{p}").alias(p) for p in ("street", "city", "state", "zip", "country")])
+    ``vin_ship``, ``vin_ip``, ``vin_device`` and ``vin_dest`` are also the shared attributes' values,
+    compared in a canonical form (``_canonical_words``, ``_canonical_ip``, ``_canonical_account``)."""
+    ship = F.struct(*[_canonical_words(F.col(f"shipping_{p}")).alias(p)
+                      for p in ("street", "city", "state", "zip", "country")])
     return (
         # Rejected records may lack an actor; they pass through without touching any state.
         F.coalesce(F.col("actor_id"), F.col("key").cast("string"), F.lit("")).alias("velocity_key"),
         F.col("transaction_id").alias("vin_txn"),
         F.col("event_time").alias("vin_time"),
         F.col("amount_usd").alias("vin_amount"),
-        F.col("account_to").alias("vin_dest"),
-        F.col("account_from").alias("vin_src"),
+        _canonical_account(F.col("account_to")).alias("vin_dest"),
+        _canonical_account(F.col("account_from")).alias("vin_src"),
         F.col("user_id").alias("vin_user"),
-        F.coalesce(F.col("device_id"), F.col("device_fingerprint")).alias("vin_device"),
-        F.col("ip_address").alias("vin_ip"),
+        _nonblank(F.lower(F.trim(F.coalesce(F.col("device_id"), F.col("device_fingerprint"))))).alias("vin_device"),
+        _canonical_ip(F.col("ip_address")).alias("vin_ip"),
         F.when(F.col("shipping_street").isNotNull(), F.to_json(ship)).alias("vin_ship"),
         F.col("actor_id").alias("vin_actor"),
     )
+
+
+# A ring's members are not one producer: "1 OAK ST." and "1 Oak St" are one shipping address,
+# "DE89 3704 0044 0532 0130 00" and "de89370400440532013000" one account. Shared attributes (and the
+# actor's distinct counts) compare values after removing what does not change which value it is.
+# Street-suffix spellings ("Street" / "St", USPS Publication 28) are not unified: that is an address
+# standardiser's work, and a per-word mapping here would be interpreted, not compiled, per record.
+
+
+def _nonblank(column: Column) -> Column:
+    return F.nullif(column, F.lit(""))
+
+
+def _canonical_words(column: Column) -> Column:
+    """Lower case, letters and digits only: every other run of characters is one space."""
+    return _nonblank(F.trim(F.regexp_replace(F.lower(column), r"[^\p{L}\p{N}]+", " ")))
+
+
+def _canonical_ip(column: Column) -> Column:
+    """Lower case (IPv6 hex digits), no surrounding space, an IPv4-mapped IPv6 address as the IPv4 one.
+    IPv6 zero compression is not undone: one producer writes one form."""
+    return _nonblank(F.regexp_replace(F.lower(F.trim(column)), r"^::ffff:(?=[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$)", ""))
+
+
+def _canonical_account(column: Column) -> Column:
+    """Upper case without spaces or hyphens: an IBAN's electronic form (ISO 13616-1), and how account
+    numbers are compared whatever their grouping."""
+    return _nonblank(F.upper(F.regexp_replace(column, r"[\s-]+", "")))
