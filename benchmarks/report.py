@@ -50,8 +50,15 @@ def table(results: dict) -> str:
          ", ".join(f"{x['rate_per_s']}{'✓' if x['bounded'] else '✗'}" for x in t["steps"] + t["holds"]),
          "3,700/min = 62/s per API instance; goal 10,000/s"),
         ("B2 CPU per event (job + broker + PostgreSQL)", f"{t['cpu_us_per_event']} µs",
-         f"producer {t['producer_cpu_us_per_event']} µs (apart)", ""),
+         ", ".join([*(f"{k} {v}" for k, v in t.get("cpu_us_per_event_by_component", {}).items() if k != "all"),
+                    f"producer {t['producer_cpu_us_per_event']} µs (apart)"]), "400 µs for 5,000/s on 2 cores"),
     ]
+    held = (t["holds"] or [{}])[-1].get("batches") or {}
+    if held.get("step_ms"):
+        rows.append(("B2 micro-batch at the held rate (median ms by step)",
+                     f"{held['batch_ms']} ms for {held['records_per_batch']:,.0f} records",
+                     ", ".join(f"{k} {v}" for k, v in sorted(held["step_ms"].items(), key=lambda kv: -kv[1])),
+                     "lake, bronze, silver, gold: the lake writer's, off the alert path"))
     for level in ("normal", "peak"):
         r = lat[level]
         rows.append((f"B3 latency at {level} (p50 / p95 / p99 / max)",

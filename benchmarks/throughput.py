@@ -77,9 +77,20 @@ def batch_profile(dsn: str, since: datetime, until: datetime) -> dict:
             "step_ms": {k: round(statistics.median(r[2].get(k, 0.0) for r in rows)) for k in steps}}
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes and all their children."""
-    total = 0.0
+def component(process: psutil.Process) -> str:
+    """Which part of the system a process is: the broker, the database, or the job's JVM or Python."""
+    name, cmdline = process.name(), " ".join(process.cmdline())
+    if "kafka.Kafka" in cmdline:
+        return "broker"
+    if name.startswith("postgres"):
+        return "database"
+    return "job JVM" if name == "java" else "job Python"
+
+
+def cpu_seconds_by_component(pids: list[int]) -> dict[str, float]:
+    """User + system CPU of these processes and all their children, by ``component``. A child that
+    ended since the last reading takes its CPU with it: compare readings of long-lived processes."""
+    totals: dict[str, float] = {}
     for pid in pids:
         try:
             root = psutil.Process(pid)
@@ -89,10 +100,18 @@ def cpu_seconds(pids: list[int]) -> float:
         for p in procs:
             try:
                 t = p.cpu_times()
-                total += t.user + t.system
+                key = component(p)
             except psutil.NoSuchProcess:
-                pass
-    return total
+                continue
+            totals[key] = totals.get(key, 0.0) + t.user + t.system
+    return totals
+
+
+def cpu_us_per_event(before: dict[str, float], after: dict[str, float], events: int) -> dict[str, float]:
+    """Microseconds of CPU per event, in all and by component, between two readings."""
+    spent = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    per_event = {k: round(v * 1e6 / events, 1) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+    return {"all": round(sum(spent.values()) * 1e6 / events, 1), **per_event}
 
 
 def replay_process(events_file: Path, config_path: Path, rate: float, seconds: float, tag: str) -> subprocess.Popen:
@@ -114,7 +133,7 @@ def paced_run(config_path: Path, events_file: Path, dsn: str, lag: KafkaLag, rat
               cpu_pids: list[int], tag: str) -> dict:
     """The replay at ``rate`` events/s for ``seconds``, the lag sampled throughout; then wait until
     the job has committed everything (the drain time is reported, not part of the judgement)."""
-    cpu0 = cpu_seconds(cpu_pids)
+    cpu0 = cpu_seconds_by_component(cpu_pids)
     end0 = lag.end_offsets()
     started_at = datetime.now(timezone.utc)
     producer = replay_process(events_file, config_path, rate, seconds, tag)
@@ -125,7 +144,7 @@ def paced_run(config_path: Path, events_file: Path, dsn: str, lag: KafkaLag, rat
         time.sleep(SAMPLE_S)  # the sampling period, not synchronisation
     sent = replay_result(producer)
     produced = lag.end_offsets() - end0
-    cpu = cpu_seconds(cpu_pids) - cpu0  # job + broker + database over the paced period
+    cpu = cpu_us_per_event(cpu0, cpu_seconds_by_component(cpu_pids), produced) if produced else None
     profile = batch_profile(dsn, started_at, datetime.now(timezone.utc))
     drain_start = time.monotonic()
     while lag() > 0:
@@ -139,7 +158,8 @@ def paced_run(config_path: Path, events_file: Path, dsn: str, lag: KafkaLag, rat
         "lag_window_min": envelope, "lag_max": max(lag_ for _, lag_ in samples),
         "bounded": bounded(envelope, rate) and sent["kept_rate"],
         "drain_after_s": round(time.monotonic() - drain_start, 1),
-        "cpu_us_per_event": round(cpu * 1e6 / produced, 1) if produced else None,
+        # job + broker + database over the paced period, then by component
+        "cpu_us_per_event": cpu["all"] if cpu else None, "cpu_us_per_event_by_component": cpu,
         "producer_cpu_us_per_event": sent["producer_cpu_us_per_event"],
         "batches": profile,
     }
@@ -148,7 +168,7 @@ def paced_run(config_path: Path, events_file: Path, dsn: str, lag: KafkaLag, rat
 def drain_capacity(config_path: Path, events_file: Path, lag: KafkaLag, events: int, cpu_pids: list[int]) -> dict:
     """A burst of ``events`` as fast as the producer sends them; events / time until the job has
     committed them all. Big batches: an upper bound that places the paced steps."""
-    cpu0 = cpu_seconds(cpu_pids)
+    cpu0 = cpu_seconds_by_component(cpu_pids)
     t0 = time.monotonic()
     rate = 1_000_000
     replay_result(replay_process(events_file, config_path, rate, events / rate, f"burst{int(time.time())}"))
@@ -157,8 +177,9 @@ def drain_capacity(config_path: Path, events_file: Path, lag: KafkaLag, events: 
             raise RuntimeError("the job did not drain the burst within 900 s")
         time.sleep(SAMPLE_S)
     seconds = time.monotonic() - t0
+    cpu = cpu_us_per_event(cpu0, cpu_seconds_by_component(cpu_pids), events)
     return {"events": events, "seconds": round(seconds, 1), "events_per_s": round(events / seconds),
-            "cpu_us_per_event": round((cpu_seconds(cpu_pids) - cpu0) * 1e6 / events, 1)}
+            "cpu_us_per_event": cpu["all"], "cpu_us_per_event_by_component": cpu}
 
 
 def lower_envelope(samples: list[tuple[float, int]], skip_s: float) -> list[int]:
@@ -202,7 +223,8 @@ def rising_rates(config_path: Path, events_file: Path, dsn: str, lag: KafkaLag, 
     return {
         "sustained_events_per_s": sustained["achieved_rate_per_s"] if sustained else None,
         "hold_seconds": hold_s,
-        "cpu_us_per_event": sustained["cpu_us_per_event"] if sustained else holds[-1]["cpu_us_per_event"],
+        "cpu_us_per_event": (sustained or holds[-1])["cpu_us_per_event"],
+        "cpu_us_per_event_by_component": (sustained or holds[-1])["cpu_us_per_event_by_component"],
         "producer_cpu_us_per_event": (sustained or holds[-1])["producer_cpu_us_per_event"],
         "capacity_from_drain_events_per_s": round(capacity),
         "steps": steps, "holds": holds,
