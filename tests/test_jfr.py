@@ -1,4 +1,4 @@
-"""The benchmark's JFR summary: samples read from ``jfr print`` text, by thread group."""
+"""The benchmarks' readers: the JFR summary (samples from ``jfr print`` text, by thread group), the latency A/B's cycle."""
 
 from benchmarks.jfr import TASK_THREAD, parse_samples, thread_group
 
@@ -41,3 +41,21 @@ def test_thread_groups_drop_the_numbers():
     assert thread_group("Executor task launch worker for task 0.0 in stage 12.0 (TID 40)") == TASK_THREAD
     assert thread_group("Thread-12") == "Thread-"
     assert thread_group("delta-commit-3") == "delta-commit-"
+
+
+def test_the_latency_ab_reads_the_cycle_of_the_measured_batches_from_the_jobs_log(tmp_path):
+    """``benchmarks.latency_ab``: the medians come from the progress lines after the warm-up's last batch."""
+    from benchmarks.latency_ab import cycle
+
+    line = ("2026-12-07 21:44:01,000 INFO fraud.metrics: batch {b} progress: durations {{'addBatch': {a},"
+            " 'commitOffsets': 40, 'queryPlanning': {p}, 'triggerExecution': {t}, 'walCommit': 50}}, state rows 10,"
+            " state commit {c} ms, state memory 5 bytes")
+    log = tmp_path / "job.log"
+    log.write_text("\n".join([line.format(b=1, a=9000, p=900, t=9999, c=999),  # warm-up: left out
+                              line.format(b=2, a=700, p=100, t=900, c=150), "other line",
+                              line.format(b=3, a=900, p=140, t=1100, c=170),
+                              line.format(b=4, a=800, p=120, t=1000, c=160)]))
+    batches, medians = cycle(log, after_batch=1)
+    assert batches == 3
+    assert medians == {"triggerExecution": 1000, "queryPlanning": 120, "addBatch": 800, "walCommit": 50,
+                       "commitOffsets": 40, "stateCommit": 160}

@@ -145,6 +145,9 @@ class StreamConfig:
     parallel_sinks: bool
     # Batches the lake writer may have queued behind the alert path before the alert path waits.
     lake_max_pending_batches: int
+    # Batches arriving within this many seconds of the oldest waiting one go into the lake together,
+    # one commit per table (0: a commit per batch).
+    lake_commit_interval_s: float
     # Rows per Delta file written by one micro-batch (one write task each): fewer, larger files.
     rows_per_file: int
     # Attempts at a micro-batch that fails with an error that is not transient, before the records
@@ -448,6 +451,9 @@ def _check_values(config: Config, source: str) -> None:
     for key in ("rows_per_file", "lake_max_pending_batches", "max_string_chars"):
         if getattr(config.stream, key) < 1:
             raise ConfigError(f"{source}: stream.{key}: must be at least 1, got {getattr(config.stream, key)}")
+    if not 0 <= config.stream.lake_commit_interval_s < math.inf:
+        raise ConfigError(f"{source}: stream.lake_commit_interval_s: must be 0 or more seconds, got"
+                          f" {config.stream.lake_commit_interval_s}")
     if not 0 < config.stream.min_amount_usd < config.stream.max_amount_usd < math.inf:
         raise ConfigError(f"{source}: stream.min_amount_usd, max_amount_usd: need 0 < min < max, both finite")
     if config.postgres.auth not in (PGPASS, IAM):

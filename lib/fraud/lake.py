@@ -37,7 +37,7 @@ class IdempotentAppender:
     def __init__(self, spark: SparkSession, config: Config):
         self.spark = spark
         self.config = config
-        self._marks: dict[tuple[str, str], int] = {}  # (table path, query id) -> newest batch in the table
+        self._marks: dict[tuple[str, str], int] = {}  # (table, query id) -> newest batch in the table
 
     def append(self, df: DataFrame, table: str, query_id: str, batch_id: int, partition_by: list[str],
                rows: int) -> bool:
@@ -47,11 +47,7 @@ class IdempotentAppender:
         shuffle partition it wrote a file per partition and domain (12 tiny files per table and
         batch) and paid a task each.
         """
-        path = self.config.table_path(table)
-        key = (path, query_id)
-        if key not in self._marks:
-            self._marks[key] = self.newest_batch(path, query_id)
-        if batch_id <= self._marks[key]:
+        if batch_id <= self.newest_held(table, query_id):
             log.info("batch %d is already in %s: not appended again", batch_id, table)
             return False
         tasks = max(1, math.ceil(rows / self.config.stream.rows_per_file))
@@ -59,15 +55,20 @@ class IdempotentAppender:
         # gold's quality_flags); a column whose type changed still fails the append.
         (df.coalesce(tasks).write.format("delta").mode("append").option("mergeSchema", "true")
          .option("userMetadata", commit_marker(query_id, batch_id))
-         .partitionBy(*partition_by).save(path))
-        self._marks[key] = batch_id
+         .partitionBy(*partition_by).save(self.config.table_path(table)))
+        self._marks[(table, query_id)] = batch_id
         return True
+
+    def newest_held(self, table: str, query_id: str) -> int:
+        """The newest batch of ``query_id`` that ``table`` holds (-1: none); every older one is there too."""
+        key = (table, query_id)
+        if key not in self._marks:
+            self._marks[key] = self.newest_batch(self.config.table_path(table), query_id)
+        return self._marks[key]
 
     def holds(self, table: str, query_id: str, batch_id: int) -> bool:
         """Whether ``table`` holds ``batch_id`` of ``query_id`` already."""
-        path = self.config.table_path(table)
-        mark = self._marks.get((path, query_id))
-        return (mark if mark is not None else self.newest_batch(path, query_id)) >= batch_id
+        return self.newest_held(table, query_id) >= batch_id
 
     def violations(self, df: DataFrame, table: str) -> DataFrame:
         """The rows of ``df`` that ``table``'s value constraints refuse: a CHECK whose expression is not

@@ -162,7 +162,7 @@ class AlertPath:
         log.info("batch %d: %d records, %d valid, %d alert rows, steps %s", batch_id, counts.total, counts.valid,
                  len(alert_rows), steps)
         crash_point("before_checkpoint_commit", batch_id)
-        waited = self.lake.submit(StagedBatch(batch_id, batch.frame, counts, batch.silver, batch.gold))
+        waited = self.lake.submit(StagedBatch(batch_id, batch.rows, batch.schema, counts, batch.silver, batch.gold))
         if waited >= 1:
             self.metrics.record_lake(self.lake.query_id, batch_id, {"lake_wait": round(waited, 1)})
 

@@ -80,17 +80,19 @@ def with_batch_id(df: DataFrame, batch_id: int) -> DataFrame:
     return df.withColumn("batch_id", F.lit(batch_id))
 
 
-def _ingested(batch_id: int) -> dict[str, F.Column]:
+def _ingested(batch_id: int | F.Column) -> dict[str, F.Column]:
+    """``batch_id``: the batch's id, or the column that holds each row's (batches appended together)."""
     now = F.current_timestamp()
-    return {"ingest_time": now, "ingest_date": F.to_date(now), "batch_id": F.lit(batch_id)}
+    return {"ingest_time": now, "ingest_date": F.to_date(now),
+            "batch_id": batch_id if isinstance(batch_id, F.Column) else F.lit(batch_id)}
 
 
-def to_bronze(batch_df: DataFrame, config: Config, batch_id: int) -> DataFrame:
+def to_bronze(batch_df: DataFrame, config: Config, batch_id: int | F.Column) -> DataFrame:
     derived = {"kafka_key": F.col("key").cast("string"), "domain": topic_domain(config), **_ingested(batch_id)}
     return batch_df.select(*[derived.get(c, F.col(c)).alias(c) for c in BRONZE_COLUMNS])
 
 
-def to_quarantine(batch_df: DataFrame, batch_id: int) -> DataFrame:
+def to_quarantine(batch_df: DataFrame, batch_id: int | F.Column) -> DataFrame:
     derived = _ingested(batch_id)
     return batch_df.filter(~is_valid()).select(*[derived.get(c, F.col(c)).alias(c) for c in QUARANTINE_COLUMNS])
 

@@ -115,8 +115,9 @@ def score_table(silver: pa.Table, model: "LoadedModel", config: Config) -> pa.Ta
     return pa.table({c: scores[c] if c in scores else silver.column(c) for c in _GOLD_SCORED})
 
 
-def with_scored_at(gold_df: DataFrame) -> DataFrame:
-    return gold_df.select(*[F.current_timestamp().alias(c) if c == "scored_at" else c for c in GOLD_COLUMNS])
+def with_scored_at(gold_df: DataFrame, *keep: str) -> DataFrame:
+    """Gold's columns, ``scored_at`` now, then the columns ``keep`` names."""
+    return gold_df.select(*[F.current_timestamp().alias(c) if c == "scored_at" else c for c in GOLD_COLUMNS], *keep)
 
 
 @dataclass(frozen=True)
