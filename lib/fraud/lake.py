@@ -1,7 +1,8 @@
 """Appends of micro-batches to the lake's Delta tables, each committed at most once.
 
 Every commit the stream makes carries ``userMetadata`` = ``{"query_id": ..., "batch_id": ...}``
-(the streaming query id from the checkpoint and the micro-batch id). One writer appends a
+(the streaming query id and the newest micro-batch id of the commit, which may hold several batches:
+``fraud.lake_writer`` groups them by commit interval). One writer appends a
 query's batches to a table in batch order (``fraud.lake_writer.LakeWriter``), so the newest marker
 of the query is a high-water mark: a batch at or below it is in the table already (replayed
 after a crash) and is skipped.
