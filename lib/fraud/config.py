@@ -143,7 +143,8 @@ class StreamConfig:
     state_ttl_s: int
     # Append a batch's Delta tables concurrently (each append is idempotent on its own).
     parallel_sinks: bool
-    # Batches the lake writer may have queued behind the alert path before the alert path waits.
+    # Batches waiting for the lake writer to take them (beside the group it is writing) before the
+    # alert path waits too.
     lake_max_pending_batches: int
     # Batches arriving within this many seconds of the oldest waiting one go into the lake together,
     # one commit per table (0: a commit per batch).

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -244,6 +244,7 @@ class LakeWriter:
         for batch in batches:
             if batch.counts.isolated:
                 self._drop_isolated(batch)
+
         def records(group: list[StagedBatch]) -> DataFrame:
             schema = StructType([*group[0].schema.fields, StructField("batch_id", IntegerType(), False)])
             return spark.createDataFrame(with_batch_ids([b.rows for b in group], group), schema=schema)
@@ -306,7 +307,7 @@ class LakeWriter:
         keys = zip(*(batch.rows.column(c).to_pylist() for c in ("topic", "partition", "offset")))
         rows = isolate(batch.rows, {i: reason(err) for i, key in enumerate(keys) if key in positions})
         self.stage.write(rows, b)
-        rows_df = spark.createDataFrame(rows, schema=batch.schema)
+        rows_df = replace(batch, rows=rows).frame(spark)
         self.stage.write_manifest(b, rows_df, model_version)
         model = self.models.version(model_version) if model_version else None
         return StagedBatch(b, rows, batch.schema, BatchCounts.of(rows), *silver_and_gold(rows_df, model, self.config))
