@@ -50,7 +50,7 @@ def test_the_mirror_gives_mllibs_probabilities_bit_for_bit(spark, fitted):
     expected = {r["transaction_id"]: (r["probability"].toArray(), r["predicted_class"])
                 for r in pipeline.transform(score_df).collect()}
     silver = score_df.toArrow()
-    probabilities = DriverScorer.of(pipeline, path).probabilities(silver)
+    probabilities = DriverScorer.load(path).probabilities(silver)
     ids = silver.column("transaction_id").to_pylist()
     assert np.array_equal(probabilities, np.array([expected[t][0] for t in ids]))  # exactly, not approximately
     assert [MODEL_CLASSES[k] for k in probabilities.argmax(axis=1)] == [expected[t][1] for t in ids]
@@ -59,8 +59,8 @@ def test_the_mirror_gives_mllibs_probabilities_bit_for_bit(spark, fitted):
 
 def test_score_table_gives_score_silvers_gold_rows(spark, config, fitted):
     """The stream's driver-side scoring and the batch side's Spark scoring: the same gold rows, every column."""
-    pipeline, path = fitted
-    model = LoadedModel("v-trees", pipeline, threshold=0.2, scorer=DriverScorer.of(pipeline, path))
+    _, path = fitted  # the model as the stream loads it: its PipelineModel loaded only when score_silver needs it
+    model = LoadedModel("v-trees", path, threshold=0.2, scorer=DriverScorer.load(path))
     silver_df = (spark.createDataFrame(silver_rows(300, seed=2), SCHEMA)
                  .select("*", F.lit(None).cast("timestamp").alias("event_time"),
                          F.lit(None).cast("date").alias("event_date"), F.col("f_log_amount").alias("amount"),
@@ -80,21 +80,22 @@ def test_score_table_gives_score_silvers_gold_rows(spark, config, fitted):
     assert {tuple(r["raised_by"]) for r in driver_rows} >= {(), ("rule:high_risk_jurisdiction",)}, "rules too"
 
 
-def test_a_model_that_is_not_the_mirrored_pipeline_is_refused(fitted):
-    pipeline, path = fitted
+def test_a_model_that_is_not_the_mirrored_pipeline_is_refused(fitted, tmp_path):
+    pipeline, _ = fitted
     changed = SQLTransformer(statement=pipeline.stages[0].getStatement().replace("-1.0", "0.0"))
-    with pytest.raises(ModelMismatch, match="input fills"):
-        DriverScorer.of(PipelineModel([changed, *pipeline.stages[1:]]), path)
-    with pytest.raises(ModelMismatch, match="stages"):
-        DriverScorer.of(PipelineModel(pipeline.stages[:-1]), path)
+    for name, stages, what in [("fills", [changed, *pipeline.stages[1:]], "input fills"),
+                               ("short", pipeline.stages[:-1], "stages")]:
+        PipelineModel(stages).save(str(tmp_path / name))
+        with pytest.raises(ModelMismatch, match=what):
+            DriverScorer.load(str(tmp_path / name))
 
 
 def test_contributions_add_up_to_each_rows_probability_and_come_from_its_path(spark, fitted):
     """Tree-path attribution is exact: bias + contributions = the probability MLlib gives the row's
     class; an input no tree splits on contributes nothing; the top features are the largest
     positive ones, with the row's silver values."""
-    pipeline, path = fitted
-    mirror = DriverScorer.of(pipeline, path)
+    _, path = fitted
+    mirror = DriverScorer.load(path)
     silver = spark.createDataFrame(silver_rows(200, seed=2), SCHEMA).toArrow()
     probabilities = mirror.probabilities(silver)
     classes = probabilities.argmax(axis=1)

@@ -8,13 +8,14 @@ took 773 ms on 2 cores (median of 9: planning six stages, serializing the 22,000
 every scoring task, the job), against 15 ms here (the forest's 60 trees walked level by level with
 numpy). Batch scoring (evaluation, notebooks, benchmarks) stays on MLlib.
 
-What is mirrored is ``fraud.model.forest.build_pipeline``: the input fills, the category index, the
+What is mirrored is ``fraud.model.forest.build_pipeline`` (its stages' data in ``fraud.model.inputs``): the input fills, the category index, the
 forest. A model whose stages say anything else (another statement, input order, category handling,
 a categorical split) is refused when it is loaded, with what differs.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fraud.model.inputs import AS_NUMBERS_SQL, ASSEMBLED_COLUMNS, FILL_SQL
 from fraud.model_classes import MODEL_CLASSES
 from fraud.schemas import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -43,12 +45,9 @@ class Forest:
     votes: list[np.ndarray]
 
     @classmethod
-    def read(cls, data_path: str) -> "Forest":
-        """From the forest stage's ``data`` folder of a saved MLlib model (one row per node)."""
-        from fraud.lake import file_system_of
-
-        fs, path = file_system_of(data_path)
-        table = pq.read_table(path, filesystem=fs).sort_by([("treeID", "ascending")])
+    def of(cls, nodes_table: pa.Table) -> "Forest":
+        """From the forest stage's saved node table (one row per node)."""
+        table = nodes_table.sort_by([("treeID", "ascending")])
         nodes = pc.struct_field(table.column("nodeData"), "id").to_numpy()
         trees = table.column("treeID").to_numpy()
         data = table.column("nodeData").combine_chunks()
@@ -132,30 +131,32 @@ class DriverScorer:
     forest: Forest
 
     @classmethod
-    def of(cls, pipeline, model_path: str) -> "DriverScorer":
-        """From a loaded ``PipelineModel`` and the folder it was loaded from; raises ``ModelMismatch``."""
-        from fraud.model.forest import AS_NUMBERS_SQL, ASSEMBLED_COLUMNS, FILL_SQL
-
-        kinds = [type(stage).__name__ for stage in pipeline.stages]
+    def load(cls, model_path: str) -> "DriverScorer":
+        """From the folder a fitted ``build_pipeline`` is saved in (MLlib's layout: each stage's metadata as
+        JSON, the index's labels and the forest's nodes as Parquet), read with pyarrow: no Spark job and no
+        ``pyspark.ml``, so a job starting up does not wait for them. Raises ``ModelMismatch``."""
+        stages = _SavedStages(model_path)
+        kinds = [stage["class"].rsplit(".", 1)[-1] for stage in stages.metadata]
         expected = ["SQLTransformer", "StringIndexerModel", "SQLTransformer", "VectorAssembler",
                     "RandomForestClassificationModel", "IndexToString"]
         if kinds != expected:
             raise ModelMismatch(f"stages {kinds}, expected {expected}")
-        fill, index, as_numbers, assemble, forest, to_class = pipeline.stages
+        fill, index, as_numbers, assemble, forest, to_class = (_params(stage) for stage in stages.metadata)
         checks = {
-            "input fills": (fill.getStatement(), FILL_SQL),
-            "category indices": (as_numbers.getStatement(), AS_NUMBERS_SQL),
-            "assembled inputs": (assemble.getInputCols(), ASSEMBLED_COLUMNS),
-            "unseen categories": (index.getHandleInvalid(), "keep"),
-            "indexed inputs": (index.getInputCols(), [f"m_{c}" for c in CATEGORICAL_FEATURES]),
-            "classes": (to_class.getLabels(), list(MODEL_CLASSES)),
-            "forest thresholds": (forest.hasParam("thresholds") and forest.isSet("thresholds"), False),
+            "input fills": (fill["statement"], FILL_SQL),
+            "category indices": (as_numbers["statement"], AS_NUMBERS_SQL),
+            "assembled inputs": (assemble["inputCols"], ASSEMBLED_COLUMNS),
+            "unseen categories": (index["handleInvalid"], "keep"),
+            "indexed inputs": (index["inputCols"], [f"m_{c}" for c in CATEGORICAL_FEATURES]),
+            "classes": (to_class["labels"], list(MODEL_CLASSES)),
+            "forest thresholds": ("thresholds" in forest, False),  # MLlib gives it no default
         }
         for what, (found, wanted) in checks.items():
             if found != wanted:
                 raise ModelMismatch(f"{what}: the model has {found!r}, this scorer mirrors {wanted!r}")
-        forest_data = f"{model_path.rstrip('/')}/stages/{kinds.index('RandomForestClassificationModel')}_{forest.uid}/data"
-        return cls(dict(zip(CATEGORICAL_FEATURES, index.labelsArray)), Forest.read(forest_data))
+        labels = stages.table(kinds.index("StringIndexerModel")).column("labelsArray")[0].as_py()
+        return cls(dict(zip(CATEGORICAL_FEATURES, labels)),
+                   Forest.of(stages.table(kinds.index("RandomForestClassificationModel"))))
 
     def inputs(self, silver: pa.Table) -> np.ndarray:
         """The assembled feature vectors: numeric inputs as doubles, absent -1; categories by index,
@@ -188,3 +189,31 @@ class DriverScorer:
             top.append([{"feature": names[j], "value": values[names[j]][i], "contribution": round(float(row[j]), 4)}
                         for j in order])
         return top
+
+
+class _SavedStages:
+    """A saved ``PipelineModel``'s stages, in order: each one's metadata (MLlib's JSON) and data table."""
+
+    def __init__(self, model_path: str):
+        from fraud.lake import file_system_of
+
+        self.fs, root = file_system_of(model_path)
+        uids = self._json(f"{root}/metadata")["paramMap"]["stageUids"]
+        self.folders = [f"{root}/stages/{i}_{uid}" for i, uid in enumerate(uids)]
+        self.metadata = [self._json(f"{folder}/metadata") for folder in self.folders]
+
+    def _json(self, folder: str) -> dict:
+        from pyarrow import fs
+
+        parts = sorted(f.path for f in self.fs.get_file_info(fs.FileSelector(folder))
+                       if f.base_name.startswith("part-"))
+        with self.fs.open_input_stream(parts[0]) as stream:
+            return json.loads(stream.read().decode().splitlines()[0])
+
+    def table(self, stage: int) -> pa.Table:
+        return pq.read_table(f"{self.folders[stage]}/data", filesystem=self.fs)
+
+
+def _params(metadata: dict) -> dict:
+    """A stage's parameters as MLlib sets them: its defaults, then what was set."""
+    return {**metadata.get("defaultParamMap", {}), **metadata["paramMap"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,7 +51,7 @@ def with_scores(predictions_df: DataFrame, config: Config, model_version: str, t
 @lru_cache(maxsize=8)
 def _score_columns(threshold: float, steps: Ladder, calibration: Calibration, rules: RuleBook) -> tuple[Column, ...]:
     """Built once per process (each micro-batch would otherwise pay the Py4J calls)."""
-    from pyspark.ml.functions import vector_to_array  # see ModelHolder.load_in_background
+    from pyspark.ml.functions import vector_to_array  # here: the stream never imports pyspark.ml
 
     probabilities = vector_to_array("probability")
     classes = F.array(*[F.lit(c) for c in MODEL_CLASSES])
@@ -123,15 +123,23 @@ def with_scored_at(gold_df: DataFrame, *keep: str) -> DataFrame:
 @dataclass(frozen=True)
 class LoadedModel:
     version: str
-    pipeline: PipelineModel
+    pipeline: PipelineModel | str  # fitted, or the folder it is saved in: loaded when ``transform`` first needs it
     threshold: float = DEFAULT_ALERT_THRESHOLD  # the fraud score from which a fraud class alerts
     scorer: DriverScorer | None = None  # the pipeline on the driver (``score_table``); the stream's models have it
     calibration: Calibration = Calibration()  # fraud score -> fraud probability (fraud.severity)
 
+    @cached_property
+    def fitted(self) -> PipelineModel:
+        if not isinstance(self.pipeline, str):
+            return self.pipeline
+        from pyspark.ml import PipelineModel
+
+        return PipelineModel.load(self.pipeline)
+
     def transform(self, df: DataFrame) -> DataFrame:
         # PySpark's own call: calling the fitted pipeline's JVM object directly (``_to_java()``) measured
         # no faster on Spark 4.0.2 or 4.1.1 (benchmarks/internals.py).
-        return self.pipeline.transform(df)
+        return self.fitted.transform(df)
 
 
 class ModelHolder:
@@ -152,10 +160,9 @@ class ModelHolder:
         self._challenger_lock = threading.Lock()  # apart: a challenger loading never holds up ``current``
 
     def load_in_background(self) -> None:
-        """Load the current model in a thread of its own: a cold load is ~13 s of Spark jobs on 2
-        cores (a few per stage), which then overlaps the query's start-up and the first batch's
-        state step instead of following them. ``current`` waits for it. ``pyspark.ml`` is imported
-        there too, not with this module: ~3 s of Python (pandas, scipy) off the job's start-up path."""
+        """Load the current model (and the challenger) in a thread of its own, beside the query's
+        start-up; ``current`` waits for it. The stream reads only the driver scorer's files
+        (``DriverScorer.load``), never ``pyspark.ml``."""
         def load():
             try:
                 self.current()
@@ -200,12 +207,11 @@ class ModelHolder:
         return self._loaded
 
     def _load(self, version: str, role: str = "scoring with model") -> LoadedModel:
-        from pyspark.ml import PipelineModel
-
+        """The version's driver scorer (a model the stream cannot score exactly fails here); its
+        ``PipelineModel`` only when a batch user transforms with it."""
         entry = self.registry.entry(version)
         threshold = (self.threshold if self.threshold is not None
                      else entry.metadata.get("alert_threshold", DEFAULT_ALERT_THRESHOLD))
-        pipeline = PipelineModel.load(entry.model_path)
-        scorer = DriverScorer.of(pipeline, entry.model_path)  # a model the stream cannot score exactly fails here
+        scorer = DriverScorer.load(entry.model_path)
         log.info("%s %s, alerts from fraud score %.2f", role, version, threshold)
-        return LoadedModel(version, pipeline, threshold, scorer, Calibration.of(entry.metadata))
+        return LoadedModel(version, entry.model_path, threshold, scorer, Calibration.of(entry.metadata))

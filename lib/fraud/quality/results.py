@@ -57,7 +57,9 @@ class QualityResults:
             return None
         summary = self.summarize_failures(batch_df, rows_by_outcome)
         self._store(query_id, batch_id, "spark", summary)
-        if q.gx_every_n_batches > 0 and batch_id % q.gx_every_n_batches == 0:
+        # The n-th batch, the 2n-th, ...: not the first, which a checkpoint's seconds of start-up (GX's
+        # context, its Spark jobs) would slow while the job itself starts.
+        if q.gx_every_n_batches > 0 and (batch_id + 1) % q.gx_every_n_batches == 0:
             if q.fail_stream_on_failure:
                 summary["gx_success"] = self._checkpoint(query_id, batch_id, self._sample(batch_df))
             elif self._gx_running is not None and not self._gx_running.done():
