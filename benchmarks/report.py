@@ -71,7 +71,7 @@ def table(results: dict) -> str:
                      + ("2 s" if level == "normal" else "3 s")))
     if results.get("startup"):
         up = results["startup"]
-        rows.append(("Start-up: launch -> first batch committed", f"{up['first_batch_s']} s",
+        rows.append(("Start-up: launch -> first batch with records committed", f"{up['first_batch_s']} s",
                      f"query running after {up['query_started_s']} s", "part of detection after a restart"))
     rows.append(("Cost per 1M events (EMR Serverless list price)", f"${c['usd_per_million_events']}",
                  f"{c['vcpu_hours_per_million']} vCPU-h", "$0.015–$0.05"))

@@ -1,4 +1,4 @@
-"""The benchmarks' readers: the JFR summary (samples from ``jfr print`` text, by thread group), the latency A/B's cycle."""
+"""The benchmarks' readers: the JFR summary (samples from ``jfr print`` text, by thread group), the latency A/B's cycle, the end of start-up."""
 
 from benchmarks.jfr import TASK_THREAD, parse_samples, thread_group
 
@@ -59,3 +59,24 @@ def test_the_latency_ab_reads_the_cycle_of_the_measured_batches_from_the_jobs_lo
     assert batches == 3
     assert medians == {"triggerExecution": 1000, "queryPlanning": 120, "addBatch": 800, "walCommit": 50,
                        "commitOffsets": 40, "stateCommit": 160}
+
+
+def test_start_up_ends_with_the_first_committed_batch_that_holds_records(tmp_path):
+    """``benchmarks.run.records_committed``: a committed batch planned before any record arrived (its end
+    offsets are where the query started) does not end the start-up; one past them does."""
+    from benchmarks.run import records_committed
+    from fraud.checkpoint import CheckpointFiles
+
+    for folder in ("sources/0", "offsets", "commits"):
+        (tmp_path / folder).mkdir(parents=True)
+    start = '{"orders":{"0":10,"1":7},"wires":{"0":3}}'
+    (tmp_path / "sources/0/0").write_text(f"v1\n{start}")
+    checkpoint = CheckpointFiles(str(tmp_path))
+    assert not records_committed(checkpoint)  # nothing committed yet
+    (tmp_path / "offsets/0").write_text(f'v1\n{{"batchWatermarkMs":0}}\n{start}')
+    (tmp_path / "commits/0").write_text("v1\n{}")
+    assert not records_committed(checkpoint)  # an empty first batch
+    (tmp_path / "offsets/1").write_text('v1\n{"batchWatermarkMs":0}\n{"orders":{"0":10,"1":9},"wires":{"0":3}}')
+    assert not records_committed(checkpoint)  # planned, not committed
+    (tmp_path / "commits/1").write_text("v1\n{}")
+    assert records_committed(checkpoint)

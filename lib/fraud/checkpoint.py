@@ -64,14 +64,21 @@ class CheckpointFiles:
 
     def end_offsets(self, batch_id: int) -> dict[str, dict[str, int]]:
         """Where batch ``batch_id`` ends in Kafka: {topic: {partition: offset}} from ``offsets/<id>``."""
-        with self.fs.open_input_stream(f"{self.root}/offsets/{batch_id}") as stream:
+        # v1, then the batch metadata, then one JSON line per source.
+        return self._offsets(f"offsets/{batch_id}", skip=2)
+
+    def start_offsets(self) -> dict[str, dict[str, int]]:
+        """Where the query's first run started in Kafka (``startingOffsets`` resolved), from ``sources/0/0``."""
+        return self._offsets("sources/0/0", skip=1)  # v1, then the offsets
+
+    def _offsets(self, name: str, skip: int) -> dict[str, dict[str, int]]:
+        with self.fs.open_input_stream(f"{self.root}/{name}") as stream:
             lines = stream.read().decode().splitlines()
-        # v1, then the batch metadata, then one JSON line per source: {topic: {partition: offset}}.
-        ends: dict[str, dict[str, int]] = {}
-        for line in lines[2:]:
+        offsets: dict[str, dict[str, int]] = {}
+        for line in lines[skip:]:
             for topic, partitions in json.loads(line).items():
-                ends.setdefault(topic, {}).update(partitions)
-        return ends
+                offsets.setdefault(topic, {}).update(partitions)
+        return offsets
 
 
 def lock_key(checkpoint: str) -> int:
