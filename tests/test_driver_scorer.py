@@ -88,6 +88,9 @@ def test_a_model_that_is_not_the_mirrored_pipeline_is_refused(fitted, tmp_path):
         PipelineModel(stages).save(str(tmp_path / name))
         with pytest.raises(ModelMismatch, match=what):
             DriverScorer.load(str(tmp_path / name))
+    (tmp_path / "empty" / "metadata").mkdir(parents=True)  # a folder that is no saved model
+    with pytest.raises(ModelMismatch, match="no saved metadata"):
+        DriverScorer.load(str(tmp_path / "empty"))
 
 
 def test_contributions_add_up_to_each_rows_probability_and_come_from_its_path(spark, fitted):

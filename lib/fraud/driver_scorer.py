@@ -8,9 +8,10 @@ took 773 ms on 2 cores (median of 9: planning six stages, serializing the 22,000
 every scoring task, the job), against 15 ms here (the forest's 60 trees walked level by level with
 numpy). Batch scoring (evaluation, notebooks, benchmarks) stays on MLlib.
 
-What is mirrored is ``fraud.model.forest.build_pipeline`` (its stages' data in ``fraud.model.inputs``): the input fills, the category index, the
-forest. A model whose stages say anything else (another statement, input order, category handling,
-a categorical split) is refused when it is loaded, with what differs.
+What is mirrored is ``fraud.model.forest.build_pipeline`` (its stages' data: ``fraud.model.inputs``): the
+input fills, the category index, the forest. A model whose stages say anything else (another
+statement, input order, category handling, a categorical split) is refused when it is loaded, with
+what differs.
 """
 
 from __future__ import annotations
@@ -207,6 +208,8 @@ class _SavedStages:
 
         parts = sorted(f.path for f in self.fs.get_file_info(fs.FileSelector(folder))
                        if f.base_name.startswith("part-"))
+        if not parts:
+            raise ModelMismatch(f"{folder} holds no saved metadata: not a model MLlib saved")
         with self.fs.open_input_stream(parts[0]) as stream:
             return json.loads(stream.read().decode().splitlines()[0])
 

@@ -48,8 +48,6 @@ def with_class_weights(labelled_df: DataFrame, power: float) -> DataFrame:
     return labelled_df.withColumn("weight", weights[F.col("label")])
 
 
-
-
 def build_pipeline(config: Config) -> Pipeline:
     prepare = SQLTransformer(statement=FILL_SQL)
     index = StringIndexer(inputCols=[f"m_{c}" for c in CATEGORICAL_FEATURES],
